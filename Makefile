@@ -1,0 +1,54 @@
+# Inferwatch — `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+-include infra/kafka/kafka.mk
+
+.PHONY: help install system-deps test test-unit test-integration bench lint fmt schemas demo clean
+
+help: ## List every target
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort -u | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+system-deps: ## Install missing system packages (JDK, Maven) with apt-get when they are absent
+	@bash infra/ensure-system-deps.sh
+
+$(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) and installing inferwatch[platform,dev] (first run takes a few minutes)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install -q --disable-pip-version-check --upgrade pip
+	@$(PIP) install -q --disable-pip-version-check -e '.[platform,dev]'
+	@touch $(STAMP)
+
+install: system-deps $(STAMP) ## Create .venv and install Inferwatch with the platform and dev extras
+
+schemas: $(STAMP) ## Regenerate schemas/events/*.json from the pydantic models
+	$(PY) -m inferwatch.contract.jsonschema_gen
+
+test: install kafka-jars ## Run every test suite against a real Kafka broker (started and stopped by the tests)
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP) ## Unit and contract tests only (no broker)
+	@$(PY) -m pytest tests/unit tests/contract $(PYTEST_ARGS)
+
+bench: install kafka-jars ## Run the benchmarks; writes .bench/results.json
+	@$(PY) -m bench $(BENCH_ARGS)
+
+lint: $(STAMP) ## ruff and mypy
+	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/mypy
+
+fmt: $(STAMP) ## Format the code with ruff
+	$(VENV)/bin/ruff format services tests bench
+
+demo: install kafka-jars ## Run the whole platform on simulated incidents (not yet: see issue 7)
+	@echo "make demo: not yet available (issue 7: the end-to-end demo)"; exit 1
+
+clean: ## Remove the virtualenv, caches and local state (keeps the Kafka jars)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .inferwatch .bench

@@ -1,0 +1,62 @@
+"""Validate decoded events against the contract, with errors that name the field and the rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from inferwatch.contract.errors import ContractError, UnknownSchemaError
+from inferwatch.contract.events import EVENT_MODELS, _Event
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            # pydantic puts union branch names (e.g. "float", "constrained-str") into loc; they are
+            # not fields and would only confuse the reader of the path.
+            if item in {"float", "int", "bool", "str", "constrained-str", "constrained-float", "list[float]", "none"}:
+                continue
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def validate(schema: str, data: dict[str, Any] | bytes | str) -> _Event:
+    """Validate ``data`` as the event ``schema`` (e.g. ``"prediction.v1"``) and return the model.
+
+    Raises :class:`ContractError` naming the first offending field's path and the broken rule.
+    """
+    model = EVENT_MODELS.get(schema)
+    if model is None:
+        raise UnknownSchemaError(f"unknown schema {schema!r}; known: {sorted(EVENT_MODELS)}")
+    if isinstance(data, bytes | str):
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ContractError(schema, "", "json", f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ContractError(schema, "", "type", "an event must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise ContractError(schema, _path(tuple(err["loc"])), err["type"], err["msg"]) from None
+
+
+def validate_any(data: dict[str, Any] | bytes | str) -> _Event:
+    """Validate an event by the ``schema_version`` it names."""
+    if isinstance(data, bytes | str):
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ContractError("?", "", "json", f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ContractError("?", "", "type", "an event must be a JSON object")
+    schema = data.get("schema_version")
+    if not isinstance(schema, str) or schema not in EVENT_MODELS:
+        raise ContractError("?", "schema_version", "enum", f"unknown or missing schema_version {schema!r}")
+    return validate(schema, data)

@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by every hop: client configuration and topic administration."""

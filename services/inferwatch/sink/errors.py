@@ -1,0 +1,11 @@
+"""Errors of the sink."""
+
+from __future__ import annotations
+
+
+class SinkError(RuntimeError):
+    """The sink cannot go on (bad configuration, Kafka unusable)."""
+
+
+class DeadletterDeliveryError(SinkError):
+    """Dead letters could not be delivered to Kafka; the batch's offsets must not be committed."""

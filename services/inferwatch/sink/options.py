@@ -1,0 +1,23 @@
+"""Sink options (``INFERWATCH_SINK_*`` env vars), beside the shared :class:`inferwatch.config.Settings`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SinkOptions(BaseSettings):
+    """Batching, consumer group, retry, and the crash hook used by the kill -9 test."""
+
+    model_config = SettingsConfigDict(env_prefix="INFERWATCH_SINK_", frozen=True, extra="ignore")
+
+    group_id: str = Field("inferwatch-sink", description="Kafka consumer group of the sink.")
+    batch_rows: int = Field(50_000, ge=1, description="Insert when this many messages are buffered ...")
+    batch_ms: int = Field(1000, ge=1, description="... or when the oldest buffered message waited this long.")
+    retry_initial_s: float = Field(0.2, gt=0, description="First back-off after a failed insert.")
+    retry_max_s: float = Field(10.0, gt=0, description="Longest back-off between insert attempts.")
+    crash_after_insert: bool = Field(
+        False,
+        description="TESTING ONLY: SIGKILL this process right after the first insert, before the offset "
+        "commit, to prove that a replay leaves no duplicates.",
+    )

@@ -1,0 +1,19 @@
+"""Errors of the store."""
+
+from __future__ import annotations
+
+
+class StoreError(RuntimeError):
+    """The store failed to run a statement (bad SQL, engine error)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached or opened right now (server down, directory locked); retry later."""
+
+
+class ReadOnlyViolation(StoreError):
+    """A read-only query tried to write or change the schema."""
+
+
+class MigrationError(StoreError):
+    """A migration file is malformed or failed to apply."""

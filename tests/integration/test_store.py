@@ -1,0 +1,136 @@
+"""The store suite, run against every store available: embedded chDB always, a ClickHouse server
+when INFERWATCH_CLICKHOUSE_URL is set."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from inferwatch.config import Settings
+from inferwatch.store import ReadOnlyViolation, Store, open_store
+from inferwatch.store.migrations import discover, migrations_dir
+
+pytestmark = pytest.mark.integration
+
+STORES = ["embedded"] + (["server"] if os.environ.get("INFERWATCH_CLICKHOUSE_URL") else [])
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store with its own database (server) or data directory (embedded)."""
+    db = f"iw_{uuid.uuid4().hex[:10]}"
+    if request.param == "server":
+        s = Settings(clickhouse_url=os.environ["INFERWATCH_CLICKHOUSE_URL"], clickhouse_database=db)
+    else:
+        s = Settings(clickhouse_url=None, data_dir=tmp_path, clickhouse_database=db)
+    st = open_store(s)
+    st.migrate()
+    try:
+        yield st
+    finally:
+        if request.param == "server":
+            st.execute(f"DROP DATABASE IF EXISTS {db}")
+        st.close()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _predictions(n: int, offset0: int = 0, label: str = "cat") -> pa.Table:
+    now = _now_ms()
+    return pa.table({
+        "event_id": [f"e{i}" for i in range(offset0, offset0 + n)],
+        "prediction_id": [f"p{i}" for i in range(offset0, offset0 + n)],
+        "ts": pa.array([now + i for i in range(n)], pa.int64()).cast(pa.timestamp("ms", "UTC")),
+        "model": ["m"] * n,
+        "model_version": ["v1"] * n,
+        "latency_ms": [float(i % 10) for i in range(n)],
+        "error": [None if i % 5 else "boom" for i in range(n)],
+        "output_label": [label] * n,
+        "kafka_topic": ["t"] * n,
+        "kafka_partition": pa.array([0] * n, pa.uint32()),
+        "kafka_offset": pa.array(list(range(offset0, offset0 + n)), pa.uint64()),
+    })
+
+
+def test_migrate_is_idempotent_and_recorded(store: Store) -> None:
+    assert store.migrate() == []
+    versions = [r[0] for r in store.query("SELECT version FROM schema_migrations ORDER BY version").rows]
+    assert versions == [m.version for m in discover(migrations_dir())]
+    tables = {r[0] for r in store.query("SHOW TABLES").rows}
+    assert {"predictions", "feedback", "metrics", "alerts", "deadletter", "predictions_1m",
+            "predictions_labeled"} <= tables
+
+
+def test_insert_with_the_same_token_is_dropped(store: Store) -> None:
+    batch = _predictions(1000)
+    assert store.insert("predictions", batch, dedup_token="t-0-0-999") == 1000
+    store.insert("predictions", batch, dedup_token="t-0-0-999")  # a retry after a crash: dropped
+    assert store.scalar("SELECT count() FROM predictions") == 1000
+    # The rollup fed by the materialized view is not double counted either.
+    assert store.scalar("SELECT countMerge(requests) FROM predictions_1m") == 1000
+    store.insert("predictions", _predictions(10, 1000), dedup_token="t-0-1000-1009")
+    assert store.scalar("SELECT count() FROM predictions") == 1010
+
+
+def test_identical_rows_under_another_token_are_kept(store: Store) -> None:
+    # The control for the test above: identical rows under different tokens are both kept, so the
+    # dedup really comes from the token and not from the data.
+    store.insert("predictions", _predictions(10), dedup_token="a")
+    store.insert("predictions", _predictions(10), dedup_token="b")
+    assert store.scalar("SELECT count() FROM predictions") == 20
+
+
+def test_rollup_counts_errors_and_latency(store: Store) -> None:
+    store.insert("predictions", _predictions(100), dedup_token="x")
+    req, err, q = store.query(
+        "SELECT countMerge(requests), countMerge(errors), quantilesTDigestMerge(0.5, 0.9, 0.99)(latency_ms_q) "
+        "FROM predictions_1m WHERE model = 'm'"
+    ).rows[0]
+    assert (req, err) == (100, 20)
+    assert 3.0 <= q[0] <= 6.0
+
+
+def test_predictions_labeled_joins_the_latest_feedback(store: Store) -> None:
+    store.insert("predictions", _predictions(3), dedup_token="p")
+    now = _now_ms()
+    fb = pa.table({
+        "event_id": ["f1", "f2", "f3"],
+        "prediction_id": ["p0", "p0", "p1"],
+        "ts": pa.array([now, now + 1000, now], pa.int64()).cast(pa.timestamp("ms", "UTC")),
+        "model": ["m", "m", "m"],
+        "label": ["dog", "cat", "dog"],  # p0: dog then cat (the latest wins) -> correct; p1 wrong
+        "kafka_topic": ["f"] * 3,
+        "kafka_partition": pa.array([0] * 3, pa.uint32()),
+        "kafka_offset": pa.array([0, 1, 2], pa.uint64()),
+    })
+    store.insert("feedback", fb, dedup_token="f")
+    rows = store.query(
+        "SELECT prediction_id, labeled, feedback_label, correct FROM predictions_labeled ORDER BY prediction_id"
+    ).rows
+    assert rows == [("p0", 1, "cat", 1), ("p1", 1, "dog", 0), ("p2", 0, None, None)]
+
+
+def test_read_only_queries_refuse_writes(store: Store) -> None:
+    with pytest.raises(ReadOnlyViolation):
+        store.query("INSERT INTO predictions (event_id) VALUES ('x')")
+    with pytest.raises(ReadOnlyViolation):
+        store.query("DROP TABLE predictions")
+    assert store.scalar("SELECT count() FROM predictions") == 0
+
+
+def test_limits_cut_rows_and_params_bind(store: Store) -> None:
+    res = store.query("SELECT number FROM numbers(100000)", max_rows=7)
+    assert len(res) == 7 and res.truncated
+    res = store.query("SELECT number FROM numbers(5)", max_rows=7)
+    assert len(res) == 5 and not res.truncated
+    assert store.query("SELECT {a:String} || '!', {b:UInt32} + 1", {"a": "hi", "b": "41"}).rows == [("hi!", 42)]
+    df = store.query_df("SELECT number AS n FROM numbers(3)")
+    assert list(df["n"]) == [0, 1, 2]

@@ -1,0 +1,181 @@
+"""SDK benchmarks: caller cost of ``prediction()``, sustained throughput, RSS while spooling.
+
+Baseline (``kafka.raw_produce``), measured in the same run on the same 15-feature event: the least
+any Python logger must do per event — ``orjson.dumps`` of the event dict plus a raw confluent-kafka
+``produce()`` with the same key and the same producer settings.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Producer
+
+from bench.context import BenchContext
+from inferwatch.config import Settings
+from inferwatch.kafka.admin import apply_topics
+from inferwatch.sdk.producer_config import producer_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def features(i: int) -> dict[str, Any]:
+    """A 15-feature input: 10 numeric, 3 categorical, 1 bool, 1 int."""
+    f: dict[str, Any] = {f"num_{k}": (i % 97) * 0.5 + k for k in range(10)}
+    f.update(device="pixel-9", country="de", app_version="8.1", is_new_user=bool(i & 1), image_width=4032)
+    return f
+
+
+OUTPUTS = {"label": "genuine", "score": 0.93}
+SEGMENT = {"device": "pixel-9"}
+
+
+def _pct(samples: list[int], q: float) -> float:
+    samples.sort()
+    return samples[min(len(samples) - 1, int(q * len(samples)))] / 1000.0
+
+
+def _raw_producer(bootstrap: str) -> Producer:
+    conf = producer_config(bootstrap, None, None, "bench-raw")
+    return Producer(conf)
+
+
+def caller_cost(ctx: BenchContext, settings: Settings, n: int) -> None:
+    """p50/p99 per-call cost of prediction() vs orjson.dumps + produce(), timed the same way."""
+    from inferwatch import InferenceLogger
+
+    inputs = [features(i) for i in range(1000)]
+    pc = time.perf_counter_ns
+    # Baseline: the bare minimum per event.
+    p = _raw_producer(settings.kafka_bootstrap)
+    topic, key = settings.predictions_topic, b"bench-model"
+    raw: list[int] = []
+    for i in range(n):
+        ev = {"schema_version": "prediction.v1", "event_id": uuid.uuid4().hex, "prediction_id": str(i),
+              "ts": 1_700_000_000_000, "model": "bench-model", "model_version": "1",
+              "inputs": inputs[i % 1000], "outputs": OUTPUTS, "latency_ms": 1.5, "segment": SEGMENT}
+        t0 = pc()
+        try:
+            p.produce(topic, orjson.dumps(ev), key)
+        except BufferError:
+            pass
+        raw.append(pc() - t0)
+        if i % 1000 == 0:
+            p.poll(0)
+    p.flush(30)
+    # The SDK.
+    log = InferenceLogger("bench-model", "1", settings=settings, spool_dir=ctx.scratch / f"spool-{uuid.uuid4().hex[:6]}")
+    sdk: list[int] = []
+    pred = log.prediction
+    for i in range(n):
+        x = inputs[i % 1000]
+        t0 = pc()
+        pred(x, OUTPUTS, latency_ms=1.5, segment=SEGMENT)
+        sdk.append(pc() - t0)
+    log.flush(30)
+    st = log.stats()
+    log.close()
+    base50 = _pct(raw, 0.5)
+    p50, p99 = _pct(sdk, 0.5), _pct(sdk, 0.99)
+    ctx.record("sdk.caller_p50_us", p50, "us", baseline="kafka.raw_produce", baseline_value=base50,
+               events=n, features=15, spooled=st["spooled"])
+    ctx.record("sdk.caller_p99_us", p99, "us", baseline="kafka.raw_produce", baseline_value=_pct(raw, 0.99),
+               events=n, target_us=50)
+
+
+def throughput(ctx: BenchContext, settings: Settings, n: int) -> None:
+    """Sustained events/s into the broker (logging plus flush), SDK vs raw dumps+produce."""
+    from inferwatch import InferenceLogger
+
+    inputs = [features(i) for i in range(1000)]
+    p = _raw_producer(settings.kafka_bootstrap)
+    topic, key = settings.predictions_topic, b"bench-model"
+    t0 = time.perf_counter()
+    for i in range(n):
+        ev = {"schema_version": "prediction.v1", "event_id": uuid.uuid4().hex, "prediction_id": str(i),
+              "ts": 1_700_000_000_000, "model": "bench-model", "model_version": "1",
+              "inputs": inputs[i % 1000], "outputs": OUTPUTS, "latency_ms": 1.5, "segment": SEGMENT}
+        v = orjson.dumps(ev)
+        while True:
+            try:
+                p.produce(topic, v, key)
+                break
+            except BufferError:
+                p.poll(0.005)
+    p.flush(60)
+    raw_eps = n / (time.perf_counter() - t0)
+
+    log = InferenceLogger("bench-model", "1", settings=settings, spool_dir=ctx.scratch / f"spool-{uuid.uuid4().hex[:6]}")
+    pred = log.prediction
+    t0 = time.perf_counter()
+    for i in range(n):
+        pred(inputs[i % 1000], OUTPUTS, latency_ms=1.5, segment=SEGMENT)
+    log.flush(120)
+    eps = n / (time.perf_counter() - t0)
+    st = log.stats()
+    log.close()
+    ctx.record("sdk.throughput", eps, "events/s", baseline="kafka.raw_produce", baseline_value=raw_eps,
+               events=n, target=150_000, spooled=st["spooled"], replayed=st["replayed"], dropped=st["dropped"])
+
+
+def _rss_child(n: int, spool_dir: str) -> None:
+    """Run in a subprocess: log ``n`` events with no broker reachable; print RSS numbers as JSON."""
+    from inferwatch import InferenceLogger
+
+    def rss_kb(field: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+        return 0
+
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inputs = [features(i) for i in range(1000)]
+    log = InferenceLogger("bench-model", "1", bootstrap=f"127.0.0.1:{port}", spool_dir=spool_dir,
+                          spool_max_bytes=4 << 30, close_timeout_s=0.5)
+    for i in range(2000):
+        log.prediction(inputs[i % 1000], OUTPUTS, latency_ms=1.5, segment=SEGMENT)
+    before = rss_kb("VmRSS:")
+    t0 = time.perf_counter()
+    for i in range(n):
+        log.prediction(inputs[i % 1000], OUTPUTS, latency_ms=1.5, segment=SEGMENT)
+    dt = time.perf_counter() - t0
+    peak = max(rss_kb("VmRSS:"), rss_kb("VmHWM:"))
+    st = log.stats()
+    log.close(0.5)
+    print(json.dumps({"before_kb": before, "peak_kb": peak, "seconds": dt, "stats": st}))
+
+
+def spool_rss(ctx: BenchContext, n: int) -> None:
+    """RSS growth while ``n`` events go to the spool (broker unreachable), in a fresh process."""
+    spool_dir = ctx.scratch / f"rss-spool-{uuid.uuid4().hex[:6]}"
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.bench_sdk import _rss_child; _rss_child({n}, {str(spool_dir)!r})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    growth_mb = (res["peak_kb"] - res["before_kb"]) / 1024
+    ctx.record("sdk.spool_rss_growth_mb", growth_mb, "MB", events=n, target_mb=100,
+               spooled=res["stats"]["spooled"], dropped=res["stats"]["dropped"],
+               in_queue=res["stats"]["in_queue"], events_per_s=round(n / res["seconds"]))
+    for p in spool_dir.rglob("*"):
+        if p.is_file():
+            p.unlink()
+
+
+def run(ctx: BenchContext) -> None:
+    """Entry point of ``python -m bench sdk``."""
+    settings = Settings(kafka_bootstrap=ctx.kafka_bootstrap, topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
+                        data_dir=ctx.scratch / "data")
+    apply_topics(settings)
+    caller_cost(ctx, settings, 50_000 if ctx.quick else 300_000)
+    throughput(ctx, settings, 200_000 if ctx.quick else 1_000_000)
+    spool_rss(ctx, 100_000 if ctx.quick else 1_000_000)

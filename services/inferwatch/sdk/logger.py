@@ -1,0 +1,355 @@
+"""``InferenceLogger``: log every prediction (and later its ground truth) to Kafka, without slowing
+or endangering the model server.
+
+``prediction()`` validates (:mod:`inferwatch.sdk.validate`, no pydantic on the hot path),
+serialises with orjson and enqueues into librdkafka; delivery runs in librdkafka's threads.
+See :mod:`inferwatch.sdk.transport` for what happens when Kafka is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import KafkaException
+
+from inferwatch.config import Settings
+from inferwatch.sdk import validate as v
+from inferwatch.sdk.errors import EventValidationError, SpoolError
+from inferwatch.sdk.ids import IdGenerator
+from inferwatch.sdk.producer_config import producer_config as build_producer_config
+from inferwatch.sdk.producer_config import replay_config
+from inferwatch.sdk.redaction import Redaction, as_redaction
+from inferwatch.sdk.sampling import Sampler, resolve_rate
+from inferwatch.sdk.spool import DEFAULT_MAX_BYTES, Spool, open_spool
+from inferwatch.sdk.stats import Counters, count_value
+from inferwatch.sdk.transport import KIND_FEEDBACK, KIND_PREDICTION, Transport
+
+log = logging.getLogger("inferwatch.sdk")
+_dumps = orjson.dumps
+_time_ns = time.time_ns
+_perf = time.perf_counter
+
+
+@dataclass
+class TimedRecord:
+    """What ``InferenceLogger.timed()`` yields: set ``outputs`` (and anything else) inside the block."""
+
+    prediction_id: str
+    inputs: Any = None
+    outputs: Any = None
+    segment: Any = None
+    tags: Any = None
+    embedding: Any = None
+    llm: Any = None
+    lineage: Any = None
+    error: str | None = None
+    latency_ms: float | None = field(default=None)
+
+
+class InferenceLogger:
+    """Logs predictions and feedback of one model version to Kafka.
+
+    ``bootstrap`` defaults to ``INFERWATCH_KAFKA_BOOTSTRAP`` (via :class:`~inferwatch.config.Settings`);
+    ``spool_dir`` defaults to ``<data_dir>/spool`` (``None`` disables spooling: events Kafka cannot
+    take are then dropped and counted). ``sample_rate`` is a rate in [0, 1] or a per-model mapping.
+    ``redact`` is a :class:`~inferwatch.sdk.redaction.Redaction`, a dict of its options, or a list of
+    input fields to drop. ``producer_config`` overrides librdkafka settings (e.g. SASL/SSL).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        model_version: str,
+        *,
+        settings: Settings | None = None,
+        bootstrap: str | None = None,
+        topic_prefix: str | None = None,
+        spool_dir: str | Path | None = "default",  # type: ignore[assignment]
+        spool_max_bytes: int = DEFAULT_MAX_BYTES,
+        spool_fsync: bool = False,
+        sample_rate: float | Mapping[str, float] | None = None,
+        redact: Redaction | dict[str, Any] | list[str] | None = None,
+        producer_config: dict[str, Any] | None = None,
+        replay_timeout_ms: int | None = None,
+        close_timeout_s: float = 5.0,
+    ) -> None:
+        self.model = v.check_name(model, "model")
+        self.model_version = v.check_name(model_version, "model_version", 64)
+        s = settings or Settings()
+        updates: dict[str, Any] = {}
+        if bootstrap is not None:
+            updates["kafka_bootstrap"] = bootstrap
+        if topic_prefix is not None:
+            updates["topic_prefix"] = topic_prefix
+        if updates:
+            s = s.model_copy(update=updates)
+        self.settings = s
+        self.predictions_topic = s.predictions_topic
+        self.feedback_topic = s.feedback_topic
+        self._sampler = Sampler(resolve_rate(sample_rate, model))
+        self._redaction = as_redaction(redact)
+        self._redact_inputs = self._redaction is not None and self._redaction.touches_inputs
+        self._ids = IdGenerator()
+        self._key = model.encode()
+        self._c = Counters()
+        self._closed = False
+
+        spool: Spool | None = None
+        root: Path | None = None
+        if spool_dir == "default":
+            spool_dir = Path(s.data_dir) / "spool"
+        if spool_dir is not None:
+            root = Path(spool_dir)
+            try:
+                spool = open_spool(root, spool_max_bytes, spool_fsync)
+            except (SpoolError, OSError) as exc:
+                log.warning("inferwatch: running without a spool (%s); undeliverable events will be dropped", exc)
+                root = None
+        conf = build_producer_config(s.kafka_bootstrap, dict(s.kafka_security), producer_config_or_none(producer_config),
+                               f"inferwatch-sdk-{model}")
+        self._transport = Transport(
+            conf, (self.predictions_topic, self.feedback_topic), spool, self._c,
+            replay_config(conf, replay_timeout_ms), root,
+        )
+        # Bound for the hot path: no attribute chains per call.
+        self._produce = self._transport.producer.produce
+        self._next_logged = self._c.logged_c.__next__
+        self._close_timeout_s = close_timeout_s
+        self._finalizer = weakref.finalize(self, self._transport.close, close_timeout_s)
+
+    # -- predictions --------------------------------------------------------------------------
+    def prediction(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        outputs: Mapping[str, Any] | None = None,
+        *,
+        latency_ms: float | None = None,
+        segment: Mapping[str, str] | None = None,
+        embedding: Any = None,
+        llm: Mapping[str, Any] | None = None,
+        lineage: list[Mapping[str, Any]] | None = None,
+        tags: Mapping[str, str] | None = None,
+        error: str | None = None,
+        prediction_id: str | None = None,
+        ts_ms: int | None = None,
+    ) -> str:
+        """Log one prediction; return its ``prediction_id`` (generated unless given).
+
+        Never blocks on the network and never raises on transport trouble. Raises
+        :class:`~inferwatch.sdk.errors.EventValidationError` (a ``ValueError``) naming the field
+        when an argument breaks the event contract.
+        """
+        eid = self._ids.next_id()
+        if prediction_id is None:
+            pid = eid
+        else:
+            pid = v.short_text(prediction_id, "prediction_id", v.MAX_PREDICTION_ID, 1)
+        if not self._sampler.keep_all and not self._sampler.keep(pid):
+            next(self._c.sampled_out_c)
+            return pid
+        ev: dict[str, Any] = {
+            "schema_version": "prediction.v1",
+            "event_id": eid,
+            "prediction_id": pid,
+            "ts": _time_ns() // 1_000_000 if ts_ms is None else _ts(ts_ms),
+            "model": self.model,
+            "model_version": self.model_version,
+        }
+        if inputs is not None:
+            inputs = v.features(inputs)
+            ev["inputs"] = self._redaction.inputs(inputs) if self._redact_inputs else inputs  # type: ignore[union-attr]
+        if outputs is not None:
+            ev["outputs"] = v.outputs(outputs)
+        elif error is None:
+            raise EventValidationError("outputs", "a prediction needs outputs, or error= when it failed")
+        if latency_ms is not None:
+            if type(latency_ms) is not float or not 0.0 <= latency_ms < 1e300:
+                latency_ms = v.finite(latency_ms, "latency_ms", 0.0)
+            ev["latency_ms"] = latency_ms
+        if segment:
+            ev["segment"] = v.labels(segment, "segment", v.MAX_SEGMENT)
+        if error is not None:
+            ev["error"] = v.short_text(error, "error", v.MAX_ERROR)
+        if embedding is not None:
+            ev["embedding"] = v.float_list(embedding, "embedding", 1, v.MAX_EMBEDDING)
+        if llm is not None:
+            block = v.llm_block(llm)
+            ev["llm"] = self._redaction.llm(block) if self._redaction is not None else block
+        if lineage is not None:
+            ev["lineage"] = v.lineage(lineage)
+        if tags:
+            ev["tags"] = v.labels(tags, "tags", v.MAX_TAGS)
+        self._send(KIND_PREDICTION, self.predictions_topic, ev)
+        return pid
+
+    def feedback(
+        self,
+        prediction_id: str,
+        label: str | None = None,
+        *,
+        value: float | None = None,
+        model_version: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        ts_ms: int | None = None,
+    ) -> str | None:
+        """Log the ground truth of an earlier prediction (a ``label`` or a ``value``); return the
+        feedback's ``event_id``, or None when the prediction is sampled out (so is its feedback)."""
+        pid = v.short_text(prediction_id, "prediction_id", v.MAX_PREDICTION_ID, 1)
+        if label is None and value is None:
+            raise EventValidationError("label", "feedback needs a label or a value")
+        if not self._sampler.keep(pid):
+            next(self._c.sampled_out_c)
+            return None
+        eid = self._ids.next_id()
+        ev: dict[str, Any] = {
+            "schema_version": "feedback.v1",
+            "event_id": eid,
+            "prediction_id": pid,
+            "ts": _time_ns() // 1_000_000 if ts_ms is None else _ts(ts_ms),
+            "model": self.model,
+        }
+        if model_version is not None:
+            ev["model_version"] = v.check_name(model_version, "model_version", 64)
+        if label is not None:
+            ev["label"] = v.short_text(label, "label")
+        if value is not None:
+            ev["value"] = v.finite(value, "value")
+        if tags:
+            ev["tags"] = v.labels(tags, "tags", v.MAX_TAGS)
+        self._send(KIND_FEEDBACK, self.feedback_topic, ev)
+        return eid
+
+    def _send(self, kind: int, topic: str, ev: dict[str, Any]) -> None:
+        try:
+            payload = _dumps(ev)
+        except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. a str-subclass dict key
+            raise EventValidationError("event", f"cannot be serialised: {exc}") from None
+        if self._closed:
+            self._c.add("dropped")
+            return
+        self._next_logged()
+        try:
+            self._produce(topic, payload, self._key)
+        except BufferError:
+            self._transport.overflow(kind, self._key, payload)
+        except KafkaException as exc:
+            self._transport.produce_error(exc, payload)
+
+    @contextmanager
+    def timed(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        segment: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        prediction_id: str | None = None,
+    ) -> Iterator[TimedRecord]:
+        """Measure the block's latency and log the prediction when it ends.
+
+        Set ``rec.outputs`` inside the block. An exception is recorded as the event's ``error``
+        and re-raised unchanged.
+        """
+        rec = TimedRecord(prediction_id=prediction_id or self._ids.next_id(), inputs=inputs, segment=segment, tags=tags)
+        t0 = _perf()
+        try:
+            yield rec
+        except BaseException as exc:
+            rec.latency_ms = (_perf() - t0) * 1000.0
+            rec.error = f"{type(exc).__name__}: {exc}"[: v.MAX_ERROR]
+            try:
+                self._log_record(rec)
+            except ValueError as log_exc:  # never mask the model's own exception
+                log.warning("inferwatch: could not log the failed prediction %s: %s", rec.prediction_id, log_exc)
+            raise
+        rec.latency_ms = (_perf() - t0) * 1000.0
+        self._log_record(rec)
+
+    def _log_record(self, rec: TimedRecord) -> None:
+        self.prediction(
+            rec.inputs, rec.outputs, latency_ms=rec.latency_ms, segment=rec.segment, tags=rec.tags,
+            embedding=rec.embedding, llm=rec.llm, lineage=rec.lineage, error=rec.error,
+            prediction_id=rec.prediction_id,
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Block until queued events are delivered and the spool replayed, or ``timeout_s`` passes.
+
+        Returns True when nothing is left in memory or in the spool. Blocking: from asyncio code
+        use :meth:`aflush`.
+        """
+        return self._transport.flush(timeout_s)
+
+    async def aflush(self, timeout_s: float = 5.0) -> bool:
+        """:meth:`flush` in a worker thread, for asyncio servers."""
+        return await asyncio.to_thread(self.flush, timeout_s)
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Deliver what can be delivered in ``timeout_s``, spool the rest, stop the threads.
+
+        Also runs at interpreter exit. Events logged after ``close`` are dropped and counted.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer.detach()
+        self._transport.close(self._close_timeout_s if timeout_s is None else timeout_s)
+
+    async def aclose(self, timeout_s: float | None = None) -> None:
+        """:meth:`close` in a worker thread, for asyncio servers."""
+        await asyncio.to_thread(self.close, timeout_s)
+
+    def __enter__(self) -> InferenceLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stats(self) -> dict[str, int]:
+        """Counters since start: ``logged`` (accepted for delivery), ``delivered`` (by the live path),
+        ``failed`` (delivery reports with an error), ``spooled``, ``replayed`` (spooled events
+        delivered), ``dropped`` (lost: spool full/absent, refused for good, logged after close),
+        ``sampled_out``, ``in_queue``, ``spool_bytes``, ``corrupt_skipped``."""
+        c = self._c
+        in_queue = 0 if self._closed else self._transport.in_queue()
+        logged = count_value(c.logged_c)
+        with c.lock:
+            failed, overflowed = c.failed, c.overflowed
+            out = {
+                "logged": logged,
+                "failed": failed,
+                "spooled": c.spooled,
+                "replayed": c.replayed,
+                "dropped": c.dropped,
+                "corrupt_skipped": c.corrupt_skipped,
+            }
+        out["delivered"] = max(0, logged - overflowed - failed - in_queue)
+        out["sampled_out"] = count_value(c.sampled_out_c)
+        out["in_queue"] = in_queue
+        sp = self._transport.spool
+        out["spool_bytes"] = sp.disk_bytes if sp is not None else 0
+        return out
+
+
+def producer_config_or_none(conf: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Validate the caller's librdkafka overrides early (a typo is a programming error)."""
+    if conf is None:
+        return None
+    if not isinstance(conf, dict) or not all(isinstance(k, str) for k in conf):
+        raise ValueError("producer_config: must be a dict of librdkafka settings")
+    return conf
+
+
+def _ts(ts_ms: Any) -> int:
+    if type(ts_ms) is not int or not 0 <= ts_ms <= 32503680000000:
+        raise EventValidationError("ts_ms", f"must be an int of ms since the epoch, got {ts_ms!r}")
+    return ts_ms

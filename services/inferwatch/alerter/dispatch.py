@@ -1,0 +1,158 @@
+"""Route → group → inhibit → silence → dedup: deciding WHAT to notify and WHEN (wall clock).
+
+Grouping follows Alertmanager: a new group waits ``group_wait`` before its first notification,
+then is looked at every ``group_interval``; an unchanged group is re-sent after
+``repeat_interval``. Timers are wall-clock (see :mod:`inferwatch.alerter.lifecycle` for why
+alert state itself runs on event time). The dedup decision compares with the notification log
+in SQLite, so a restart rebuilds the groups from the stored alerts and sends only what the
+receivers have not been told. Decided notifications go to the outbox (same transaction as the
+nflog), from where :mod:`inferwatch.alerter.delivery` sends them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from inferwatch.alerter.fingerprint import group_key
+from inferwatch.alerter.inhibit import InhibitRule, inhibited
+from inferwatch.alerter.lifecycle import AlertRecord
+from inferwatch.alerter.payloads import idempotency_key, notification
+from inferwatch.alerter.routing import ReceiverConfig, Route, match_routes
+from inferwatch.alerter.silences import Silence, is_silenced
+from inferwatch.alerter.state import AlertStore, NflogEntry, OutboxItem
+
+
+@dataclass
+class Group:
+    """An aggregation group: the alerts of one route with equal group labels."""
+
+    route: Route
+    key: str
+    labels: dict[str, str]
+    next_flush: float
+    alerts: dict[str, AlertRecord] = field(default_factory=dict)
+
+
+def needs_update(
+    entry: NflogEntry | None, firing: set[str], resolved: set[str], send_resolved: bool, repeat_s: float, now_ms: int
+) -> bool:
+    """Alertmanager's DedupStage decision."""
+    if entry is None:
+        return bool(firing)
+    if not firing <= entry.firing:
+        return True
+    if not firing:
+        # all resolved: tell the receiver only if it was told they were firing
+        return bool(entry.firing)
+    if send_resolved and not resolved <= entry.resolved:
+        return True
+    return entry.notified_wall_ms + repeat_s * 1000 <= now_ms
+
+
+class Dispatcher:
+    """Holds the aggregation groups and turns due groups into outbox items."""
+
+    def __init__(
+        self,
+        route: Route,
+        receivers: dict[str, ReceiverConfig],
+        inhibit_rules: Iterable[InhibitRule],
+        store: AlertStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.route = route
+        self.receivers = receivers
+        self.inhibit_rules = list(inhibit_rules)
+        self.store = store
+        self.clock = clock
+        self.groups: dict[str, Group] = {}
+        self._silences: list[Silence] = []
+        self._silence_version = -1
+        self.muted_fingerprints: set[str] = set()
+
+    def insert(self, rec: AlertRecord) -> None:
+        """Put a firing or resolved alert into the groups of every route it matches."""
+        if rec.state == "pending":
+            return
+        now = self.clock()
+        for r in match_routes(self.route, rec.labels):
+            labels = r.group_labels(rec.labels)
+            gk = group_key(r.path, labels)
+            g = self.groups.get(gk)
+            if g is None:
+                g = self.groups[gk] = Group(r, gk, labels, now + r.group_wait_s)
+            g.alerts[rec.fingerprint] = rec
+
+    def forget(self, fingerprint: str) -> None:
+        """Drop an alert from every group (e.g. garbage-collected)."""
+        for g in self.groups.values():
+            g.alerts.pop(fingerprint, None)
+
+    def next_due(self) -> float | None:
+        """When the earliest group is due (wall seconds), if any."""
+        return min((g.next_flush for g in self.groups.values()), default=None)
+
+    def silences(self) -> list[Silence]:
+        """Current silences, re-read only when the database changed."""
+        v = self.store.data_version()
+        if v != self._silence_version:
+            self._silences = self.store.silences()
+            self._silence_version = v
+        return self._silences
+
+    def invalidate_silences(self) -> None:
+        """Force a re-read (this process wrote a silence: data_version does not see own writes)."""
+        self._silence_version = -1
+
+    def flush_due(self, firing_labels: Callable[[], list[dict[str, str]]]) -> list[OutboxItem]:
+        """Flush every due group; ``firing_labels()`` gives the labels of all firing alerts (inhibition)."""
+        now = self.clock()
+        due = [g for g in self.groups.values() if g.next_flush <= now]
+        if not due:
+            return []
+        sources = firing_labels() if self.inhibit_rules else []
+        silences = self.silences()
+        out: list[OutboxItem] = []
+        for g in due:
+            item = self._flush(g, now, sources, silences)
+            if item is not None:
+                out.append(item)
+        return out
+
+    def _muted(self, rec: AlertRecord, sources: list[dict[str, str]], silences: list[Silence], now_ms: int) -> bool:
+        if is_silenced(silences, rec.labels, now_ms):
+            return True
+        return rec.state == "firing" and inhibited(self.inhibit_rules, rec.labels, sources)
+
+    def _flush(
+        self, g: Group, now: float, sources: list[dict[str, str]], silences: list[Silence]
+    ) -> OutboxItem | None:
+        now_ms = int(now * 1000)
+        rcv = self.receivers[g.route.receiver]
+        alerts = list(g.alerts.values())
+        muted = {a.fingerprint for a in alerts if self._muted(a, sources, silences, now_ms)}
+        self.muted_fingerprints = (self.muted_fingerprints - {a.fingerprint for a in alerts}) | muted
+        live = [a for a in alerts if a.fingerprint not in muted]
+        firing = {a.fingerprint for a in live if a.state == "firing"}
+        resolved = {a.fingerprint for a in live if a.state == "resolved"}
+        entry = self.store.nflog(rcv.name, g.key)
+        item = None
+        if needs_update(entry, firing, resolved, rcv.send_resolved, g.route.repeat_interval_s, now_ms):
+            seq = (entry.seq + 1) if entry else 1
+            send = [a for a in live if a.state == "firing" or rcv.send_resolved]
+            key = idempotency_key(rcv.name, g.key, seq, sorted(firing), sorted(resolved))
+            if send:
+                body = notification(rcv.name, g.key, g.labels, sorted(send, key=lambda a: a.fingerprint), key, now_ms)
+                item = OutboxItem(key, rcv.name, g.key, body.model_dump_json(), "pending", 0, now_ms)
+            self.store.record_notification(
+                NflogEntry(rcv.name, g.key, frozenset(firing), frozenset(resolved), now_ms, seq), item)
+        g.next_flush = now + g.route.group_interval_s
+        # resolved alerts have been dealt with (sent, or deliberately not): they leave the group
+        for a in alerts:
+            if a.state == "resolved":
+                g.alerts.pop(a.fingerprint, None)
+        if not g.alerts:
+            del self.groups[g.key]
+        return item

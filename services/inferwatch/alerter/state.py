@@ -1,0 +1,249 @@
+"""The alerter's durable state in SQLite (``<data_dir>/alerter/state.sqlite``).
+
+Tables: ``alerts`` (pending/firing/recently resolved alerts), ``history`` (anomaly rules' last
+values per alert), ``silences``, ``nflog`` (per receiver and group: which firing/resolved alerts
+were last notified, and when) and ``outbox`` (every notification with its idempotency key and
+delivery status). A notification is written to the outbox in the same transaction that updates
+the nflog, so after a crash it is either re-sent with the same idempotency key or was never
+decided, never sent twice under two keys.
+
+WAL mode: the CLI and the HTTP API read and write silences while the alerter runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from inferwatch.alerter.errors import SilenceNotFound
+from inferwatch.alerter.lifecycle import AlertRecord
+from inferwatch.alerter.matchers import parse_matchers
+from inferwatch.alerter.silences import Silence, now_ms
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+  fingerprint TEXT PRIMARY KEY, rule TEXT NOT NULL, state TEXT NOT NULL, record TEXT NOT NULL,
+  updated_wall_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+  fingerprint TEXT NOT NULL, event_ms INTEGER NOT NULL, value REAL NOT NULL,
+  PRIMARY KEY (fingerprint, event_ms));
+CREATE TABLE IF NOT EXISTS silences (
+  id TEXT PRIMARY KEY, matchers TEXT NOT NULL, starts_at_ms INTEGER NOT NULL, ends_at_ms INTEGER NOT NULL,
+  created_by TEXT NOT NULL, comment TEXT NOT NULL, created_at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS nflog (
+  receiver TEXT NOT NULL, group_key TEXT NOT NULL, firing TEXT NOT NULL, resolved TEXT NOT NULL,
+  notified_wall_ms INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (receiver, group_key));
+CREATE TABLE IF NOT EXISTS outbox (
+  idempotency_key TEXT PRIMARY KEY, receiver TEXT NOT NULL, group_key TEXT NOT NULL, body TEXT NOT NULL,
+  status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+  created_wall_ms INTEGER NOT NULL, updated_wall_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_status ON outbox(status);
+"""
+
+
+@dataclass(frozen=True)
+class NflogEntry:
+    """What a receiver was last told about a group."""
+
+    receiver: str
+    group_key: str
+    firing: frozenset[str]
+    resolved: frozenset[str]
+    notified_wall_ms: int
+    seq: int
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A decided notification and how its delivery went so far."""
+
+    idempotency_key: str
+    receiver: str
+    group_key: str
+    body: str
+    status: str
+    attempts: int
+    created_wall_ms: int
+
+
+def state_path(data_dir: Path | str) -> Path:
+    """Where the state database of a deployment lives."""
+    return Path(data_dir) / "alerter" / "state.sqlite"
+
+
+class AlertStore:
+    """Thread-safe access to the state database (one connection, one lock)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash (what restarts are about); only an OS crash can
+        # lose the last transactions, and then the un-committed Kafka offsets re-deliver them.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _q(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    def data_version(self) -> int:
+        """Changes when another connection commits (cheap cache invalidation for silences)."""
+        return int(self._q("PRAGMA data_version")[0][0])
+
+    # --- alerts and history -------------------------------------------------------------------
+
+    def load_alerts(self) -> dict[str, AlertRecord]:
+        """Every stored alert by fingerprint."""
+        return {fp: AlertRecord(**json.loads(rec)) for fp, rec in self._q("SELECT fingerprint, record FROM alerts")}
+
+    def list_alerts(self, states: Iterable[str] = ("pending", "firing", "resolved")) -> list[AlertRecord]:
+        """Stored alerts in ``states``, newest first."""
+        states = list(states)
+        rows = self._q(
+            f"SELECT record FROM alerts WHERE state IN ({','.join('?' * len(states))}) ORDER BY updated_wall_ms DESC",
+            states,
+        )
+        return [AlertRecord(**json.loads(r[0])) for r in rows]
+
+    def save_evaluations(
+        self,
+        upserts: Iterable[AlertRecord],
+        deletes: Iterable[str],
+        history: Iterable[tuple[str, int, float]],
+        history_keep: dict[str, int],
+    ) -> None:
+        """Persist one batch of evaluations atomically (before the Kafka offsets are committed)."""
+        wall = now_ms()
+        with self.tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO alerts VALUES (?,?,?,?,?)",
+                [(r.fingerprint, r.rule, r.state, json.dumps(asdict(r)), wall) for r in upserts],
+            )
+            db.executemany("DELETE FROM alerts WHERE fingerprint=?", [(fp,) for fp in deletes])
+            db.executemany("INSERT OR IGNORE INTO history VALUES (?,?,?)", list(history))
+            for fp, keep in history_keep.items():
+                db.execute(
+                    "DELETE FROM history WHERE fingerprint=? AND event_ms NOT IN "
+                    "(SELECT event_ms FROM history WHERE fingerprint=? ORDER BY event_ms DESC LIMIT ?)",
+                    (fp, fp, keep),
+                )
+
+    def history(self, fingerprint: str, limit: int) -> list[float]:
+        """The last ``limit`` values of an alert's series, oldest first."""
+        rows = self._q(
+            "SELECT value FROM history WHERE fingerprint=? ORDER BY event_ms DESC LIMIT ?", (fingerprint, limit)
+        )
+        return [r[0] for r in reversed(rows)]
+
+    def gc_resolved(self, older_than_wall_ms: int) -> list[str]:
+        """Forget resolved alerts last touched before ``older_than_wall_ms``; returns their fingerprints."""
+        with self.tx() as db:
+            fps = [r[0] for r in db.execute(
+                "SELECT fingerprint FROM alerts WHERE state='resolved' AND updated_wall_ms<?", (older_than_wall_ms,))]
+            db.executemany("DELETE FROM alerts WHERE fingerprint=?", [(f,) for f in fps])
+        return fps
+
+    # --- silences -----------------------------------------------------------------------------
+
+    def add_silence(self, s: Silence) -> Silence:
+        """Store a new silence."""
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO silences VALUES (?,?,?,?,?,?,?)",
+                (s.id, json.dumps([m.as_dict() for m in s.matchers]), s.starts_at_ms, s.ends_at_ms,
+                 s.created_by, s.comment, s.created_at_ms),
+            )
+        return s
+
+    def silences(self, include_expired: bool = False) -> list[Silence]:
+        """Silences, newest first (expired ones only when asked)."""
+        now = now_ms()
+        sql = "SELECT * FROM silences" + ("" if include_expired else " WHERE ends_at_ms>?")
+        rows = self._q(sql + " ORDER BY created_at_ms DESC", () if include_expired else (now,))
+        return [Silence(r[0], parse_matchers(json.loads(r[1])), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+    def expire_silence(self, silence_id: str) -> Silence:
+        """End a silence now; raises :class:`SilenceNotFound`."""
+        now = now_ms()
+        with self.tx() as db:
+            n = db.execute(
+                "UPDATE silences SET ends_at_ms=MIN(ends_at_ms, ?), starts_at_ms=MIN(starts_at_ms, ?) WHERE id=?",
+                (now, now, silence_id)).rowcount
+        if n == 0:
+            raise SilenceNotFound(silence_id)
+        return next(s for s in self.silences(include_expired=True) if s.id == silence_id)
+
+    # --- notification log and outbox ----------------------------------------------------------
+
+    def nflog(self, receiver: str, group_key: str) -> NflogEntry | None:
+        """The last notification decided for (receiver, group), if any."""
+        rows = self._q("SELECT * FROM nflog WHERE receiver=? AND group_key=?", (receiver, group_key))
+        if not rows:
+            return None
+        r = rows[0]
+        return NflogEntry(r[0], r[1], frozenset(json.loads(r[2])), frozenset(json.loads(r[3])), r[4], r[5])
+
+    def record_notification(self, entry: NflogEntry, item: OutboxItem | None) -> None:
+        """Update the nflog and (when something is to be sent) add the outbox item, atomically."""
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO nflog VALUES (?,?,?,?,?,?)",
+                (entry.receiver, entry.group_key, json.dumps(sorted(entry.firing)),
+                 json.dumps(sorted(entry.resolved)), entry.notified_wall_ms, entry.seq),
+            )
+            if item is not None:
+                db.execute(
+                    "INSERT OR IGNORE INTO outbox VALUES (?,?,?,?,?,?,?,?,?)",
+                    (item.idempotency_key, item.receiver, item.group_key, item.body, item.status,
+                     item.attempts, None, item.created_wall_ms, item.created_wall_ms),
+                )
+
+    def pending_outbox(self) -> list[OutboxItem]:
+        """Notifications not yet delivered or given up, oldest first (re-sent after a restart)."""
+        rows = self._q(
+            "SELECT idempotency_key, receiver, group_key, body, status, attempts, created_wall_ms FROM outbox "
+            "WHERE status='pending' ORDER BY created_wall_ms")
+        return [OutboxItem(*r) for r in rows]
+
+    def mark_outbox(self, key: str, status: str, attempts: int, error: str | None = None) -> None:
+        """Record a delivery's progress: ``pending`` (attempts so far), ``delivered``, ``failed``."""
+        with self.tx() as db:
+            db.execute(
+                "UPDATE outbox SET status=?, attempts=?, last_error=?, updated_wall_ms=? WHERE idempotency_key=?",
+                (status, attempts, error, now_ms(), key),
+            )
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Outbox items by status."""
+        return dict(self._q("SELECT status, count(*) FROM outbox GROUP BY status"))  # type: ignore[arg-type]
+
+    def gc_outbox(self, older_than_wall_ms: int) -> None:
+        """Drop finished outbox rows older than ``older_than_wall_ms``."""
+        with self.tx() as db:
+            db.execute("DELETE FROM outbox WHERE status!='pending' AND updated_wall_ms<?", (older_than_wall_ms,))

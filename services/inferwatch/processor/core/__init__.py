@@ -1,0 +1,1 @@
+"""The processor's pure, vectorised core: no Kafka, no faust. Raw event bytes in, snapshots out."""

@@ -1,0 +1,434 @@
+"""The window accumulator: every metric's mergeable state for one model version over one span of time,
+for the whole version (slot 0) and each tracked segment value (one slot each).
+
+State is a flat map of numpy arrays whose first axis is the slot, so growing, merging, collapsing
+rare segments into ``other`` and serialising are one generic operation each:
+
+* ``count, errors, lat_n, lat_sum`` … ``[S]`` sums; ``min:*`` arrays merge by minimum;
+* ``lat_hist [S, LATENCY_BINS.size]`` and ``h:<feature> [S, FEATURE_BINS.size]`` log-bucket counts;
+* ``c:<feature> [S, M]`` category counts over ``cats[feature]``; ``conf [S, L, L]`` confusion over ``labels``;
+* ``auc_pos/auc_neg [S, AUC_BINS]`` positive-class score histograms by true class;
+* inconsistency maps per slot, a bottom-k embedding sample (whole version only), the lineage sums;
+* ``hw``: the last source offset absorbed per topic-partition, so a replay after a crash is skipped
+  (the acc and its high-water marks are persisted together, atomically, as one value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from inferwatch.processor.core.columns import Columns
+from inferwatch.processor.core.embedding import bottom_k
+from inferwatch.processor.core.logbins import FEATURE_BINS, LATENCY_BINS
+from inferwatch.processor.core.perf import AUC_BINS, auc_bin
+
+OTHER = "__other__"
+WHOLE: tuple[str, str] = ("", "")
+I64 = npt.NDArray[np.int64]
+_LLM_SUMS = ("llm_n", "lp_sum", "lp_n", "ent_sum", "ent_n", "tok_sum", "tok_n", "chr_sum", "chr_n", "empty", "refusal")
+_INCONS_CAP = 5000  # distinct prompt hashes tracked per slot per window
+
+
+@dataclass
+class Joined:
+    """Labels joined to predictions of one window: per prediction, its slots and both sides."""
+
+    slots: list[list[tuple[str, str]]]
+    pred_label: list[str | None]
+    true_label: list[str | None]
+    pos_name: list[str | None]
+    pos_score: npt.NDArray[np.float64]
+    pred_value: npt.NDArray[np.float64]
+    true_value: npt.NDArray[np.float64]
+
+
+@dataclass
+class WindowAcc:
+    """Mergeable metric state of one model version over one window (or a reference period)."""
+
+    model: str
+    version: str
+    start_ms: int
+    end_ms: int
+    max_tracked: int = 50
+    max_categories: int = 64
+    emb_k: int = 256
+    slots: dict[tuple[str, str], int] = field(default_factory=lambda: {WHOLE: 0})
+    a: dict[str, np.ndarray] = field(default_factory=dict)
+    cats: dict[str, list[str]] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    incons: dict[int, dict[str, list[Any]]] = field(default_factory=dict)
+    emb_u: np.ndarray | None = None
+    emb_rows: np.ndarray | None = None
+    hw: dict[str, int] = field(default_factory=dict)
+    late: int = 0
+    late_labels: int = 0
+
+    # ---- shape management -------------------------------------------------------------------
+    @property
+    def n_slots(self) -> int:
+        return len(self.slots)
+
+    def _arr(self, name: str, tail: tuple[int, ...] = (), dtype: Any = np.float64, fill: float = 0.0) -> np.ndarray:
+        """Array ``name`` with at least ``n_slots`` rows and ``tail`` trailing dims, grown in place."""
+        arr = self.a.get(name)
+        s = self.n_slots
+        if arr is None:
+            arr = np.full((s, *tail), fill, dtype=dtype)
+            self.a[name] = arr
+            return arr
+        want_tail = tuple(max(x, y) for x, y in zip(arr.shape[1:], tail, strict=True)) if tail else arr.shape[1:]
+        want = (max(s, arr.shape[0]), *want_tail)
+        if want != arr.shape:
+            grown = np.full(want, fill, dtype=arr.dtype)
+            grown[tuple(slice(0, d) for d in arr.shape)] = arr
+            arr = grown
+            self.a[name] = arr
+        return arr
+
+    def get(self, name: str, slot: int) -> Any:
+        """Row ``slot`` of array ``name`` (zeros, or inf for ``min:``, when it was never touched)."""
+        arr = self.a.get(name)
+        if arr is None or slot >= arr.shape[0]:
+            if arr is None:
+                return 0.0 if not name.startswith("min:") else np.inf
+            return np.full(arr.shape[1:], np.inf if name.startswith("min:") else 0, dtype=arr.dtype) if arr.ndim > 1 \
+                else (np.inf if name.startswith("min:") else 0.0)
+        return arr[slot]
+
+    def slot_of(self, key: str, value: str, create: bool = True) -> int:
+        """The slot of segment ``key=value``; past ``max_tracked`` values of a key it is ``key=__other__``."""
+        s = self.slots.get((key, value))
+        if s is not None:
+            return s
+        if not create:
+            return self.slots.get((key, OTHER), -1)
+        tracked = sum(1 for k, _ in self.slots if k == key)
+        if tracked >= self.max_tracked - 1 and value != OTHER:
+            value = OTHER
+            s = self.slots.get((key, value))
+            if s is not None:
+                return s
+        s = len(self.slots)
+        self.slots[(key, value)] = s
+        return s
+
+    def _cat_index(self, feature: str, value: str) -> int:
+        vals = self.cats.setdefault(feature, [])
+        try:
+            return vals.index(value)
+        except ValueError:
+            pass
+        if len(vals) >= self.max_categories - 1 and value != OTHER:
+            return self._cat_index(feature, OTHER)
+        vals.append(value)
+        return len(vals) - 1
+
+    def _label_index(self, label: str) -> int:
+        try:
+            return self.labels.index(label)
+        except ValueError:
+            if len(self.labels) >= self.max_categories - 1 and label != OTHER:
+                return self._label_index(OTHER)
+            self.labels.append(label)
+            return len(self.labels) - 1
+
+    def expand(self, segments: dict[str, list[str | None]], n: int) -> tuple[I64, I64]:
+        """``(rows, slot)``: each event once for the whole version and once per segment key it has."""
+        rows = [np.arange(n, dtype=np.int64)]
+        slot = [np.zeros(n, dtype=np.int64)]
+        for key, vals in segments.items():
+            cache: dict[str, int] = {}
+            idx = [i for i, v in enumerate(vals) if v is not None]
+            codes = []
+            for i in idx:
+                v = vals[i]
+                c = cache.get(v)  # type: ignore[arg-type]
+                if c is None:
+                    c = cache[v] = self.slot_of(key, v)  # type: ignore[index,arg-type]
+                codes.append(c)
+            rows.append(np.array(idx, dtype=np.int64))
+            slot.append(np.array(codes, dtype=np.int64))
+        return np.concatenate(rows), np.concatenate(slot)
+
+    # ---- accumulation ----------------------------------------------------------------------
+    def _add(self, name: str, slot: I64, weights: np.ndarray | None = None) -> None:
+        arr = self._arr(name)
+        arr += np.bincount(slot, weights=weights, minlength=self.n_slots)[: self.n_slots]
+
+    def _add_hist(self, name: str, slot: I64, idx: I64, width: int) -> None:
+        arr = self._arr(name, (width,), np.int64)
+        width = arr.shape[1]
+        flat = np.bincount(slot * width + idx, minlength=self.n_slots * width)
+        arr += flat.reshape(self.n_slots, width)
+
+    def add_columns(self, cols: Columns, rng: np.random.Generator | None = None) -> None:
+        """Absorb one group's columns (all events of this model version and window)."""
+        rows, slot = self.expand(cols.segments, cols.n)
+        s = self.n_slots
+        self._add("count", slot)
+        self._add("errors", slot, cols.error[rows].astype(np.float64))
+        lat = cols.latency[rows]
+        ok = ~np.isnan(lat)
+        if ok.any():
+            self._add("lat_n", slot[ok])
+            self._add("lat_sum", slot[ok], lat[ok])
+            li = LATENCY_BINS.index(cols.latency[~np.isnan(cols.latency)])
+            full = np.zeros(cols.n, dtype=np.int64)
+            full[~np.isnan(cols.latency)] = li
+            self._add_hist("lat_hist", slot[ok], full[rows][ok], LATENCY_BINS.size)
+        fb = FEATURE_BINS.size
+        for name, x in cols.num.items():
+            miss = np.isnan(x)
+            good = ~miss[rows]
+            self._add(f"n:{name}", slot[good])
+            self._add(f"miss:{name}", slot[~good])
+            xr = x[rows][good]
+            self._add(f"sum:{name}", slot[good], xr)
+            bi = np.zeros(cols.n, dtype=np.int64)
+            bi[~miss] = FEATURE_BINS.index(x[~miss])
+            self._add_hist(f"h:{name}", slot[good], bi[rows][good], fb)
+        for name, vals in cat_items(cols.cat):
+            codes = np.full(cols.n, -1, dtype=np.int64)
+            cache: dict[str, int] = {}
+            for i, v in enumerate(vals):
+                if v is not None:
+                    c = cache.get(v)
+                    if c is None:
+                        c = cache[v] = self._cat_index(name, v)
+                    codes[i] = c
+            cr = codes[rows]
+            good = cr >= 0
+            m = len(self.cats.get(name, ())) or 1
+            if name != "@class":
+                self._add(f"n:{name}", slot[good])
+                self._add(f"miss:{name}", slot[~good])
+            self._add_hist(f"c:{name}", slot[good], cr[good], m)
+        if cols.llm is not None:
+            self._add_llm(cols, rows, slot)
+        if cols.lineage is not None and cols.lineage_self is not None:
+            self._add("lin_self", slot, cols.lineage_self[rows])
+            keys = sorted({k for d in cols.lineage for k in d})
+            for k in keys:
+                share = np.array([d.get(k, 0.0) for d in cols.lineage])
+                self._add(f"lin:{k}", slot, share[rows])
+        if cols.embedding is not None and cols.embedding_rows is not None:
+            rng = rng or np.random.default_rng()
+            u = rng.random(len(cols.embedding))
+            self._add_embeddings(u, cols.embedding)
+        assert self.n_slots == s
+
+    def _add_embeddings(self, u: np.ndarray, rows: np.ndarray) -> None:
+        if self.emb_rows is not None:
+            if self.emb_rows.shape[1] != rows.shape[1]:
+                return  # a different dimension than this window's first: not comparable, ignored
+            u = np.concatenate([self.emb_u, u])  # type: ignore[list-item]
+            rows = np.vstack([self.emb_rows, rows])
+        self.emb_u, self.emb_rows = bottom_k(u, rows, self.emb_k)
+
+    def _add_llm(self, cols: Columns, rows: I64, slot: I64) -> None:
+        llm = cols.llm
+        assert llm is not None
+        has = llm.has[rows]
+        sl = slot[has]
+        r = rows[has]
+        self._add("llm_n", sl)
+        for name, vals in (("lp", llm.lp_sum), ("ent", llm.ent_sum)):
+            v = vals[r]
+            ok = ~np.isnan(v)
+            self._add(f"{name}_sum", sl[ok], v[ok])
+            self._add(f"{name}_n", sl[ok], (llm.lp_n if name == "lp" else llm.ent_n)[r][ok])
+        for name, vals in (("tok", llm.out_tokens), ("chr", llm.chars)):
+            v = vals[r]
+            ok = ~np.isnan(v)
+            self._add(f"{name}_sum", sl[ok], v[ok])
+            self._add(f"{name}_n", sl[ok])
+        self._add("empty", sl, llm.empty[r].astype(np.float64))
+        self._add("refusal", sl, llm.refusal[r].astype(np.float64))
+        mins = llm.lp_min[r]
+        ok = ~np.isnan(mins)
+        arr = self._arr("min:lp", (), np.float64, np.inf)
+        np.minimum.at(arr, sl[ok], mins[ok])
+        for i, s in zip(r.tolist(), sl.tolist(), strict=True):
+            ph, ch = llm.prompt_hash[i], llm.completion_hash[i]
+            if ph is None or ch is None:
+                continue
+            d = self.incons.setdefault(s, {})
+            ent = d.get(ph)
+            if ent is None:
+                if len(d) < _INCONS_CAP:
+                    d[ph] = [ch, 1, 0]
+            else:
+                ent[1] += 1
+                if ent[0] != ch:
+                    ent[2] = 1
+
+    def add_joined(self, j: Joined) -> None:
+        """Absorb labels joined to predictions of this window."""
+        n = len(j.slots)
+        if n == 0:
+            return
+        rows_l: list[int] = []
+        slot_l: list[int] = []
+        for i, names in enumerate(j.slots):
+            for key, value in names:
+                s = 0 if (key, value) == WHOLE else self.slot_of(key, value, create=False)
+                if s >= 0:
+                    rows_l.append(i)
+                    slot_l.append(s)
+        rows = np.array(rows_l, dtype=np.int64)
+        slot = np.array(slot_l, dtype=np.int64)
+        self._add("labeled", slot)
+        has_cls = np.array([p is not None and t is not None for p, t in zip(j.pred_label, j.true_label, strict=True)])
+        if has_cls.any():
+            pi = np.array([self._label_index(p) if h else 0 for p, h in zip(j.pred_label, has_cls, strict=True)])
+            ti = np.array([self._label_index(t) if h else 0 for t, h in zip(j.true_label, has_cls, strict=True)])
+            L = len(self.labels)
+            m = has_cls[rows]
+            arr = self._arr("conf", (L, L), np.int64)
+            np.add.at(arr, (slot[m], ti[rows][m], pi[rows][m]), 1)
+            okp = has_cls & ~np.isnan(j.pos_score)
+            if okp.any():
+                is_pos = np.array([t is not None and t == p for t, p in zip(j.true_label, j.pos_name, strict=True)])
+                b = auc_bin(np.nan_to_num(j.pos_score))
+                mrow = okp[rows]
+                pos_m = mrow & is_pos[rows]
+                neg_m = mrow & ~is_pos[rows]
+                self._add_hist("auc_pos", slot[pos_m], b[rows][pos_m], AUC_BINS)
+                self._add_hist("auc_neg", slot[neg_m], b[rows][neg_m], AUC_BINS)
+        err = j.pred_value - j.true_value
+        ok = ~np.isnan(err)
+        if ok.any():
+            m = ok[rows]
+            self._add("reg_n", slot[m])
+            self._add("reg_abs", slot[m], np.abs(err[rows][m]))
+            self._add("reg_sq", slot[m], (err[rows][m]) ** 2)
+
+    # ---- merge / collapse -----------------------------------------------------------------
+    def _absorb(self, other: WindowAcc, slot_map: I64) -> None:
+        catmap = {f: np.array([self._cat_index(f, v) for v in vals], dtype=np.int64) for f, vals in other.cats.items()}
+        labmap = np.array([self._label_index(v) for v in other.labels], dtype=np.int64)
+        for name, src in other.a.items():
+            sm = slot_map[: src.shape[0]]
+            if name.startswith("c:"):
+                cm = catmap.get(name[2:], np.zeros(0, np.int64))
+                dst = self._arr(name, (len(self.cats.get(name[2:], ())),), np.int64)
+                np.add.at(dst, (sm[:, None], cm[None, : src.shape[1]]), src[:, : len(cm)])
+            elif name == "conf":
+                L = len(self.labels)
+                dst = self._arr(name, (L, L), np.int64)
+                lm = labmap[: src.shape[1]]
+                np.add.at(dst, (sm[:, None, None], lm[None, :, None], lm[None, None, :]), src)
+            elif name.startswith("min:"):
+                dst = self._arr(name, src.shape[1:], src.dtype, np.inf)
+                np.minimum.at(dst, sm, src)
+            else:
+                dst = self._arr(name, src.shape[1:], src.dtype)
+                np.add.at(dst, sm, src)
+        for s, d in other.incons.items():
+            mine = self.incons.setdefault(int(slot_map[s]), {})
+            for ph, (ch, cnt, diff) in d.items():
+                ent = mine.get(ph)
+                if ent is None:
+                    if len(mine) < _INCONS_CAP:
+                        mine[ph] = [ch, cnt, diff]
+                else:
+                    ent[1] += cnt
+                    ent[2] = int(ent[2] or diff or ent[0] != ch)
+        if other.emb_rows is not None and other.emb_u is not None:
+            self._add_embeddings(other.emb_u, other.emb_rows)
+        self.late += other.late
+        self.late_labels += other.late_labels
+        for k, v in other.hw.items():
+            self.hw[k] = max(self.hw.get(k, -1), v)
+
+    def merge(self, other: WindowAcc) -> None:
+        """Add ``other``'s state into this one (segments matched by name)."""
+        names = sorted(other.slots, key=other.slots.__getitem__)
+        slot_map = np.array([0 if nm == WHOLE else self.slot_of(*nm) for nm in names], dtype=np.int64)
+        self._absorb(other, slot_map)
+
+    def collapsed(self, top_k: int) -> WindowAcc:
+        """A copy keeping, per segment key, the ``top_k`` values by count; the rest merged into ``other``."""
+        count = self.a.get("count", np.zeros(self.n_slots))
+        keep: dict[tuple[str, str], int] = {}
+        by_key: dict[str, list[tuple[str, str]]] = {}
+        for nm in self.slots:
+            if nm != WHOLE:
+                by_key.setdefault(nm[0], []).append(nm)
+        out = WindowAcc(self.model, self.version, self.start_ms, self.end_ms, self.max_tracked,
+                        self.max_categories, self.emb_k)
+        targets: list[tuple[str, str]] = []
+        for key, nms in by_key.items():
+            ranked = sorted(nms, key=lambda nm: (-count[self.slots[nm]], nm[1]))
+            for nm in ranked[:top_k]:
+                keep[nm] = 1
+        for nm in sorted(self.slots, key=self.slots.__getitem__):
+            if nm == WHOLE:
+                targets.append(WHOLE)
+            elif nm in keep:
+                targets.append(nm)
+            else:
+                targets.append((nm[0], OTHER))
+        slot_map = np.array([0 if t == WHOLE else out.slot_of(*t) for t in targets], dtype=np.int64)
+        out._absorb(self, slot_map)
+        return out
+
+    def segment_names(self) -> Iterable[tuple[str, str]]:
+        """Every tracked segment (not the whole version), in slot order."""
+        return (nm for nm in sorted(self.slots, key=self.slots.__getitem__) if nm != WHOLE)
+
+    # ---- serialisation ---------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """Compact msgpack: arrays stored sparse (non-zero positions and values)."""
+        arrays = {}
+        for name, arr in self.a.items():
+            flat = arr.ravel()
+            fill = np.inf if name.startswith("min:") else 0
+            nz = np.flatnonzero(flat != fill)
+            arrays[name] = [list(arr.shape), str(arr.dtype), nz.astype(np.int64).tobytes(), flat[nz].tobytes()]
+        doc = {
+            "m": self.model, "v": self.version, "s": self.start_ms, "e": self.end_ms,
+            "cfg": [self.max_tracked, self.max_categories, self.emb_k],
+            "slots": [[k, v, i] for (k, v), i in self.slots.items()],
+            "a": arrays, "cats": self.cats, "labels": self.labels,
+            "incons": {str(k): v for k, v in self.incons.items()},
+            "emb": None if self.emb_rows is None else [list(self.emb_rows.shape), self.emb_u.tobytes(),  # type: ignore[union-attr]
+                                                       self.emb_rows.tobytes()],
+            "hw": self.hw, "late": self.late, "late_labels": self.late_labels,
+        }
+        return msgspec.msgpack.encode(doc)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> WindowAcc:
+        """Inverse of :meth:`to_bytes`."""
+        d = msgspec.msgpack.decode(data)
+        acc = cls(d["m"], d["v"], d["s"], d["e"], *d["cfg"])
+        acc.slots = {(k, v): i for k, v, i in d["slots"]}
+        for name, (shape, dtype, nz, vals) in d["a"].items():
+            fill = np.inf if name.startswith("min:") else 0
+            arr = np.full(int(np.prod(shape)), fill, dtype=np.dtype(dtype))
+            arr[np.frombuffer(nz, np.int64)] = np.frombuffer(vals, np.dtype(dtype))
+            acc.a[name] = arr.reshape(shape)
+        acc.cats = d["cats"]
+        acc.labels = d["labels"]
+        acc.incons = {int(k): v for k, v in d["incons"].items()}
+        if d["emb"] is not None:
+            shape, u, rows = d["emb"]
+            acc.emb_u = np.frombuffer(u, np.float64).copy()
+            acc.emb_rows = np.frombuffer(rows, np.float64).reshape(shape).copy()
+        acc.hw = d["hw"]
+        acc.late = d["late"]
+        acc.late_labels = d["late_labels"]
+        return acc
+
+
+def cat_items(cat: dict[str, list[str | None]]) -> Iterable[tuple[str, list[str | None]]]:
+    """Categorical columns in a stable order."""
+    return sorted(cat.items())

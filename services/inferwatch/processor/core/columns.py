@@ -1,0 +1,188 @@
+"""Columnar view of a group of predictions (one model version, one window): numpy arrays per field.
+
+This is the one place that walks events in Python; everything after it is vectorised.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from inferwatch.processor.core.decode import Prediction
+
+F64 = npt.NDArray[np.float64]
+NAN = math.nan
+
+
+@dataclass
+class LLMCols:
+    """Per-event LLM signals (NaN where absent); ``has`` marks events with an llm block."""
+
+    has: npt.NDArray[np.bool_]
+    lp_sum: F64
+    lp_n: F64
+    lp_min: F64
+    ent_sum: F64
+    ent_n: F64
+    out_tokens: F64
+    chars: F64
+    empty: npt.NDArray[np.bool_]
+    refusal: npt.NDArray[np.bool_]
+    prompt_hash: list[str | None]
+    completion_hash: list[str | None]
+
+
+@dataclass
+class Columns:
+    """One group's columns. ``num``/``cat`` hold features plus the outputs (``@score``, ``@value``, ``@class``)."""
+
+    n: int
+    ts: npt.NDArray[np.int64]
+    segments: dict[str, list[str | None]]
+    latency: F64
+    error: npt.NDArray[np.bool_]
+    num: dict[str, F64]
+    cat: dict[str, list[str | None]]
+    pos_name: list[str | None]
+    pos_score: F64
+    llm: LLMCols | None = None
+    embedding: F64 | None = None
+    embedding_rows: npt.NDArray[np.int64] | None = None
+    lineage: list[dict[str, float]] | None = None
+    lineage_self: F64 | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _num_or_cat(vals: list[object]) -> tuple[F64 | None, list[str | None] | None]:
+    try:
+        return np.array(vals, dtype=np.float64), None
+    except (TypeError, ValueError):
+        return None, [None if v is None else str(v) for v in vals]
+
+
+def _entropy(top: list[list[float]]) -> tuple[float, int]:
+    s = 0.0
+    for alts in top:
+        if not alts:
+            continue
+        p = np.exp(np.asarray(alts))
+        p = p / p.sum()  # the top-k renormalised: entropy of the truncated distribution
+        s += float(-(p * np.log(np.maximum(p, 1e-300))).sum())
+    return s, len(top)
+
+
+def llm_columns(events: Sequence[Prediction], refusal: list[re.Pattern[str]]) -> LLMCols | None:
+    """LLM signals per event, or None when no event has an llm block."""
+    if not any(e.llm is not None for e in events):
+        return None
+    n = len(events)
+    out = {k: np.full(n, NAN) for k in ("lp_sum", "lp_n", "lp_min", "ent_sum", "ent_n", "out_tokens", "chars")}
+    has = np.zeros(n, bool)
+    empty = np.zeros(n, bool)
+    refu = np.zeros(n, bool)
+    ph: list[str | None] = [None] * n
+    ch: list[str | None] = [None] * n
+    for i, e in enumerate(events):
+        b = e.llm
+        if b is None:
+            continue
+        has[i] = True
+        if b.token_logprobs:
+            lp = b.token_logprobs
+            out["lp_sum"][i] = sum(lp)
+            out["lp_n"][i] = len(lp)
+            out["lp_min"][i] = min(lp)
+        if b.top_logprobs:
+            s, k = _entropy(b.top_logprobs)
+            out["ent_sum"][i] = s
+            out["ent_n"][i] = k
+        tokens = b.output_tokens if b.output_tokens is not None else (len(b.token_logprobs) if b.token_logprobs else None)
+        if tokens is not None:
+            out["out_tokens"][i] = tokens
+        chars = b.completion_chars if b.completion_chars is not None else (len(b.completion) if b.completion is not None else None)
+        if chars is not None:
+            out["chars"][i] = chars
+        empty[i] = chars == 0 or tokens == 0
+        r = bool(b.refusal)
+        if not r and b.completion:
+            r = any(p.search(b.completion) for p in refusal)
+        refu[i] = r
+        ph[i] = b.prompt_hash
+        ch[i] = b.completion_hash
+    return LLMCols(has, out["lp_sum"], out["lp_n"], out["lp_min"], out["ent_sum"], out["ent_n"],
+                   out["out_tokens"], out["chars"], empty, refu, ph, ch)
+
+
+def positive_class(probs: dict[str, float] | None) -> tuple[str | None, float]:
+    """For binary probabilities, the positive class (the larger name; AUC is symmetric) and its probability."""
+    if not probs or len(probs) != 2:
+        return None, NAN
+    name = max(probs)
+    return name, probs[name]
+
+
+def build_columns(events: Sequence[Prediction], refusal: list[re.Pattern[str]] | None = None,
+                  max_features: int = 256) -> Columns:
+    """Columns of ``events`` (all of one model version)."""
+    n = len(events)
+    ts = np.fromiter((e.ts for e in events), np.int64, n)
+    seg_keys: set[str] = set()
+    in_keys: set[str] = set()
+    for e in events:
+        seg_keys.update(e.segment)
+        in_keys.update(e.inputs)
+    segments = {k: [e.segment.get(k) for e in events] for k in sorted(seg_keys)}
+    num: dict[str, F64] = {}
+    cat: dict[str, list[str | None]] = {}
+    for k in sorted(in_keys)[:max_features]:
+        x, c = _num_or_cat([e.inputs.get(k) for e in events])
+        if x is not None:
+            num[k] = x
+        else:
+            assert c is not None
+            cat[k] = c
+    outs = [e.outputs for e in events]
+    if any(o is not None and o.score is not None for o in outs):
+        num["@score"] = np.array([o.score if o is not None else None for o in outs], dtype=np.float64)
+    if any(o is not None and o.value is not None for o in outs):
+        num["@value"] = np.array([o.value if o is not None else None for o in outs], dtype=np.float64)
+    if any(o is not None and o.label is not None for o in outs):
+        cat["@class"] = [o.label if o is not None else None for o in outs]
+    pos = [positive_class(o.probabilities if o is not None else None) for o in outs]
+    cols = Columns(
+        n=n,
+        ts=ts,
+        segments=segments,
+        latency=np.array([e.latency_ms for e in events], dtype=np.float64),
+        error=np.fromiter((e.error is not None for e in events), bool, n),
+        num=num,
+        cat=cat,
+        pos_name=[p[0] for p in pos],
+        pos_score=np.array([p[1] for p in pos], dtype=np.float64),
+        llm=llm_columns(events, refusal or []),
+    )
+    emb_idx = [i for i, e in enumerate(events) if e.embedding is not None]
+    if emb_idx:
+        dim = len(events[emb_idx[0]].embedding or [])
+        emb_idx = [i for i in emb_idx if len(events[i].embedding or []) == dim]
+        cols.embedding = np.array([events[i].embedding for i in emb_idx], dtype=np.float64)
+        cols.embedding_rows = np.array(emb_idx, dtype=np.int64)
+    if any(e.lineage for e in events):
+        lin: list[dict[str, float]] = []
+        self_share = np.zeros(n)
+        for i, e in enumerate(events):
+            d: dict[str, float] = {}
+            for ref in e.lineage or ():
+                key = f"{ref.model}@{ref.model_version}"
+                d[key] = min(1.0, d.get(key, 0.0) + ref.share)
+                if ref.model == e.model:
+                    self_share[i] += ref.share
+            lin.append(d)
+        cols.lineage = lin
+        cols.lineage_self = np.minimum(self_share, 1.0)
+    return cols

@@ -122,6 +122,8 @@ class InferenceLogger:
         )
         # Bound for the hot path: no attribute chains per call.
         self._produce = self._transport.producer.produce
+        self._next_id = self._ids.next_id
+        self._keep_all = self._sampler.keep_all
         self._next_logged = self._c.logged_c.__next__
         self._close_timeout_s = close_timeout_s
         self._finalizer = weakref.finalize(self, self._transport.close, close_timeout_s)
@@ -148,12 +150,12 @@ class InferenceLogger:
         :class:`~inferwatch.sdk.errors.EventValidationError` (a ``ValueError``) naming the field
         when an argument breaks the event contract.
         """
-        eid = self._ids.next_id()
+        eid = self._next_id()
         if prediction_id is None:
             pid = eid
         else:
             pid = v.short_text(prediction_id, "prediction_id", v.MAX_PREDICTION_ID, 1)
-        if not self._sampler.keep_all and not self._sampler.keep(pid):
+        if not self._keep_all and not self._sampler.keep(pid):
             next(self._c.sampled_out_c)
             return pid
         ev: dict[str, Any] = {
@@ -188,7 +190,21 @@ class InferenceLogger:
             ev["lineage"] = v.lineage(lineage)
         if tags:
             ev["tags"] = v.labels(tags, "tags", v.MAX_TAGS)
-        self._send(KIND_PREDICTION, self.predictions_topic, ev)
+        # _send inlined: one Python call less on the hot path.
+        try:
+            payload = _dumps(ev)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            raise EventValidationError("event", f"cannot be serialised: {exc}") from None
+        if self._closed:
+            self._c.add("dropped")
+            return pid
+        self._next_logged()
+        try:
+            self._produce(self.predictions_topic, payload, self._key)
+        except BufferError:
+            self._transport.overflow(KIND_PREDICTION, self._key, payload)
+        except KafkaException as exc:
+            self._transport.produce_error(exc, payload)
         return pid
 
     def feedback(
@@ -209,7 +225,7 @@ class InferenceLogger:
         if not self._sampler.keep(pid):
             next(self._c.sampled_out_c)
             return None
-        eid = self._ids.next_id()
+        eid = self._next_id()
         ev: dict[str, Any] = {
             "schema_version": "feedback.v1",
             "event_id": eid,

@@ -39,6 +39,9 @@ from inferwatch.sdk.stats import Counters, RateLimitedWarning
 
 log = logging.getLogger("inferwatch.sdk")
 rdkafka_log = logging.getLogger("inferwatch.sdk.rdkafka")
+# librdkafka's own log lines (connect failures during an outage, ...) reach the application's
+# handlers if it configured logging, but never fall through to stderr by default.
+rdkafka_log.addHandler(logging.NullHandler())
 
 KIND_PREDICTION = 0
 KIND_FEEDBACK = 1

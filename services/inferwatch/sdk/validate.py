@@ -78,25 +78,45 @@ def features(inputs: Any, path: str = "inputs") -> dict[str, Any]:
         inputs = _as_dict(inputs, path)
     if len(inputs) > MAX_INPUTS:
         raise _Err(path, f"at most {MAX_INPUTS} features, got {len(inputs)}")
-    known = _KNOWN_NAMES
-    fixed: dict[str, Any] | None = None
-    for k, v in inputs.items():
-        if k not in known:
-            _key(k, path)
-        t = type(v)
+    # The common case in two tight loops: every key already known, every value a plain scalar.
+    if not _KNOWN_NAMES.issuperset(inputs):
+        for k in inputs:
+            if k not in _KNOWN_NAMES:
+                _key(k, path)
+    for val in inputs.values():
+        t = type(val)
         if t is float:
-            if v - v != 0.0:  # inf - inf and nan - nan are nan
-                raise _Err(f"{path}.{k}", f"must be finite, got {v!r}")
+            if val - val != 0.0:  # inf - inf and nan - nan are nan
+                return _features_slow(inputs, path)
         elif t is str:
-            if len(v) > SHORT:
-                raise _Err(f"{path}.{k}", f"strings are at most {SHORT} characters, got {len(v)}")
+            if len(val) > SHORT:
+                return _features_slow(inputs, path)
         elif t is int:
-            if not _I64_MIN <= v <= _U64_MAX:
+            if not _I64_MIN <= val <= _U64_MAX:
+                return _features_slow(inputs, path)
+        elif val is not None and t is not bool:
+            return _features_slow(inputs, path)
+    return inputs
+
+
+def _features_slow(inputs: dict[Any, Any], path: str) -> dict[str, Any]:
+    """Name the offending feature, or convert numpy scalars and subclasses into a copy."""
+    fixed: dict[str, Any] | None = None
+    for k, val in inputs.items():
+        t = type(val)
+        if t is float:
+            if val - val != 0.0:
+                raise _Err(f"{path}.{k}", f"must be finite, got {val!r}")
+        elif t is str:
+            if len(val) > SHORT:
+                raise _Err(f"{path}.{k}", f"strings are at most {SHORT} characters, got {len(val)}")
+        elif t is int:
+            if not _I64_MIN <= val <= _U64_MAX:
                 raise _Err(f"{path}.{k}", "integer out of the 64-bit range")
-        elif v is None or t is bool:
+        elif val is None or t is bool:
             pass
         else:
-            conv = _feature_slow(v, f"{path}.{k}")
+            conv = _feature_slow(val, f"{path}.{k}")
             if fixed is None:
                 fixed = dict(inputs)
             fixed[k] = conv
@@ -167,10 +187,11 @@ def labels(value: Any, path: str, max_items: int) -> dict[str, str]:
         value = _as_dict(value, path)
     if len(value) > max_items:
         raise _Err(path, f"at most {max_items} entries, got {len(value)}")
-    known = _KNOWN_NAMES
+    if not _KNOWN_NAMES.issuperset(value):
+        for k in value:
+            if k not in _KNOWN_NAMES:
+                _key(k, path)
     for k, v in value.items():
-        if k not in known:
-            _key(k, path)
         if type(v) is not str or len(v) > SHORT:
             short_text(v, f"{path}.{k}")
             if type(v) is not str:  # a str subclass: give orjson a plain str

@@ -14,6 +14,9 @@ class SinkOptions(BaseSettings):
     group_id: str = Field("inferwatch-sink", description="Kafka consumer group of the sink.")
     batch_rows: int = Field(50_000, ge=1, description="Insert when this many messages are buffered ...")
     batch_ms: int = Field(1000, ge=1, description="... or when the oldest buffered message waited this long.")
+    session_timeout_ms: int = Field(
+        45_000, ge=1000, description="Kafka group session timeout: how soon a dead sink's partitions move on."
+    )
     retry_initial_s: float = Field(0.2, gt=0, description="First back-off after a failed insert.")
     retry_max_s: float = Field(10.0, gt=0, description="Longest back-off between insert attempts.")
     crash_after_insert: bool = Field(

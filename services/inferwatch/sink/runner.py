@@ -85,6 +85,7 @@ class Sink:
             "enable.partition.eof": False,
             "fetch.wait.max.ms": 100,
             "max.poll.interval.ms": 600_000,
+            "session.timeout.ms": self.options.session_timeout_ms,
         }
         self._consumer = c = Consumer(conf)
         self._producer = Producer(base_config(self.settings) | {"linger.ms": 20, "enable.idempotence": True})

@@ -1,0 +1,8 @@
+"""Local infrastructure the project starts by itself: today the native Apache Kafka broker.
+
+See :mod:`inferwatch.infra.kafka_native` and ``infra/kafka/README.md``.
+"""
+
+from inferwatch.infra.kafka_native import NativeKafka, NativeKafkaError, free_port, repo_root
+
+__all__ = ["NativeKafka", "NativeKafkaError", "free_port", "repo_root"]

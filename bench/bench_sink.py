@@ -1,0 +1,72 @@
+"""``sink.throughput``: rows/s from the real broker into the embedded store, one process, 15-feature
+prediction events; baseline ``store.arrow_insert``: the same rows as a pre-built Arrow table
+inserted straight into the same store (the store's own limit on this machine)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import orjson
+from confluent_kafka import Producer
+
+from bench.context import BenchContext
+from inferwatch.config import Settings
+from inferwatch.contract.events import PredictionV1
+from inferwatch.kafka.admin import apply_topics
+from inferwatch.sink import Sink, SinkOptions
+from inferwatch.sink.columns import Kafka, predictions
+from inferwatch.store.embedded import EmbeddedStore
+
+
+def _event(i: int, now_ms: int) -> dict[str, object]:
+    inputs: dict[str, object] = {f"f{j}": (i * 7 + j) % 1000 / 10.0 for j in range(12)}
+    inputs.update({"device": f"d{i % 8}", "country": f"c{i % 20}", "app": "ios" if i % 2 else "android"})
+    return {"schema_version": "prediction.v1", "event_id": f"e{i}", "prediction_id": f"p{i}", "ts": now_ms + i,
+            "model": f"m{i % 4}", "model_version": "v1", "latency_ms": float(i % 50), "inputs": inputs,
+            "outputs": {"label": "a" if i % 3 else "b", "score": 0.7}, "segment": {"device": f"d{i % 8}"}}
+
+
+def run(ctx: BenchContext) -> None:
+    n = 50_000 if ctx.quick else 300_000
+    s = Settings(kafka_bootstrap=ctx.kafka_bootstrap, topic_prefix=f"b{uuid.uuid4().hex[:8]}.",
+                 data_dir=ctx.scratch / f"sink-{uuid.uuid4().hex[:6]}")
+    apply_topics(s)
+    now = int(time.time() * 1000)
+    values = [orjson.dumps(_event(i, now)) for i in range(n)]
+    p = Producer({"bootstrap.servers": s.kafka_bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
+                  "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
+    for i, v in enumerate(values):
+        p.produce(s.predictions_topic, key=f"m{i % 4}".encode(), value=v)
+        if i % 100_000 == 0:
+            p.poll(0)
+    p.flush(120)
+
+    store = EmbeddedStore(s.data_dir / "chdb", "inferwatch")
+    store.migrate()
+    sink = Sink(s, store, SinkOptions(group_id=f"bench-{uuid.uuid4().hex[:6]}", batch_rows=100_000, batch_ms=1000))
+    stop = threading.Event()
+    t = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    t0 = time.perf_counter()
+    t.start()
+    deadline = t0 + 600
+    while sink.health.rows_written.get("predictions", 0) < n and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    t.join(60)
+    written = sink.health.rows_written.get("predictions", 0)
+
+    # Baseline: the same rows, already an Arrow table, into a fresh database of the same store.
+    tbl = predictions([PredictionV1.model_validate_json(v) for v in values], Kafka(s.predictions_topic, 0, list(range(n))))
+    base = EmbeddedStore(s.data_dir / "chdb", "baseline")
+    base.migrate()
+    b0 = time.perf_counter()
+    for k in range(0, n, 100_000):
+        base.insert("predictions", tbl.slice(k, 100_000), dedup_token=f"b-{k}")
+    b_elapsed = time.perf_counter() - b0
+    base.close()
+    store.close()
+    ctx.record("sink.throughput", written / elapsed, "rows/s", baseline="store.arrow_insert",
+               baseline_value=n / b_elapsed, rows=n, features=15, rows_written=written, batch_rows=100_000)

@@ -85,7 +85,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     def sql(
         query: str = typer.Argument(None, help="One read-only statement (SELECT/WITH/SHOW/DESCRIBE/EXPLAIN)."),
         saved: str = typer.Option(None, "--saved", "-s", help="Run a saved query of schemas/clickhouse/queries/."),
-        param: list[str] = typer.Option([], "--param", "-p", help="name=value for {name:Type} parameters; repeatable."),
+        param: list[str] = typer.Option([], "--param", "-p", help="name=value for {name:Type} parameters; repeatable."),  # noqa: B008 - Typer declares options this way
         list_saved: bool = typer.Option(False, "--list-saved", help="List the saved queries and their parameters."),
         fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json (one object per line)."),
         max_rows: int = typer.Option(1000, "--max-rows", help="Stop after this many rows."),

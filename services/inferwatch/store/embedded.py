@@ -10,6 +10,7 @@ connections opened with ``readonly=2`` (writes and DDL refused by the engine, li
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -152,10 +153,8 @@ class EmbeddedStore(Store):
         self._closed = True
         with self._ro_lock:
             for c in self._ro_conns:
-                try:
+                with contextlib.suppress(Exception):  # closing is best effort
                     c.close()
-                except Exception:  # closing is best effort
-                    pass
             self._ro_conns.clear()
         with self._rw_lock:
             self._rw.close()

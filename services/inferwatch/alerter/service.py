@@ -65,12 +65,12 @@ class AlerterService:
         settings: Settings,
         rules_path: Path | str,
         config: AlerterConfig,
-        group_id: str = CONSUMER_GROUP,
+        group_id: str | None = None,
         serve_http: bool = True,
     ) -> None:
         self.settings = settings
         self.config = config
-        self.group_id = group_id
+        self.group_id = group_id or settings.topic_prefix + CONSUMER_GROUP  # a prefix isolates deployments
         self.serve_http = serve_http and config.http.port != 0
         self.watcher = RuleWatcher(Path(rules_path))
         self.watcher.load()  # bad rules at start-up stop the start, with the file/rule/field errors

@@ -278,10 +278,7 @@ def float_list(v: Any, path: str, min_len: int, max_len: int, hi: float | None =
 def llm_block(v: Any, path: str = "llm") -> dict[str, Any]:
     """The LLM block: texts, hashes, token log-probabilities (≤ 0), token counts, finish reason."""
     if type(v) is not dict:
-        if hasattr(v, "model_dump"):
-            v = v.model_dump(exclude_none=True)
-        else:
-            v = _as_dict(v, path)
+        v = v.model_dump(exclude_none=True) if hasattr(v, "model_dump") else _as_dict(v, path)
     out: dict[str, Any] = {}
     for k, x in v.items():
         p = f"{path}.{k}"

@@ -6,11 +6,11 @@ with changelogs in the service):
 
 * ``windows``: ``model|version|start_ms`` → open :class:`WindowAcc` (with its source high-water
   offsets, so replayed messages after a crash are skipped: each window absorbs a message once);
-* ``joins``: ``p|<prediction_id>`` → a prediction waiting for its label; ``f|<prediction_id>`` → a
+* ``joins``: ``p|model|<prediction_id>`` → a prediction waiting for its label; ``f|model|<prediction_id>`` → a
   label waiting for its prediction; both expire after ``join_retention_s``;
 * ``meta``: ``m|model`` → watermark and per-version bookkeeping; ``base|model|version`` → the
   pinned baseline being built; ``ref|model|version`` → the frozen pinned reference;
-  ``uref|model|version`` → an uploaded reference profile (takes precedence).
+  uploaded reference profiles (``model@version``, from the references topic) take precedence.
 
 Windows are event-time tumbling windows of ``window_s``. A window closes when the model's
 watermark (max prediction ``ts`` seen) passes ``end + lateness_s + label_wait_s``, or after
@@ -34,7 +34,7 @@ from inferwatch.contract.events import MetricSnapshotV1
 from inferwatch.processor.config import ProcessorConfig
 from inferwatch.processor.core.acc import WHOLE, Joined, WindowAcc
 from inferwatch.processor.core.columns import build_columns, positive_class
-from inferwatch.processor.core.decode import Feedback, Prediction, Raw, Rejected, decode_feedback, decode_predictions
+from inferwatch.processor.core.decode import Prediction, Raw, Rejected, decode_feedback, decode_predictions
 from inferwatch.processor.core.snapshot import build_snapshots
 
 Store = MutableMapping[str, bytes]
@@ -70,6 +70,8 @@ class ProcessorCore:
         self.joins: Store = joins if joins is not None else {}
         self.meta: Store = meta if meta is not None else {}
         self._live: dict[str, WindowAcc] = {}
+        self.uploaded: dict[str, bytes] = {}
+        """Uploaded reference profiles by ``model@version`` (from the references topic)."""
         self._models: dict[str, dict[str, Any]] = {}
         self._last_wall: dict[str, float] = {}
         self._refusal = [re.compile(p) for p in self.cfg.refusal_patterns]
@@ -112,17 +114,20 @@ class ProcessorCore:
 
     def set_uploaded_reference(self, model: str, version: str, profile: bytes) -> None:
         """Install an uploaded reference profile (``ReferenceProfile.to_bytes()``) for a model version."""
-        self.meta[f"uref|{model}|{version}"] = profile
+        self.uploaded[f"{model}@{version}"] = profile
 
     def reference(self, model: str, version: str) -> WindowAcc | None:
         """The reference of a version: the uploaded profile, else the frozen pinned baseline, else None."""
-        for k in (f"uref|{model}|{version}", f"ref|{model}|{version}"):
-            b = self.meta.get(k)
-            if b is not None:
-                from inferwatch.processor.reference import ReferenceProfile
+        up = self.uploaded.get(f"{model}@{version}")
+        if up is not None:
+            from inferwatch.processor.reference import ReferenceProfile
 
-                return ReferenceProfile.from_bytes(b).acc if k.startswith("uref") else WindowAcc.from_bytes(b)
-        return None
+            try:
+                return ReferenceProfile.from_bytes(up).acc
+            except Exception:  # a corrupt upload must not stop the stream: fall back to the baseline
+                self.uploaded.pop(f"{model}@{version}", None)
+        b = self.meta.get(f"ref|{model}|{version}")
+        return WindowAcc.from_bytes(b) if b is not None else None
 
     # ---- predictions -----------------------------------------------------------------------
     def process_predictions(self, raws: list[Raw], now: float | None = None) -> Output:
@@ -169,12 +174,13 @@ class ProcessorCore:
             pos_name, pos_score = positive_class(o.probabilities)
             rec = [e.model_version, acc.start_ms, [list(WHOLE), *[[k, v] for k, v in e.segment.items()]], o.label,
                    pos_name, pos_score, o.value, e.ts]
-            fb = self.joins.get(f"f|{e.prediction_id}")
+            fkey = f"f|{e.model}|{e.prediction_id}"
+            fb = self.joins.get(fkey)
             if fb is not None:
                 joined.append((rec, _dec(fb)))
-                del self.joins[f"f|{e.prediction_id}"]
+                del self.joins[fkey]
             else:
-                self.joins[f"p|{e.prediction_id}"] = _enc(rec)
+                self.joins[f"p|{e.model}|{e.prediction_id}"] = _enc(rec)
         if joined:
             acc.add_joined(_joined(joined))
 
@@ -186,9 +192,10 @@ class ProcessorCore:
         per_window: dict[str, list[tuple[list[Any], Any]]] = defaultdict(list)
         hw: dict[str, dict[str, int]] = defaultdict(dict)
         for r, f in good:
-            b = self.joins.get(f"p|{f.prediction_id}")
+            pkey = f"p|{f.model}|{f.prediction_id}"
+            b = self.joins.get(pkey)
             if b is None:
-                self.joins[f"f|{f.prediction_id}"] = _enc([f.label, f.value, f.ts])
+                self.joins[f"f|{f.model}|{f.prediction_id}"] = _enc([f.label, f.value, f.ts])
                 continue
             rec = _dec(b)
             key = f"{f.model}|{rec[0]}|{rec[1]}"
@@ -198,13 +205,13 @@ class ProcessorCore:
                 ver = self._model(f.model)["versions"].get(rec[0])
                 if ver is not None:
                     ver["late_labels"] = ver.get("late_labels", 0) + 1
-                del self.joins[f"p|{f.prediction_id}"]
+                del self.joins[pkey]
                 continue
             if r.offset <= acc.hw.get(tp, -1):
                 continue
             per_window[key].append((rec, [f.label, f.value, f.ts]))
             hw[key][tp] = max(hw[key].get(tp, -1), r.offset)
-            del self.joins[f"p|{f.prediction_id}"]
+            del self.joins[pkey]
         for key, pairs in per_window.items():
             acc = self._live[key]
             acc.add_joined(_joined(pairs))
@@ -248,6 +255,18 @@ class ProcessorCore:
         del self.windows[key]
         self._save_model(model)
         return snaps
+
+    def idle_models(self, now: float | None = None) -> list[str]:
+        """Models with open windows and no events for ``idle_flush_s`` wall seconds."""
+        now = time.monotonic() if now is None else now
+        return sorted(m for m in {a.model for a in self._live.values()}
+                      if now - self._last_wall.get(m, now) >= self.cfg.idle_flush_s)
+
+    def close_model(self, model: str) -> Output:
+        """Close every open window of ``model`` now (idle flush, end of a replay)."""
+        out = self._close(model, float("inf"))
+        self._last_wall.pop(model, None)
+        return out
 
     def flush_idle(self, now: float | None = None) -> Output:
         """Close every open window of models idle for ``idle_flush_s`` wall seconds (the last window

@@ -1,0 +1,220 @@
+"""The faust app of the processor: thin agents around :class:`ProcessorCore`.
+
+Wire formats: reads ``prediction.v1`` / ``feedback.v1`` JSON (raw bytes, decoded by the core with
+msgspec), writes ``metric_snapshot.v1`` JSON to the metrics topic keyed by model name, and
+``deadletter.v1`` JSON to the dead-letter topic keyed by the source topic.
+
+State: three faust tables (rocksdict stores, compacted changelogs) hold the core's maps. A batch
+from ``stream.take_events`` is split by source partition, and each part is processed with faust's
+current event set to that partition's last event, so every table write lands in the store and
+changelog partition of the models it belongs to (predictions and feedback are co-partitioned by
+model). Snapshots are emitted before the window is deleted from the table; together with the
+per-window source high-water offsets this gives the recovery guarantee in docs/processor.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections import defaultdict
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+import faust
+import orjson
+from faust.streams import _current_event
+
+from inferwatch.config import Settings
+from inferwatch.processor.config import ProcessorConfig
+from inferwatch.processor.core.decode import Raw
+from inferwatch.processor.core.engine import Output, ProcessorCore
+from inferwatch.processor.topics import TABLES, app_id, references_topic
+
+log = logging.getLogger("inferwatch.processor")
+
+
+class TableMap(MutableMapping[str, bytes]):
+    """A faust table seen as ``str -> bytes`` (raw serializers)."""
+
+    def __init__(self, table: Any) -> None:
+        self.t = table
+
+    def __getitem__(self, k: str) -> bytes:
+        return self.t[k]
+
+    def __setitem__(self, k: str, v: bytes) -> None:
+        self.t[k] = v
+
+    def __delitem__(self, k: str) -> None:
+        del self.t[k]
+
+    def __iter__(self) -> Iterator[str]:
+        for k in self.t.keys():
+            yield k.decode() if isinstance(k, bytes) else k
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def get(self, k: str, default: Any = None) -> Any:  # type: ignore[override]
+        v = self.t.get(k)
+        return default if v is None else v
+
+    def __contains__(self, k: object) -> bool:
+        return self.t.get(k) is not None
+
+
+@contextmanager
+def in_partition_of(event: Any) -> Iterator[None]:
+    """Make table writes go to ``event``'s partition (faust reads it from the current event)."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000, batch_within_s: float = 0.5) -> faust.App:
+    """The processor app. Topics must exist (``ensure_topics``): faust's own declaration is off."""
+    (settings.data_dir / "processor").mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        app_id(settings),
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="rocksdb://",
+        datadir=str(settings.data_dir / "processor"),
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=batch_max,
+        broker_commit_interval=1.0,
+        table_standby_replicas=0,
+        producer_compression_type="lz4",
+        stream_buffer_maxsize=max(batch_max * 2, 4096),
+    )
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    preds = app.topic(settings.predictions_topic, **raw)
+    feed = app.topic(settings.feedback_topic, **raw)
+    metrics = app.topic(settings.metrics_topic, **raw)
+    dead = app.topic(settings.deadletter_topic, **raw)
+    refs = app.topic(references_topic(settings), **raw)
+    from inferwatch.contract.topics import PREDICTIONS, load_registry
+
+    parts = load_registry()[PREDICTIONS].partitions
+    tables = {t: app.Table(t, partitions=parts, key_type=bytes, value_type=bytes) for t in TABLES}
+    for tab in tables.values():  # raw bytes in the store and on the changelog
+        tab.key_serializer = "raw"
+        tab.value_serializer = "raw"
+    maps = {t: TableMap(tab) for t, tab in tables.items()}
+    state: dict[str, Any] = {"core": None, "last_event": {}}
+
+    def core() -> ProcessorCore:
+        if state["core"] is None:  # tables are recovered before the first batch reaches an agent
+            state["core"] = ProcessorCore(cfg, maps["windows"], maps["joins"], maps["meta"])
+            for k, v in _load_references(settings).items():
+                state["core"].uploaded[k] = v
+        return state["core"]
+
+    async def publish(out: Output) -> None:
+        for s in out.snapshots:
+            await metrics.send(key=s.model.encode(), value=s.model_dump_json().encode())
+        for r in out.rejected:
+            await dead.send(key=(r.raw.topic or "").encode(), value=r.to_deadletter().model_dump_json().encode())
+        if out.snapshots:
+            log.info("emitted %d snapshots", len(out.snapshots))
+
+    async def handle(events: list[Any], kind: str) -> None:
+        by_part: dict[int, list[Any]] = defaultdict(list)
+        for ev in events:
+            by_part[ev.message.partition].append(ev)
+        c = core()
+        for part, evs in sorted(by_part.items()):
+            raws = [Raw(e.value, e.message.topic, e.message.partition, e.message.offset, e.key) for e in evs]
+            with in_partition_of(evs[-1]):
+                out = c.process_predictions(raws) if kind == "p" else c.process_feedback(raws)
+            if kind == "p":
+                for r in raws:
+                    if r.key:
+                        state["last_event"][r.key.decode(errors="replace")] = evs[-1]
+            await publish(out)
+
+    @app.agent(preds)
+    async def predictions(stream: Any) -> None:
+        async for events in stream.take_events(batch_max, within=batch_within_s):
+            await handle(list(events), "p")
+
+    @app.agent(feed)
+    async def feedback(stream: Any) -> None:
+        async for events in stream.take_events(batch_max, within=batch_within_s):
+            await handle(list(events), "f")
+
+    @app.agent(refs)
+    async def references(stream: Any) -> None:
+        async for ev in stream.events():
+            if ev.key and ev.value:
+                core().uploaded[ev.key.decode()] = ev.value
+                log.info("reference profile for %s installed", ev.key.decode())
+
+    @app.timer(interval=max(0.5, min(5.0, cfg.idle_flush_s / 4)))
+    async def idle_flush() -> None:
+        if state["core"] is None:
+            return
+        c = state["core"]
+        for model in c.idle_models(time.monotonic()):
+            ev = state["last_event"].get(model)
+            if ev is None:
+                continue
+            with in_partition_of(ev):
+                out = c.close_model(model)
+            await publish(out)
+            await asyncio.sleep(0)
+
+    app.conf.processor_tables = tables  # type: ignore[attr-defined]
+    return app
+
+
+def _load_references(settings: Settings, timeout_s: float = 10.0) -> dict[str, bytes]:
+    """Every uploaded profile on the compacted references topic (read from the start, no group)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from inferwatch.kafka.clientconf import base_config
+
+    c = Consumer({**base_config(settings), "group.id": "inferwatch-processor-refs", "enable.auto.commit": False})
+    out: dict[str, bytes] = {}
+    try:
+        topic = references_topic(settings)
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout_s)
+        if hi <= lo:
+            return out
+        c.assign([TopicPartition(topic, 0, lo)])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            msgs = c.consume(1000, timeout=0.5)
+            for m in msgs:
+                if m.error() is None and m.key():
+                    if m.value():
+                        out[m.key().decode()] = m.value()
+                    else:
+                        out.pop(m.key().decode(), None)
+                    if m.offset() >= hi - 1:
+                        return out
+    finally:
+        c.close()
+    return out
+
+
+def run_worker(settings: Settings, cfg: ProcessorConfig) -> None:
+    """Create the topics, then run one faust worker in the foreground until SIGTERM/SIGINT."""
+    from inferwatch.processor.topics import ensure_topics
+
+    ensure_topics(settings, cfg)
+    app = build_app(settings, cfg)
+    worker = faust.Worker(app, loglevel="INFO", quiet=True)
+    worker.execute_from_commandline()
+
+
+def encode_snapshot(s: Any) -> bytes:
+    """JSON bytes of a snapshot (used by tools replaying the core outside faust)."""
+    return orjson.dumps(s.model_dump())

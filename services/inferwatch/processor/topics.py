@@ -1,0 +1,54 @@
+"""The processor's own topics, created with the AdminClient (faust's declaration is turned off because
+Kafka 4 rejects some of its old admin requests): the three table changelogs and the compacted topic of
+uploaded reference profiles. Registry topics are applied by :func:`inferwatch.kafka.admin.apply_topics`."""
+
+from __future__ import annotations
+
+from inferwatch.config import Settings
+from inferwatch.contract.topics import FEEDBACK, PREDICTIONS, TopicSpec, load_registry
+from inferwatch.processor.config import ProcessorConfig
+
+TABLES = ("windows", "joins", "meta")
+
+
+def app_id(settings: Settings) -> str:
+    """The faust app id (consumer group), isolated by the topic prefix."""
+    return f"{settings.topic_prefix}inferwatch-processor"
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    """Faust's changelog topic name of ``table``."""
+    return f"{app_id(settings)}-{table}-changelog"
+
+
+def references_topic(settings: Settings) -> str:
+    """Compacted topic of uploaded reference profiles, key ``model@version``, value ``ReferenceProfile`` bytes."""
+    return f"{settings.topic_prefix}inferwatch.processor.references"
+
+
+def processor_specs(settings: Settings, cfg: ProcessorConfig) -> dict[str, TopicSpec]:
+    """Registry topics plus the processor's internal topics, as specs for ``apply_topics``."""
+    reg = load_registry()
+    parts = reg[PREDICTIONS].partitions
+    assert reg[FEEDBACK].partitions == parts
+    specs = dict(reg)
+    for t in TABLES:
+        # The changelog topic name does not fit the registry's name pattern: build it unvalidated.
+        retention = cfg.join_retention_s * 1000 if t == "joins" else -1
+        specs[t] = TopicSpec.model_construct(
+            name=changelog_topic(settings, t).removeprefix(settings.topic_prefix), description=f"changelog of {t}",
+            partitions=parts, replication_factor=1, retention_ms=retention,
+            cleanup_policy="compact,delete" if t == "joins" else "compact",
+            key="table key", schema_="-", producers=["processor"], consumers=["processor"], config={})
+    specs["references"] = TopicSpec.model_construct(
+        name=references_topic(settings).removeprefix(settings.topic_prefix), description="uploaded references",
+        partitions=1, replication_factor=1, retention_ms=-1, cleanup_policy="compact", key="model@version",
+        schema_="-", producers=["cli"], consumers=["processor"], config={"max.message.bytes": "16777216"})
+    return specs
+
+
+def ensure_topics(settings: Settings, cfg: ProcessorConfig) -> None:
+    """Create or update every topic the processor reads or writes."""
+    from inferwatch.kafka.admin import apply_topics
+
+    apply_topics(settings, processor_specs(settings, cfg))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
@@ -48,6 +49,18 @@ def wait_for_cluster(settings: Settings, timeout_s: float = 30.0) -> int:
     return len(md.brokers)
 
 
+def _partition_count(admin: AdminClient, name: str, timeout_s: float) -> int:
+    """The topic's partition count from fresh metadata. Right after a topic is created a broker
+    can list it with no partitions yet; asking again until they show avoids a bogus "increase"."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        md = admin.list_topics(topic=name, timeout=timeout_s).topics.get(name)
+        have = len(md.partitions) if md is not None and md.error is None else 0
+        if have or time.monotonic() > deadline:
+            return have
+        time.sleep(0.1)
+
+
 def apply_topics(
     settings: Settings, specs: dict[str, TopicSpec] | None = None, timeout_s: float = 30.0
 ) -> ApplyReport:
@@ -62,6 +75,7 @@ def apply_topics(
         raise KafkaUnavailableError(f"Kafka at {settings.kafka_bootstrap} unreachable: {exc}") from None
 
     to_create: list[NewTopic] = []
+    raced: set[str] = set()
     for spec in specs.values():
         name = spec.full_name(settings.topic_prefix)
         if name not in existing:
@@ -75,17 +89,21 @@ def apply_topics(
                 fut.result(timeout=timeout_s)
                 report.created.append(name)
             except KafkaException as exc:
-                if "TOPIC_ALREADY_EXISTS" in str(exc):  # a concurrent apply won the race: fine
-                    report.unchanged.append(name)
+                if "TOPIC_ALREADY_EXISTS" in str(exc):
+                    # The metadata we listed was stale (a just-created topic, or a concurrent
+                    # apply won the race): treat it as existing and reconcile it below.
+                    raced.add(name)
                 else:
                     raise TopicApplyError(f"creating {name}: {exc}") from None
 
     for spec in specs.values():
         name = spec.full_name(settings.topic_prefix)
-        if name in report.created or name not in existing:
+        if name in report.created:
             continue
         changed = False
-        have = len(existing[name].partitions)
+        have = len(existing[name].partitions) if name in existing else 0
+        if name in raced or have == 0:
+            have = _partition_count(admin, name, timeout_s)
         if have < spec.partitions:
             fut = admin.create_partitions([NewPartitions(name, spec.partitions)])[name]
             fut.result(timeout=timeout_s)

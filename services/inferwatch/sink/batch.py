@@ -9,23 +9,52 @@ dead letter never loops through Kafka.
 from __future__ import annotations
 
 import base64
+import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import methodcaller
+from typing import Any, Protocol
 
 import pyarrow as pa
 
-from inferwatch.contract.events import DeadletterV1, _Event
+from inferwatch.contract.events import DeadletterV1
 from inferwatch.sink import columns
-from inferwatch.sink.decode import Rejected, decode
+from inferwatch.sink.decode import Rejected, decode_many
+
+log = logging.getLogger(__name__)
+
+_VALUE = methodcaller("value")
+_OFFSET = methodcaller("offset")
 
 
-@dataclass(frozen=True)
+class MessageLike(Protocol):
+    """What the sink reads of a Kafka message: ``confluent_kafka.Message`` or :class:`RawMessage`."""
+
+    def offset(self) -> int: ...  # noqa: D102
+    def key(self) -> bytes | None: ...  # noqa: D102
+    def value(self) -> bytes | None: ...  # noqa: D102
+
+
 class RawMessage:
-    """What the sink keeps of a Kafka message until its batch is written."""
+    """A message built by hand (tests, replays), with the accessors of ``confluent_kafka.Message``."""
 
-    offset: int
-    key: bytes | None
-    value: bytes | None
+    __slots__ = ("_key", "_offset", "_value")
+
+    def __init__(self, offset: int, key: bytes | None, value: bytes | None) -> None:
+        self._offset, self._key, self._value = offset, key, value
+
+    def offset(self) -> int:
+        """The message's offset in its partition."""
+        return self._offset
+
+    def key(self) -> bytes | None:
+        """The message key."""
+        return self._key
+
+    def value(self) -> bytes | None:
+        """The message value (the event's JSON bytes)."""
+        return self._value
 
 
 @dataclass
@@ -47,44 +76,84 @@ class PartitionBatch:
 
 
 def dead_letter(
-    schema: str, topic: str, partition: int, msg: RawMessage, rej: Rejected, now_ms: int | None = None
+    schema: str, topic: str, partition: int, msg: MessageLike, rej: Rejected, now_ms: int | None = None
 ) -> DeadletterV1:
     """A ``deadletter.v1`` for ``msg``; its id is derived from the message's coordinates so that a
     replay after a crash produces the same dead letter (the table keeps one)."""
+    key = msg.key()
     return DeadletterV1(
-        event_id=f"sink:{topic}:{partition}:{msg.offset}"[-64:],
+        event_id=f"sink:{topic}:{partition}:{msg.offset()}"[-64:],
         ts=now_ms if now_ms is not None else int(time.time() * 1000),
         stage="sink",
         reason=rej.reason[:4096],
         error_path=(rej.error_path or None) and rej.error_path[:512],  # type: ignore[arg-type]
         source_topic=topic,
         source_partition=partition,
-        source_offset=msg.offset,
+        source_offset=msg.offset(),
         expected_schema=schema,
-        key_b64=base64.b64encode(msg.key).decode() if msg.key is not None else None,
-        payload_b64=base64.b64encode(msg.value or b"").decode(),
+        key_b64=base64.b64encode(key).decode() if key is not None else None,
+        payload_b64=base64.b64encode(msg.value() or b"").decode(),
     )
 
 
-def process(schema: str, topic: str, partition: int, msgs: list[RawMessage]) -> PartitionBatch:
+def _build(schema: str, topic: str, partition: int, good: list[Any], offsets: list[int],
+           msgs: list[MessageLike], on_bad: Any) -> pa.Table | None:
+    """The Arrow rows of ``good``. A value the contract accepts but the table cannot hold (an integer
+    beyond Float64/UInt32) fails the whole batch's conversion; then the rows are built one by one and
+    the events that cannot be stored become dead letters (``on_bad``), so the batch still goes on."""
+    if not good:
+        return None
+    try:
+        return columns.build(schema, good, columns.Kafka(topic, partition, offsets))[1]
+    except (pa.ArrowException, OverflowError, ValueError, TypeError) as exc:
+        log.warning("%s[%d]: a batch did not convert (%s); isolating the offending events", topic, partition, exc)
+    parts: list[pa.Table] = []
+    # Copies: ``on_bad`` may append to ``good`` (bad dead letters are stored as rows).
+    for ev, off, m in list(zip(good, offsets, msgs, strict=True)):
+        try:
+            parts.append(columns.build(schema, [ev], columns.Kafka(topic, partition, [off]))[1])
+        except (pa.ArrowException, OverflowError, ValueError, TypeError) as exc:
+            on_bad(m, Rejected(f"{schema}: valid, but cannot be stored: {exc}"))
+    return pa.concat_tables(parts) if parts else None
+
+
+def process(schema: str, topic: str, partition: int, msgs: Sequence[MessageLike]) -> PartitionBatch:
     """Decode ``msgs`` (one topic-partition, offset order) as ``schema``; build the rows and dead letters."""
-    good: list[_Event] = []
+    good: list[Any] = []
     good_offsets: list[int] = []
+    good_msgs: list[MessageLike] = []
     dls: list[DeadletterV1] = []
     is_dl_topic = schema == "deadletter.v1"
     now_ms = int(time.time() * 1000)
-    for m in msgs:
-        ev = decode(schema, m.value)
-        if isinstance(ev, Rejected):
-            dl = dead_letter(schema, topic, partition, m, ev, now_ms)
-            if is_dl_topic:
-                good.append(dl)
-                good_offsets.append(m.offset)
-            else:
-                dls.append(dl)
+
+    def reject(m: MessageLike, rej: Rejected) -> None:
+        dl = dead_letter(schema, topic, partition, m, rej, now_ms)
+        if is_dl_topic:
+            # A bad dead letter is stored as its own dead letter, never sent around through Kafka again.
+            good.append(dl)
+            good_offsets.append(m.offset())
+            good_msgs.append(m)
         else:
-            good.append(ev)
-            good_offsets.append(m.offset)
+            dls.append(dl)
+
+    decoded = decode_many(schema, list(map(_VALUE, msgs)))
+    if not any(type(ev) is Rejected for ev in decoded):  # the common case: one pass, no branches
+        good = decoded
+        good_offsets = list(map(_OFFSET, msgs))
+        good_msgs = list(msgs)
+    else:
+        for m, ev in zip(msgs, decoded, strict=True):
+            if type(ev) is Rejected:
+                reject(m, ev)
+            else:
+                good.append(ev)
+                good_offsets.append(m.offset())
+                good_msgs.append(m)
     table = columns.BUILDERS[schema][0]
-    rows = columns.build(schema, good, columns.Kafka(topic, partition, good_offsets))[1] if good else None
-    return PartitionBatch(topic, partition, msgs[0].offset, msgs[-1].offset, table, rows, dls)
+    n_good = len(good)
+    rows = _build(schema, topic, partition, good, good_offsets, good_msgs, reject)
+    if is_dl_topic and len(good) > n_good:
+        # Dead letters added while isolating unconvertible rows: build those too (deadletter rows always convert).
+        extra = columns.build(schema, good[n_good:], columns.Kafka(topic, partition, good_offsets[n_good:]))[1]
+        rows = extra if rows is None else pa.concat_tables([rows, extra])
+    return PartitionBatch(topic, partition, msgs[0].offset(), msgs[-1].offset(), table, rows, dls)

@@ -1,17 +1,23 @@
 """The sink: every topic -> ClickHouse tables, at-least-once made exactly-once at the store.
 
-Commit order (DESIGN.md), per flush:
+Commit order (DESIGN.md), per write job (the messages buffered when a batch became due):
 
 1. decode the buffered messages of each topic-partition into rows and dead letters;
 2. produce the dead letters and wait until Kafka has them;
 3. insert each topic-partition's rows with the token ``topic-partition-first_offset-last_offset``;
 4. only then commit the offsets (``last_offset + 1``).
 
+Steps 2-3 run on one writer thread (the store's insert releases the GIL), so the main thread
+consumes and decodes the next batch while the previous one is inserted; at most one job is being
+written at a time and jobs are written and committed in order. Step 4 runs on the main thread
+once the job's write has succeeded.
+
 A crash between 3 and 4 replays the messages. Two guards make the replay harmless: messages at or
 below the highest ``kafka_offset`` already stored for their partition are skipped (read from the
-table when a partition is first flushed), and an identical batch is dropped by the store's
-deduplication token. A failing store is retried with back-off while the partitions are paused;
-nothing is committed until the insert succeeds, and the process does not exit.
+table when a partition is first written after an assignment), and an identical batch is dropped by
+the store's deduplication token. A failing store is retried with exponential back-off while the
+partitions are paused (the consumer keeps polling, so the group membership stays alive); nothing
+is committed until the write succeeds, the process does not exit, and the health reports it.
 """
 
 from __future__ import annotations
@@ -22,14 +28,19 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+import pyarrow.compute as pc
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from inferwatch.config import Settings
 from inferwatch.contract.topics import load_registry
 from inferwatch.kafka.clientconf import base_config
-from inferwatch.sink.batch import PartitionBatch, RawMessage, process
-from inferwatch.sink.columns import BUILDERS
+from inferwatch.sink.batch import PartitionBatch, process
 from inferwatch.sink.errors import DeadletterDeliveryError
 from inferwatch.sink.health import SinkHealth
 from inferwatch.sink.options import SinkOptions
@@ -39,6 +50,20 @@ from inferwatch.store.errors import StoreError
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
+_RETRYABLE = (StoreError, DeadletterDeliveryError)
+
+
+@dataclass
+class _Job:
+    """One write: the decoded batches of the buffered partitions and the offsets to commit after it."""
+
+    batches: list[PartitionBatch]
+    commits: dict[TP, int]
+    dead_letters_sent: bool = False
+    inserted: set[TP] = field(default_factory=set)
+    future: Future[None] | None = None
+    failures: int = 0
+    retry_at: float = 0.0
 
 
 class Sink:
@@ -52,31 +77,53 @@ class Sink:
         self.schemas: dict[str, str] = {
             spec.full_name(settings.topic_prefix): spec.schema_ for spec in load_registry().values()
         }
-        self._buf: dict[TP, list[RawMessage]] = {}
+        self._buf: dict[TP, list[Message]] = {}
         self._buffered = 0
         self._oldest: float | None = None
         self._watermarks: dict[TP, int] = {}
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._inflight: _Job | None = None  # being written by the writer thread
+        self._retry: _Job | None = None  # its write failed; resubmitted at retry_at
+        self._next: _Job | None = None  # decoded, waiting for the writer
+        self._paused = False
+        self._closing = False
         self._last_lag = 0.0
 
-    # -- Kafka callbacks ----------------------------------------------------------------------
+    # -- Kafka callbacks (run inside consume(), on the main thread) ------------------------------
     def _on_revoke(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
-        # Uncommitted messages of a revoked partition are re-read by its next owner; drop ours.
-        for p in parts:
-            tp = (p.topic, p.partition)
+        # Finish (and commit) the write in progress while the partitions are still ours; everything
+        # not yet written for a revoked partition is dropped: its next owner re-reads it.
+        if self._closing:  # close() after the drain: nothing is pending any more
+            return
+        self._finish_inflight(wait_s=60.0)
+        revoked = {(p.topic, p.partition) for p in parts}
+        for name in ("_retry", "_next"):
+            job: _Job | None = getattr(self, name)
+            if job is not None:
+                job.batches = [b for b in job.batches if (b.topic, b.partition) not in revoked]
+                job.commits = {tp: o for tp, o in job.commits.items() if tp not in revoked}
+                if not job.commits:
+                    setattr(self, name, None)
+        for tp in revoked:
             self._buffered -= len(self._buf.pop(tp, []))
             self._watermarks.pop(tp, None)
+        if not self._buffered:
+            self._oldest = None
+        self._paused = False  # a new assignment starts unpaused
 
     def _on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
         for p in parts:
             self._watermarks.pop((p.topic, p.partition), None)
+        self._paused = False
         log.info("assigned %d partitions", len(parts))
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, idle_exit_s: float | None = None) -> None:
         """Consume, batch, write and commit until ``stop`` is set (or after ``idle_exit_s`` of silence
-        with nothing buffered, for tests and benchmarks). Flushes what is buffered before returning."""
+        with nothing buffered, for tests and benchmarks). Flushes what is buffered before returning,
+        then closes the consumer and the dead-letter producer."""
         stop = stop or threading.Event()
         conf = base_config(self.settings) | {
             "group.id": self.options.group_id,
@@ -89,46 +136,57 @@ class Sink:
         }
         self._consumer = c = Consumer(conf)
         self._producer = Producer(base_config(self.settings) | {"linger.ms": 20, "enable.idempotence": True})
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-writer")
         c.subscribe(list(self.schemas), on_assign=self._on_assign, on_revoke=self._on_revoke)
         last_msg = time.monotonic()
+        cap = 2 * self.options.batch_rows  # buffered messages beyond which reading pauses (back-pressure)
         try:
             while not stop.is_set():
-                want = max(1, min(10_000, self.options.batch_rows - self._buffered))
-                msgs = c.consume(num_messages=want, timeout=0.1)
+                self._step()
+                self._set_paused(self._retry is not None or self._buffered >= cap)
+                room = cap - self._buffered
+                msgs = c.consume(num_messages=max(1, min(10_000, room)), timeout=0.05 if self._paused else 0.1)
                 if msgs:
                     last_msg = time.monotonic()
-                self._buffer(msgs)
-                if self._due():
-                    self._flush_with_retry(stop)
-                elif idle_exit_s is not None and not self._buffered and time.monotonic() - last_msg > idle_exit_s:
+                    self._buffer(msgs)
+                elif (idle_exit_s is not None and not self._buffered and self._idle()
+                      and time.monotonic() - last_msg > idle_exit_s):
                     break
                 self._update_lag()
-            if self._buffered:
-                self._flush_with_retry(stop, attempts=3)
+            self._drain()
         finally:
-            c.close()
-            self._producer.flush(10)
+            self._closing = True
+            try:
+                c.close()
+            finally:
+                self._writer.shutdown(wait=True)
+                self._close_producer()
 
-    def _buffer(self, msgs: list) -> None:  # type: ignore[type-arg]
-        buf = self._buf
-        n = 0
-        for m in msgs:
-            err = m.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
+    def _idle(self) -> bool:
+        return self._inflight is None and self._retry is None and self._next is None
+
+    def _buffer(self, msgs: list[Message]) -> None:
+        if any(map(Message.error, msgs)):  # rare: keep the good ones, log the errors
+            for m in msgs:
+                err = m.error()
+                if err is not None and err.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", err)
-                continue
-            tp = (m.topic(), m.partition())
+            msgs = [m for m in msgs if m.error() is None]
+            if not msgs:
+                return
+        buf = self._buf
+        # consume() returns runs of one partition: group runs in C (map + groupby), not message by message.
+        tps = zip(map(Message.topic, msgs), map(Message.partition, msgs), strict=True)
+        for tp, run in groupby(zip(tps, msgs, strict=True), key=itemgetter(0)):
             lst = buf.get(tp)
             if lst is None:
                 lst = buf[tp] = []
-            lst.append(RawMessage(m.offset(), m.key(), m.value()))
-            n += 1
-        if n:
-            self._buffered += n
-            self.health.messages_consumed += n
-            if self._oldest is None:
-                self._oldest = time.monotonic()
+            lst.extend(map(itemgetter(1), run))
+        n = len(msgs)
+        self._buffered += n
+        self.health.messages_consumed += n
+        if self._oldest is None:
+            self._oldest = time.monotonic()
 
     def _due(self) -> bool:
         if not self._buffered:
@@ -137,46 +195,129 @@ class Sink:
             return True
         return self._oldest is not None and (time.monotonic() - self._oldest) * 1000 >= self.options.batch_ms
 
-    # -- flushing -------------------------------------------------------------------------------
-    def _flush_with_retry(self, stop: threading.Event, attempts: int | None = None) -> None:
-        """Flush until it succeeds; while the store fails, back off with the partitions paused."""
-        delay = self.options.retry_initial_s
-        n = 0
-        while True:
-            try:
-                self.flush()
-                if self.health.consecutive_failures:
-                    log.info("store is back; flushed after %d failed attempts", self.health.consecutive_failures)
-                    self.health.store_recovered()
-                return
-            except (StoreError, DeadletterDeliveryError) as exc:
-                n += 1
-                self.health.store_failed(str(exc))
-                log.error("flush failed (attempt %d), retrying in %.1fs, nothing committed: %s", n, delay, exc)
-                if stop.is_set() and attempts is None:
-                    attempts = n + 2  # shutting down: a couple more tries, then give up (nothing committed)
-                if attempts is not None and n >= attempts:
-                    return
-                self._wait_paused(delay, stop)
-                delay = min(delay * 2, self.options.retry_max_s)
-
-    def _wait_paused(self, seconds: float, stop: threading.Event) -> None:
-        """Sleep ``seconds`` while keeping the group membership alive and reading nothing new."""
-        c = self._consumer
-        assert c is not None
-        parts = c.assignment()
+    def _set_paused(self, paused: bool) -> None:
+        if paused == self._paused or self._consumer is None:
+            return
+        parts = self._consumer.assignment()
         if parts:
-            c.pause(parts)
-        end = time.monotonic() + seconds
+            (self._consumer.pause if paused else self._consumer.resume)(parts)
+        self._paused = paused
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def _step(self) -> None:
+        """Advance the pipeline: collect a finished write, retry a failed one, decode, submit."""
+        self._finish_inflight(wait_s=0.0)
+        now = time.monotonic()
+        if self._inflight is None and self._retry is not None and now >= self._retry.retry_at:
+            job, self._retry = self._retry, None
+            self._submit(job)
+        if self._next is None and self._retry is None and self._due():
+            self._next = self._prepare()
+        if self._inflight is None and self._retry is None and self._next is not None:
+            job, self._next = self._next, None
+            self._submit(job)
+
+    def _prepare(self) -> _Job:
+        """Decode the buffered messages of every partition (step 1) and empty the buffer."""
+        batches: list[PartitionBatch] = []
+        commits: dict[TP, int] = {}
+        for (topic, partition), msgs in self._buf.items():
+            if msgs:
+                batches.append(process(self.schemas[topic], topic, partition, msgs))  # type: ignore[arg-type]
+                commits[(topic, partition)] = msgs[-1].offset() + 1  # type: ignore[operator]
+        self._buf = {}
+        self._buffered = 0
+        self._oldest = None
+        return _Job(batches, commits)
+
+    def _submit(self, job: _Job) -> None:
+        assert self._writer is not None
+        job.future = self._writer.submit(self._write, job)
+        self._inflight = job
+
+    def _finish_inflight(self, wait_s: float) -> None:
+        """If the write in progress has ended (waiting up to ``wait_s``): commit it, or schedule its retry."""
+        job = self._inflight
+        if job is None or job.future is None:
+            return
         try:
-            while time.monotonic() < end and not stop.is_set():
-                for m in c.consume(num_messages=100, timeout=min(0.2, max(0.0, end - time.monotonic()))):
-                    # Paused: only messages fetched before the pause can arrive; keep them in order.
-                    self._buffer([m])
-        finally:
-            parts = c.assignment()
-            if parts:
-                c.resume(parts)
+            exc = job.future.exception(timeout=wait_s)
+        except FutureTimeout:
+            return
+        self._inflight = None
+        if exc is None:
+            self._committed(job)
+            return
+        if not isinstance(exc, _RETRYABLE):
+            raise exc
+        job.failures += 1
+        self.health.store_failed(str(exc))
+        delay = min(self.options.retry_initial_s * 2 ** (job.failures - 1), self.options.retry_max_s)
+        job.retry_at = time.monotonic() + delay
+        self._retry = job
+        log.error("write failed (attempt %d), retrying in %.1fs with the partitions paused, nothing committed: %s",
+                  job.failures, delay, exc)
+
+    def _committed(self, job: _Job) -> None:
+        """Step 4: the write succeeded; commit its offsets."""
+        if self.health.consecutive_failures:
+            log.info("store is back; written after %d failed attempts", self.health.consecutive_failures)
+            self.health.store_recovered()
+        if self.options.crash_after_insert:
+            log.warning("crash_after_insert is set: SIGKILL before the offset commit")
+            os.kill(os.getpid(), signal.SIGKILL)
+        if not job.commits:
+            return
+        assert self._consumer is not None
+        try:
+            self._consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in job.commits.items()],
+                                  asynchronous=False)
+            self.health.committed()
+        except KafkaException as exc:
+            # The rows are stored; a replay of these offsets is skipped by the watermark guard.
+            log.warning("offset commit failed (the next owner re-reads and skips stored rows): %s", exc)
+
+    def _drain(self, attempts: int = 3) -> None:
+        """On shutdown: finish the jobs and write what is buffered, a few tries at most (nothing is
+        committed for a write that keeps failing; the next start re-reads it)."""
+        self._finish_inflight(wait_s=120.0)
+        limit = (self._retry.failures if self._retry is not None else 0) + attempts
+        for _ in range(attempts + 3):
+            self._finish_inflight(wait_s=120.0)
+            if self._retry is not None:
+                if self._retry.failures >= limit:
+                    log.error("giving up on shutdown after %d failed writes; offsets not committed",
+                              self._retry.failures)
+                    return
+                time.sleep(max(0.0, min(self._retry.retry_at - time.monotonic(), self.options.retry_max_s)))
+                job, self._retry = self._retry, None
+                self._submit(job)
+                continue
+            if self._next is None and self._buffered:
+                self._next = self._prepare()
+            if self._next is None:
+                return
+            job, self._next = self._next, None
+            self._submit(job)
+        self._finish_inflight(wait_s=120.0)
+
+    # -- the writer thread ----------------------------------------------------------------------
+    def _write(self, job: _Job) -> None:
+        """Steps 2 and 3 for ``job`` (on the writer thread); a retry skips what already succeeded."""
+        for b in job.batches:
+            self._skip_stored(b)
+        if not job.dead_letters_sent:
+            self._send_dead_letters(job.batches)
+            job.dead_letters_sent = True
+        for b in job.batches:
+            tp = (b.topic, b.partition)
+            if tp in job.inserted:
+                continue
+            if b.rows is not None and b.rows.num_rows:
+                self.store.insert(b.table, b.rows, dedup_token=b.dedup_token)
+                self.health.wrote(b.table, b.rows.num_rows)
+            job.inserted.add(tp)
+            self._watermarks[tp] = max(self._watermarks.get(tp, -1), b.last_offset)
 
     def _watermark(self, tp: TP, table: str) -> int:
         """The highest offset of ``tp`` already in ``table`` (-1 if none), read once per assignment."""
@@ -192,41 +333,17 @@ class Sink:
             self._watermarks[tp] = wm
         return wm
 
-    def flush(self) -> None:
-        """Write what is buffered, then commit its offsets (see the module docstring for the order)."""
-        if not self._buffered:
+    def _skip_stored(self, b: PartitionBatch) -> None:
+        """Drop the rows and dead letters of ``b`` at or below its partition's stored watermark."""
+        wm = self._watermark((b.topic, b.partition), b.table)
+        if b.first_offset > wm:
             return
-        assert self._consumer is not None and self._producer is not None
-        batches: list[PartitionBatch] = []
-        commits: list[TopicPartition] = []
-        for tp, msgs in self._buf.items():
-            if not msgs:
-                continue
-            schema = self.schemas[tp[0]]
-            wm = self._watermark(tp, BUILDERS[schema][0])
-            fresh = msgs if msgs[0].offset > wm else [m for m in msgs if m.offset > wm]
-            if len(fresh) < len(msgs):
-                log.info("%s[%d]: skipping %d messages already stored (replay after a crash)",
-                         tp[0], tp[1], len(msgs) - len(fresh))
-            if fresh:
-                batches.append(process(schema, tp[0], tp[1], fresh))
-            commits.append(TopicPartition(tp[0], tp[1], msgs[-1].offset + 1))
-
-        self._send_dead_letters(batches)
-        for b in batches:
-            if b.rows is not None and b.rows.num_rows:
-                self.store.insert(b.table, b.rows, dedup_token=b.dedup_token)
-                self.health.wrote(b.table, b.rows.num_rows)
-            self._watermarks[(b.topic, b.partition)] = b.last_offset
-        if self.options.crash_after_insert:
-            log.warning("crash_after_insert is set: SIGKILL before the offset commit")
-            os.kill(os.getpid(), signal.SIGKILL)
-        if commits:
-            self._consumer.commit(offsets=commits, asynchronous=False)
-            self.health.committed()
-        self._buf.clear()
-        self._buffered = 0
-        self._oldest = None
+        log.info("%s[%d]: skipping messages up to offset %d, already stored (replay after a crash)",
+                 b.topic, b.partition, wm)
+        if b.rows is not None:
+            b.rows = b.rows.filter(pc.greater(b.rows["kafka_offset"], wm))
+        b.dead_letters = [d for d in b.dead_letters if (d.source_offset or 0) > wm]
+        b.first_offset = min(wm + 1, b.last_offset)
 
     def _send_dead_letters(self, batches: list[PartitionBatch]) -> None:
         dls = [(b.topic, dl) for b in batches for dl in b.dead_letters]
@@ -243,12 +360,27 @@ class Sink:
         topic = self.settings.deadletter_topic
         for src, dl in dls:
             log.debug("dead letter from %s[%s]@%s: %s", src, dl.source_partition, dl.source_offset, dl.reason)
-            p.produce(topic, key=src.encode(), value=dl.model_dump_json(exclude_none=True).encode(),
-                      on_delivery=on_delivery)
+            value = dl.model_dump_json(exclude_none=True).encode()
+            for _ in range(100):
+                try:
+                    p.produce(topic, key=src.encode(), value=value, on_delivery=on_delivery)
+                    break
+                except BufferError:  # the local queue is full: let it drain, then retry this one
+                    p.poll(0.1)
         remaining = p.flush(30)
         if remaining or failures:
             raise DeadletterDeliveryError(f"{remaining} dead letters undelivered; errors: {failures[:3]}")
         self.health.dead_letters += len(dls)
+
+    def _close_producer(self) -> None:
+        """Deliver what is queued, then close the producer so librdkafka stops (no reconnect noise)."""
+        p, self._producer = self._producer, None
+        if p is None:
+            return
+        left = p.flush(10)
+        if left:
+            log.warning("%d dead letters still queued at shutdown", left)
+        p.close()
 
     def _update_lag(self) -> None:
         now = time.monotonic()

@@ -12,6 +12,16 @@ When does an event go to the spool?
 Permanent errors (record too large, not authorised, invalid) are counted as ``failed`` and
 ``dropped`` and logged: replaying them would fail forever.
 
+Who serves delivery reports? confluent-kafka hands every report (successes too, even with
+``delivery.report.only.error``: the Python client filters them itself) to a C callback that takes
+the GIL once per message. Served by a background thread while the caller's thread runs Python,
+each of those GIL hand-offs waits for the interpreter's switch interval, reports pile up, the
+local queue fills and events spill to the spool. So while all is well the logging thread serves
+the reports itself, with ``poll(0)`` every 256 events (``hot_poll``); the background thread only
+polls when the logging thread has not done so lately (an idle or slow logger). After a failed
+delivery the logging thread stops polling (spooling the failures is not the caller's job) and the
+background thread takes over until no failure has been seen for ``HOT_POLL_RESUME_S``.
+
 The replayer thread owns a second producer with full delivery reports. It reads the spool from
 its cursor in order, produces a batch, waits for every report, and moves the cursor past the
 longest delivered prefix. A failure means the broker is still away: it backs off and probes
@@ -59,6 +69,8 @@ _PERMANENT = frozenset({
 class Transport:
     """Hands serialised events to Kafka and never raises into the caller on transport trouble."""
 
+    HOT_POLL_RESUME_S = 5.0
+
     def __init__(
         self,
         conf: dict[str, Any],
@@ -75,6 +87,11 @@ class Transport:
         self._warn = RateLimitedWarning()
         self._closed = threading.Event()
         self._wake = threading.Event()
+        # Read by the logger's hot path; plain attributes are enough (a stale read costs one
+        # more or one fewer poll, never an event).
+        self.hot_poll = True
+        self._hot_polls = 0
+        self._last_failure = 0.0
         conf = dict(conf)
         conf["on_delivery"] = self._on_delivery
         conf.setdefault("error_cb", self._on_error)
@@ -113,9 +130,16 @@ class Transport:
             where = "no spool is configured" if sp is None else f"the spool {sp.directory} is full ({sp.max_bytes} bytes)"
             log.warning("inferwatch: dropping events (%s and %s); see InferenceLogger.stats()", why, where)
 
+    def serve_reports(self) -> None:
+        """Serve pending delivery reports on the calling thread (the logger's hot path)."""
+        self._hot_polls += 1
+        self.producer.poll(0)
+
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:
             return
+        self.hot_poll = False
+        self._last_failure = time.monotonic()
         self.c.add("failed")
         code = err.code()
         if code in _PERMANENT:
@@ -134,8 +158,15 @@ class Transport:
 
     def _poll_loop(self) -> None:
         poll = self.producer.poll
+        seen = -1
         while not self._closed.is_set():
+            if self.hot_poll and self._hot_polls != seen:
+                seen = self._hot_polls  # the logging thread served reports since we last looked
+                self._closed.wait(0.1)
+                continue
             poll(0.1)
+            if not self.hot_poll and time.monotonic() - self._last_failure > self.HOT_POLL_RESUME_S:
+                self.hot_poll = True
 
     def in_queue(self) -> int:
         """Messages in librdkafka's queue or in flight."""

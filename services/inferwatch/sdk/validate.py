@@ -40,6 +40,11 @@ _KNOWN_NAMES: set[str] = set()
 _KNOWN_NAMES_MAX = 100_000
 
 
+#: ``known_names_superset(d)``: whether every key of ``d`` already passed :func:`check_name` as a
+#: feature/segment/tag name (a bound C method, so the logger's fast path pays no Python call).
+known_names_superset = _KNOWN_NAMES.issuperset
+
+
 def check_name(value: Any, path: str, max_len: int = 128) -> str:
     """A model/feature/segment name: 1..max_len chars of ``[A-Za-z0-9_.:/@+-]``."""
     if type(value) is not str:

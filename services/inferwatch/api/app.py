@@ -1,8 +1,13 @@
 """``create_app``: the FastAPI application, composed of routers and health checks.
 
-Other packages add their routers with ``extra_routers`` and their health with ``health_checks``
-(name -> callable returning a JSON-able dict with an ``ok`` bool). ``GET /healthz`` is open;
-every other route requires ``Authorization: Bearer <api_token>`` when a token is configured.
+Routes: ``GET /healthz`` (each dependency's state; always open), ``POST /v1/query`` (when a store
+is given), ``GET /v1/alerts`` and ``GET/POST/DELETE /v1/silences`` (the alerter's SQLite state under
+``data_dir``), ``GET /metrics`` (Prometheus text), the OpenAPI spec at ``/openapi.json`` and its
+pages at ``/docs``. Other packages add routers with ``extra_routers`` and their health with
+``health_checks`` (name -> callable returning a JSON-able dict with an ``ok`` bool); a check named
+``sink`` also feeds the sink series of ``/metrics``. Every route but ``/healthz`` requires
+``Authorization: Bearer <api_token>`` when a token is configured. Servers bind ``api_host``,
+127.0.0.1 by default.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
+from inferwatch.config import Settings
 from inferwatch.store.base import Store
 
 HealthCheck = Callable[[], Mapping[str, Any]]
@@ -37,11 +43,37 @@ def create_app(
     health_checks: Mapping[str, HealthCheck] | None = None,
     api_token: str | None = None,
     title: str = "Inferwatch",
+    settings: Settings | None = None,
+    alerts: bool = True,
+    metrics: bool = True,
 ) -> FastAPI:
-    """The API: ``/healthz``, ``/v1/query`` when a ``store`` is given, plus ``extra_routers``."""
-    app = FastAPI(title=title)
+    """The API: ``/healthz``, ``/v1/query`` when a ``store`` is given, ``/v1/alerts``, ``/v1/silences``
+    and ``/metrics`` (unless turned off), plus ``extra_routers``. ``settings`` defaults to the
+    process's ``INFERWATCH_*`` environment; ``api_token`` falls back to ``settings.api_token``."""
+    from inferwatch.api.alerts import alerts_router
+    from inferwatch.api.metrics import CONTENT_TYPE, MetricsCollector
+
+    s = settings if settings is not None else Settings()
+    if api_token is None:
+        api_token = s.api_token
+    app = FastAPI(
+        title=title,
+        description="Inferwatch HTTP API: SQL over the history, alerts and silences, health and metrics.",
+    )
     deps = [Depends(_auth(api_token))]
     checks = dict(health_checks or {})
+    alert_store = None
+    if alerts:
+        router, alert_store = alerts_router(s.data_dir)
+        app.include_router(router, dependencies=deps)
+    if metrics:
+        collector = MetricsCollector(s, alert_store, checks.get("sink"))
+
+        @app.get("/metrics", dependencies=deps, response_class=PlainTextResponse, tags=["ops"])
+        def prometheus_metrics() -> PlainTextResponse:
+            """The platform's health in Prometheus text format: events in, lag, sink rate, alerts, spool."""
+            return PlainTextResponse(collector.render(), media_type=CONTENT_TYPE)
+
     if store is not None:
         from inferwatch.api.query import query_router
 
@@ -50,7 +82,7 @@ def create_app(
     for r in extra_routers:
         app.include_router(r, dependencies=deps)
 
-    @app.get("/healthz")
+    @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:
         """Every health check's result; 503 when one of them is not ok."""
         out: dict[str, Any] = {}

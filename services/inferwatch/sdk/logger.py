@@ -437,7 +437,11 @@ class InferenceLogger:
         """Counters since start: ``logged`` (accepted for delivery), ``delivered`` (by the live path),
         ``failed`` (delivery reports with an error), ``spooled``, ``replayed`` (spooled events
         delivered), ``dropped`` (lost: spool full/absent, refused for good, logged after close),
-        ``sampled_out``, ``in_queue``, ``spool_bytes``, ``corrupt_skipped``."""
+        ``sampled_out``, ``in_queue``, ``spool_bytes``, ``corrupt_skipped``.
+
+        ``delivered`` is derived (logged − overflowed − failed − in_queue) rather than counted:
+        counting successes needs a Python callback per delivered event, which the hot path cannot
+        afford. It is exact once :meth:`flush` returned True and may lag while events are in flight."""
         c = self._c
         in_queue = 0 if self._closed else self._transport.in_queue()
         logged = count_value(c.logged_c)

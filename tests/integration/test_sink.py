@@ -43,6 +43,7 @@ def _produce(s: Settings, topic: str, values: list[bytes]) -> None:
     for i, v in enumerate(values):
         p.produce(topic, key=f"m{i % 3}".encode(), value=v)
     assert p.flush(30) == 0
+    p.close()  # a producer left open reconnects (and logs) when the test broker stops
 
 
 def _wait_for(store_query, expected: int, timeout_s: float = 60.0) -> int:  # type: ignore[no-untyped-def]

@@ -197,7 +197,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         wall_s: float = typer.Option(100.0, help="Target wall seconds of the replay (simulated time is sped up to fit)."),
         minutes: int = typer.Option(20, help="Simulated minutes of traffic."),
         incident_at: int = typer.Option(10, help="Simulated minute at which the incidents start."),
-        rate_per_min: int = typer.Option(1200, help="Predictions per model per simulated minute."),
+        rate_per_min: int = typer.Option(600, help="Predictions per model per simulated minute."),
         data_dir: Path = typer.Option(Path(".inferwatch/demo"), help="Where the demo keeps Kafka, the store and logs (wiped at start)."),  # noqa: B008
         kafka: str = typer.Option(None, help="Use this Kafka instead of starting a native broker of the demo's own."),
         keep_running: bool = typer.Option(False, help="Keep the services and the API running after the replay, until Ctrl-C."),

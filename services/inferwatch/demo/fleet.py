@@ -53,10 +53,10 @@ class FleetConfig:
 
     start_ms: int
     duration_s: int = 1200
-    incident_at_s: int = 480
-    rate_per_min: int = 1200
+    incident_at_s: int = 600
+    rate_per_min: int = 600
     label_delay_s: float = 20.0
-    label_share: float = 1.0
+    label_share: float = 0.5
     seed: int = 7
 
 

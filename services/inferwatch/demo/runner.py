@@ -41,7 +41,8 @@ class DemoOptions:
     kafka_bootstrap: str | None = None
     duration_s: int = 1200
     incident_at_s: int = 600
-    rate_per_min: int = 1200
+    rate_per_min: int = 600
+    label_share: float = 0.5
     wall_s: float = 100.0
     settle_timeout_s: float = 90.0
     keep_running: bool = False
@@ -169,7 +170,7 @@ def run_demo(opts: DemoOptions) -> int:
     if data_dir.exists():
         shutil.rmtree(data_dir)  # a fresh store and broker every run: the demo's numbers are its own
     cfg = FleetConfig(start_ms=_bucket_aligned_start(opts.duration_s), duration_s=opts.duration_s,
-                      incident_at_s=opts.incident_at_s, rate_per_min=opts.rate_per_min)
+                      incident_at_s=opts.incident_at_s, rate_per_min=opts.rate_per_min, label_share=opts.label_share)
     total = count_events(cfg)
     speed = cfg.duration_s / opts.wall_s
     from inferwatch.demo.stack import DEMO_PROCESSOR_ENV

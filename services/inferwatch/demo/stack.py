@@ -30,13 +30,13 @@ from inferwatch.infra.kafka_native import NativeKafka, free_port
 
 SECRET_ENV = "INFERWATCH_DEMO_WEBHOOK_SECRET"
 
-#: Processor settings of the demo: one-minute windows (simulated), labels may arrive 20 s late,
-#: the first five minutes of each version pin its reference, the last window closes after 5 s idle.
+#: Processor settings of the demo: two-minute windows (simulated), labels may arrive 20 s late,
+#: the first four minutes of each version pin its reference, the last window closes after 5 s idle.
 DEMO_PROCESSOR_ENV: dict[str, str] = {
-    "INFERWATCH_PROCESSOR_WINDOW_S": "60",
+    "INFERWATCH_PROCESSOR_WINDOW_S": "120",
     "INFERWATCH_PROCESSOR_LATENESS_S": "5",
     "INFERWATCH_PROCESSOR_LABEL_WAIT_S": "30",
-    "INFERWATCH_PROCESSOR_BASELINE_S": "300",
+    "INFERWATCH_PROCESSOR_BASELINE_S": "240",
     "INFERWATCH_PROCESSOR_IDLE_FLUSH_S": "5",
 }
 
@@ -68,7 +68,7 @@ class Stack:
         self.supervisor = Supervisor(self.log_dir, stop_timeout_s=20.0)
         self.secret = secrets.token_hex(16)
         self.settings: Settings | None = None
-        self.steps: list[str] = []
+        self.started = False
 
     # --- start --------------------------------------------------------------------------------
 
@@ -96,11 +96,14 @@ class Stack:
 
     def start(self, say: Callable[[str], None] = lambda _m: None) -> Stack:
         """Bring everything up in order; on failure stop what started and raise :class:`DemoError`."""
+        if self.started:
+            return self
         try:
             self._start(say)
         except BaseException:
             self.stop()
             raise
+        self.started = True
         return self
 
     def _start(self, say: Callable[[str], None]) -> None:
@@ -168,6 +171,7 @@ class Stack:
 
     def stop(self) -> None:
         """Stop services, the receiver and our own broker; safe to call twice."""
+        self.started = False
         self.supervisor.stop_all()
         if self.receiver is not None:
             self.receiver.stop()

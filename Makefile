@@ -47,8 +47,8 @@ lint: $(STAMP) ## ruff and mypy
 fmt: $(STAMP) ## Format the code with ruff
 	$(VENV)/bin/ruff format services tests bench
 
-demo: install kafka-jars ## Run the whole platform on simulated incidents (not yet: see issue 7)
-	@echo "make demo: not yet available (issue 7: the end-to-end demo)"; exit 1
+demo: install kafka-jars ## Run the whole platform on a simulated fleet: four incidents, a healthy control (~4 min)
+	@$(PY) -m inferwatch.cli.main demo $(DEMO_ARGS)
 
 clean: ## Remove the virtualenv, caches and local state (keeps the Kafka jars)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .inferwatch .bench

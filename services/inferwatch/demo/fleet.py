@@ -228,8 +228,5 @@ def generate(cfg: FleetConfig) -> Iterator[SimEvent]:
 
 
 def count_events(cfg: FleetConfig) -> int:
-    """How many SDK calls :func:`generate` makes (for progress bars)."""
-    step_ms = 60_000 / cfg.rate_per_min
-    n_steps = int(cfg.duration_s * 1000 / step_ms)
-    labels = 2 * n_steps if cfg.label_share >= 1.0 else int(2 * n_steps * cfg.label_share)
-    return 5 * n_steps + labels
+    """How many SDK calls :func:`generate` makes (for progress lines): it runs the generator once."""
+    return sum(1 for _ in generate(cfg))

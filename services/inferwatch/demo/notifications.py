@@ -100,10 +100,10 @@ class Inbox:
         return {a.model for a in self.firing()}
 
 
-def render(a: SeenAlert) -> str:
-    """One readable line (plus the summary) for the terminal."""
+def render(a: SeenAlert, with_summary: bool = True) -> str:
+    """One readable line (plus the summary on a second line) for the terminal."""
     when = datetime.fromtimestamp(a.starts_at_ms / 1000, UTC).strftime("%H:%M") if a.starts_at_ms else "--:--"
     where = f"segment {a.segment}" if a.segment else "whole version"
     sig = {True: "signature ok", False: "BAD SIGNATURE", None: "unsigned"}[a.signature_ok]
     head = f"{a.status.upper():<8} {a.severity:<8} {a.rule:<24} {a.model}@{a.model_version}  {where}  (sim {when} UTC, {sig})"
-    return head + (f"\n           {a.summary}" if a.summary else "")
+    return head + (f"\n           {a.summary}" if a.summary and with_summary else "")

@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from inferwatch.alerter.receiver import Received
@@ -134,6 +135,7 @@ class _Narrator:
         self.baseline_s = baseline_s
         self.inbox = Inbox()
         self.lock = threading.Lock()
+        self.summarised: set[tuple[str, str, str]] = set()
 
     def say(self, msg: str) -> None:
         with self.lock:
@@ -143,8 +145,13 @@ class _Narrator:
         for a in self.inbox.add(rec):
             colour = "red" if a.status == "firing" and a.severity == "critical" else (
                 "yellow" if a.status == "firing" else "green")
+            # the summary of the first alert of each rule and model, and of every critical one; the
+            # rest (the same drift seen in more segments) on one line each
+            key = (a.model, a.rule, a.status)
+            full = a.severity == "critical" or key not in self.summarised
+            self.summarised.add(key)
             with self.lock:
-                self.c.print(f"[bold {colour}]ALERT[/] {render(a)}", highlight=False, markup=True)
+                self.c.print(f"[bold {colour}]ALERT[/] " + escape(render(a, with_summary=full)), highlight=False)
 
     def phase(self, sim_s: float) -> str:
         if sim_s < self.baseline_s:

@@ -8,6 +8,7 @@ ones and mutated ones (wrong types, bounds, name patterns, lengths, JSON odditie
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,8 @@ ODD = st.one_of(
                      "é" * 257, "\u2028", "😀", "5", "1.5", "true", "null", "prediction.v1", "feedback.v1"]),
     st.sampled_from([None, True, False, 0, -1, 1, 2, 1.5, -0.0, -1e-300, 1e308, -1e308, 1.01, 0.1,
                      2**31, 2**32, 2**63, 2**64, 10**20, -(2**63) - 1, 32503680000000, 32503680000001]),
-    st.sampled_from([[], {}, [1.0], [0.5, -0.5], {"a": 1}, [[-1.0]], {"label": "x"}]),
+    # deepcopy: a mutation must never change the shared sample (hypothesis replays draws)
+    st.sampled_from([[], {}, [1.0], [0.5, -0.5], {"a": 1}, [[-1.0]], {"label": "x"}]).map(copy.deepcopy),
     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=4))
 
 

@@ -46,7 +46,8 @@ def service_groups(settings: Settings) -> list[tuple[str, str, tuple[str, ...]]]
 def _base(settings: Settings) -> dict[str, object]:
     from inferwatch.kafka.clientconf import base_config
 
-    return dict(base_config(settings))
+    # offset lookups only: Kafka being away is reported by the caller (kafka_up, lag=None), not logged
+    return {**base_config(settings), "log_level": 0}
 
 
 def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> list[GroupLag]:

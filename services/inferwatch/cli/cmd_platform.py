@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import time
 from pathlib import Path
@@ -25,20 +27,23 @@ def _run_dir(s: Settings) -> Path:
     return Path(s.data_dir) / "run"
 
 
-def _kafka_dir() -> Path:
+def _kafka_dir(s: Settings, port: int) -> Path:
+    """The default port shares ``infra/kafka/run`` with ``make up``/``make down``; others live in the data dir."""
     from inferwatch.infra.kafka_native import repo_root
 
-    return repo_root() / "infra" / "kafka" / "run"
+    if port == 9092:
+        return repo_root() / "infra" / "kafka" / "run"
+    return Path(s.data_dir) / f"kafka-{port}"
 
 
 def _broker_for(s: Settings) -> Any:
-    """The native broker that serves ``s.kafka_bootstrap`` when it is a local port."""
+    """The native broker that serves ``s.kafka_bootstrap`` when it is a local port (controller on port + 1)."""
     from inferwatch.infra.kafka_native import NativeKafka
 
     host, _, port = s.kafka_bootstrap.split(",")[0].rpartition(":")
     if host not in ("127.0.0.1", "localhost") or not port.isdigit():
         raise CliError(f"{s.kafka_bootstrap} is not a local broker: start it yourself, or unset INFERWATCH_KAFKA_BOOTSTRAP")
-    return NativeKafka(_kafka_dir(), int(port), int(port) + 1)
+    return NativeKafka(_kafka_dir(s, int(port)), int(port), int(port) + 1)
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
@@ -88,7 +93,14 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
         s = Settings()
         run_dir = _run_dir(s)
-        for name, pid in running_from_pid_files(run_dir).items():
+        running = running_from_pid_files(run_dir)
+        sup_pid = running.pop(_SUPERVISOR, None)
+        if sup_pid is not None:
+            # `run all` stops its own children in order when it gets SIGTERM
+            typer.echo(f"stopping `inferwatch run all` (pid {sup_pid}) and its services")
+            _terminate(sup_pid, 60.0)
+            running = {k: v for k, v in running_from_pid_files(run_dir).items() if k != _SUPERVISOR}
+        for name, pid in running.items():
             typer.echo(f"stopping {name} (pid {pid})")
             stop_process_group(pid, 20.0)
             (run_dir / f"{name}.pid").unlink(missing_ok=True)
@@ -104,8 +116,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
         """What runs, consumer lag per service, and the store's size."""
         import json
+        import logging
 
         from inferwatch.api.status import collect
+
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
         st = collect(Settings())
         if as_json:
@@ -150,7 +165,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, handler)
-        with Supervisor(run_dir, stop_timeout_s=20.0) as sup:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        own_pid = run_dir / f"{_SUPERVISOR}.pid"
+        own_pid.write_text(str(os.getpid()))
+        with contextlib.ExitStack() as cleanup, Supervisor(run_dir, stop_timeout_s=20.0) as sup:
+            cleanup.callback(own_pid.unlink, missing_ok=True)
             sup.start("processor", cli_command("run", "processor"))
             sup.start("sink", cli_command("run", "sink"))
             sup.start("alerter", cli_command("run", "alerter", "--config", str(cfg),
@@ -211,6 +230,24 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                                     incident_at_s=incident_at * 60, rate_per_min=rate_per_min, wall_s=wall_s,
                                     keep_running=keep_running))
         raise typer.Exit(code)
+
+
+_SUPERVISOR = "run-all"
+
+
+def _terminate(pid: int, timeout_s: float) -> None:
+    """SIGTERM one process (not its group: `run all` shares the caller's) and wait; SIGKILL after ``timeout_s``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _api_base_answers(s: Settings) -> bool:

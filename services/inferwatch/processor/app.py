@@ -92,6 +92,8 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000, b
         broker_commit_interval=1.0,
         table_standby_replicas=0,
         producer_compression_type="lz4",
+        # a window's state is one changelog value (atomic with its high-water offsets): allow big ones
+        producer_max_request_size=16 * 1024 * 1024,
         stream_buffer_maxsize=max(batch_max * 2, 4096),
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}

@@ -39,7 +39,8 @@ def processor_specs(settings: Settings, cfg: ProcessorConfig) -> dict[str, Topic
             name=changelog_topic(settings, t).removeprefix(settings.topic_prefix), description=f"changelog of {t}",
             partitions=parts, replication_factor=1, retention_ms=retention,
             cleanup_policy="compact,delete" if t == "joins" else "compact",
-            key="table key", schema_="-", producers=["processor"], consumers=["processor"], config={})
+            key="table key", schema_="-", producers=["processor"], consumers=["processor"],
+            config={"max.message.bytes": "16777216"})
     specs["references"] = TopicSpec.model_construct(
         name=references_topic(settings).removeprefix(settings.topic_prefix), description="uploaded references",
         partitions=1, replication_factor=1, retention_ms=-1, cleanup_policy="compact", key="model@version",

@@ -392,7 +392,11 @@ class WindowAcc:
             flat = arr.ravel()
             fill = np.inf if name.startswith("min:") else 0
             nz = np.flatnonzero(flat != fill)
-            arrays[name] = [list(arr.shape), str(arr.dtype), nz.astype(np.int64).tobytes(), flat[nz].tobytes()]
+            vals = flat[nz]
+            # counts fit in int32 in practice; keep the exact dtype when they do not
+            if vals.dtype == np.int64 and (len(vals) == 0 or vals.max() < 2**31):
+                vals = vals.astype(np.int32)
+            arrays[name] = [list(arr.shape), str(arr.dtype), nz.astype(np.int32).tobytes(), str(vals.dtype), vals.tobytes()]
         doc = {
             "m": self.model, "v": self.version, "s": self.start_ms, "e": self.end_ms,
             "cfg": [self.max_tracked, self.max_categories, self.emb_k],
@@ -411,10 +415,10 @@ class WindowAcc:
         d = msgspec.msgpack.decode(data)
         acc = cls(d["m"], d["v"], d["s"], d["e"], *d["cfg"])
         acc.slots = {(k, v): i for k, v, i in d["slots"]}
-        for name, (shape, dtype, nz, vals) in d["a"].items():
+        for name, (shape, dtype, nz, vdtype, vals) in d["a"].items():
             fill = np.inf if name.startswith("min:") else 0
             arr = np.full(int(np.prod(shape)), fill, dtype=np.dtype(dtype))
-            arr[np.frombuffer(nz, np.int64)] = np.frombuffer(vals, np.dtype(dtype))
+            arr[np.frombuffer(nz, np.int32)] = np.frombuffer(vals, np.dtype(vdtype))
             acc.a[name] = arr.reshape(shape)
         acc.cats = d["cats"]
         acc.labels = d["labels"]

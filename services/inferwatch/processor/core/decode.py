@@ -10,6 +10,7 @@ unknown fields are ignored as the v1 compatibility rule demands. A message that 
 from __future__ import annotations
 
 import base64
+import re
 import hashlib
 import time
 from dataclasses import dataclass
@@ -74,9 +75,9 @@ class Prediction(msgspec.Struct, frozen=True):
     schema_version: Literal["prediction.v1"] = "prediction.v1"
     latency_ms: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
     error: str | None = None
-    inputs: dict[Name, Feature] = {}
+    inputs: dict[str, Feature] = {}  # key names checked by _check_names (cached, one regex per new name)
     outputs: Outputs | None = None
-    segment: dict[Name, Short] = {}
+    segment: dict[str, Short] = {}
     embedding: Annotated[list[float], msgspec.Meta(min_length=1, max_length=65536)] | None = None
     llm: LLM | None = None
     lineage: list[Lineage] | None = None
@@ -139,6 +140,24 @@ class Rejected:
         )
 
 
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.:/@+-]{1,128}$")
+_GOOD_NAMES: set[str] = set()
+
+
+def _check_names(e: Prediction) -> str | None:
+    """The first invalid feature or segment key name, or None. Names seen valid are cached, so the
+    per-event cost is a set lookup per key instead of a regex match."""
+    good = _GOOD_NAMES
+    for where, d in (("inputs", e.inputs), ("segment", e.segment)):
+        for k in d:
+            if k not in good:
+                if not _NAME_RE.match(k):
+                    return f"invalid name {k[:140]!r} - at `$.{where}`"
+                if len(good) < 100_000:
+                    good.add(k)
+    return None
+
+
 _PRED = msgspec.json.Decoder(Prediction)
 _FEED = msgspec.json.Decoder(Feedback)
 
@@ -146,11 +165,18 @@ _FEED = msgspec.json.Decoder(Feedback)
 def _decode(dec: msgspec.json.Decoder, schema: str, raws: list[Raw]):  # type: ignore[no-untyped-def]
     good = []
     bad: list[Rejected] = []
+    check = dec is _PRED
     for r in raws:
         try:
-            good.append((r, dec.decode(r.value)))
+            e = dec.decode(r.value)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             bad.append(Rejected(r, str(exc), schema))
+            continue
+        why = _check_names(e) if check else None
+        if why is None:
+            good.append((r, e))
+        else:
+            bad.append(Rejected(r, why, schema))
     return good, bad
 
 

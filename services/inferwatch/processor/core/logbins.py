@@ -90,6 +90,6 @@ class LogBins:
 LATENCY_BINS = LogBins(alpha=0.01, min_value=1e-3, max_value=1e8, signed=False)
 """Latency in ms: 1% relative error from 1 µs to ~28 hours."""
 
-FEATURE_BINS = LogBins(alpha=0.02, min_value=1e-4, max_value=1e12, signed=True)
-"""Numeric features and outputs: 2% relative resolution, both signs; the fine grid under the
+FEATURE_BINS = LogBins(alpha=0.05, min_value=1e-4, max_value=1e12, signed=True)
+"""Numeric features and outputs: 5% relative resolution, both signs; the fine grid under the
 reference's quantile bins (PSI/JS) and the KS statistic."""

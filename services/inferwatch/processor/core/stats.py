@@ -69,7 +69,7 @@ def ks_hist(reference_counts: npt.ArrayLike, current_counts: npt.ArrayLike) -> t
 
     This is the exact KS statistic of the samples after rounding each value to its bin, and a
     lower bound of the KS of the raw samples (the gap can peak inside a bin). On the processor's
-    2%-relative fine grid the difference is small; the p-value uses the asymptotic distribution.
+    5%-relative fine grid the difference is small; the p-value uses the asymptotic distribution.
     """
     r = np.asarray(reference_counts, dtype=np.float64)
     c = np.asarray(current_counts, dtype=np.float64)

@@ -5,6 +5,7 @@ This is the one place that walks events in Python; everything after it is vector
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Sequence
@@ -76,6 +77,13 @@ def _entropy(top: list[list[float]]) -> tuple[float, int]:
     return s, len(top)
 
 
+def _text_hash(text: str | None) -> str | None:
+    """A short stable hash of an LLM prompt or completion (equal texts, equal hashes)."""
+    if text is None:
+        return None
+    return "t:" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
 def llm_columns(events: Sequence[Prediction], refusal: list[re.Pattern[str]]) -> LLMCols | None:
     """LLM signals per event, or None when no event has an llm block."""
     if not any(e.llm is not None for e in events):
@@ -112,8 +120,9 @@ def llm_columns(events: Sequence[Prediction], refusal: list[re.Pattern[str]]) ->
         if not r and b.completion:
             r = any(p.search(b.completion) for p in refusal)
         refu[i] = r
-        ph[i] = b.prompt_hash
-        ch[i] = b.completion_hash
+        # Callers that log the text but no hashes still get the consistency signal: hash the text here.
+        ph[i] = b.prompt_hash if b.prompt_hash is not None else _text_hash(b.prompt)
+        ch[i] = b.completion_hash if b.completion_hash is not None else _text_hash(b.completion)
     return LLMCols(has, out["lp_sum"], out["lp_n"], out["lp_min"], out["ent_sum"], out["ent_n"],
                    out["out_tokens"], out["chars"], empty, refu, ph, ch)
 

@@ -45,6 +45,7 @@ class Outputs(msgspec.Struct, frozen=True):
 class LLM(msgspec.Struct, frozen=True):
     """``llm`` block of a prediction."""
 
+    prompt: str | None = None
     completion: str | None = None
     prompt_hash: str | None = None
     completion_hash: str | None = None

@@ -10,7 +10,8 @@ with changelogs in the service):
   label waiting for its prediction; both expire after ``join_retention_s``;
 * ``meta``: ``m|model`` → watermark and per-version bookkeeping; ``base|model|version`` → the
   pinned baseline being built; ``ref|model|version`` → the frozen pinned reference;
-  uploaded reference profiles (``model@version``, from the references topic) take precedence.
+  uploaded reference profiles (``model@version``, from the references topic) take precedence. Until
+  a new version's baseline is frozen, it is compared with the previous version's reference.
 
 Windows are event-time tumbling windows of ``window_s``. A window closes when the model's
 watermark (max prediction ``ts`` seen) passes ``end + lateness_s + label_wait_s``, or after
@@ -117,7 +118,25 @@ class ProcessorCore:
         self.uploaded[f"{model}@{version}"] = profile
 
     def reference(self, model: str, version: str) -> WindowAcc | None:
-        """The reference of a version: the uploaded profile, else the frozen pinned baseline, else None."""
+        """The reference of a version: the uploaded profile, else the frozen pinned baseline, else —
+        while the version's own baseline is still being pinned — the previous version's reference
+        (so a new deploy is compared with the one it replaced from its first window), else None."""
+        own = self._own_reference(model, version)
+        if own is not None:
+            return own
+        prev = self._previous_version(model, version)
+        return self._own_reference(model, prev) if prev is not None else None
+
+    def _previous_version(self, model: str, version: str) -> str | None:
+        """The version of ``model`` that first appeared last before ``version`` did."""
+        vs = self._model(model)["versions"]
+        mine = vs.get(version)
+        if mine is None:
+            return None
+        older = [(v["first_ts"], name) for name, v in vs.items() if name != version and v["first_ts"] < mine["first_ts"]]
+        return max(older)[1] if older else None
+
+    def _own_reference(self, model: str, version: str) -> WindowAcc | None:
         up = self.uploaded.get(f"{model}@{version}")
         if up is not None:
             from inferwatch.processor.reference import ReferenceProfile

@@ -9,9 +9,11 @@ dead letter never loops through Kafka.
 from __future__ import annotations
 
 import base64
+import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import methodcaller
 from typing import Any, Protocol
@@ -117,8 +119,27 @@ def _build(schema: str, topic: str, partition: int, good: list[Any], offsets: li
     return pa.concat_tables(parts) if parts else None
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while a batch is decoded: the batch allocates ~10 containers per event, which
+    would trigger many collections walking every live object (10-20% of the decode time), and it
+    creates no cycles. Collections resume, with whatever is pending, when the batch is done."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def process(schema: str, topic: str, partition: int, msgs: Sequence[MessageLike]) -> PartitionBatch:
     """Decode ``msgs`` (one topic-partition, offset order) as ``schema``; build the rows and dead letters."""
+    with _gc_paused():
+        return _process(schema, topic, partition, msgs)
+
+
+def _process(schema: str, topic: str, partition: int, msgs: Sequence[MessageLike]) -> PartitionBatch:
     good: list[Any] = []
     good_offsets: list[int] = []
     good_msgs: list[MessageLike] = []

@@ -52,7 +52,7 @@ class TableMap(MutableMapping[str, bytes]):
         del self.t[k]
 
     def __iter__(self) -> Iterator[str]:
-        for k in self.t.keys():
+        for k in self.t:  # noqa: SIM118 - a faust table iterates like a dict
             yield k.decode() if isinstance(k, bytes) else k
 
     def __len__(self) -> int:
@@ -132,7 +132,7 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000, b
         for ev in events:
             by_part[ev.message.partition].append(ev)
         c = core()
-        for part, evs in sorted(by_part.items()):
+        for _part, evs in sorted(by_part.items()):
             raws = [Raw(e.value, e.message.topic, e.message.partition, e.message.offset, e.key) for e in evs]
             with in_partition_of(evs[-1]):
                 out = c.process_predictions(raws) if kind == "p" else c.process_feedback(raws)

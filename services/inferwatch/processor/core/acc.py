@@ -365,7 +365,7 @@ class WindowAcc:
         out = WindowAcc(self.model, self.version, self.start_ms, self.end_ms, self.max_tracked,
                         self.max_categories, self.emb_k)
         targets: list[tuple[str, str]] = []
-        for key, nms in by_key.items():
+        for nms in by_key.values():
             ranked = sorted(nms, key=lambda nm: (-count[self.slots[nm]], nm[1]))
             for nm in ranked[:top_k]:
                 keep[nm] = 1

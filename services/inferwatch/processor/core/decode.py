@@ -10,8 +10,8 @@ unknown fields are ignored as the v1 compatibility rule demands. A message that 
 from __future__ import annotations
 
 import base64
-import re
 import hashlib
+import re
 import time
 from dataclasses import dataclass
 from typing import Annotated, Literal

@@ -11,7 +11,7 @@ import numpy as np
 
 from inferwatch.processor.config import ProcessorConfig
 from inferwatch.processor.core import perf, stats
-from inferwatch.processor.core.acc import WHOLE, WindowAcc
+from inferwatch.processor.core.acc import WindowAcc
 from inferwatch.processor.core.embedding import mmd_test
 from inferwatch.processor.core.logbins import LATENCY_BINS
 
@@ -48,9 +48,8 @@ def summary(acc: WindowAcc, slot: int, span_s: float) -> dict[str, float | None]
         base = metric_base(f)
         k = float(acc.get(name, slot))
         miss = float(acc.get(f"miss:{f}", slot))
-        if f"sum:{f}" in acc.a:
-            if k > 0:
-                m[f"{base}_mean" if f.startswith("@") else f"{base}.mean"] = float(acc.get(f"sum:{f}", slot)) / k
+        if f"sum:{f}" in acc.a and k > 0:
+            m[f"{base}_mean" if f.startswith("@") else f"{base}.mean"] = float(acc.get(f"sum:{f}", slot)) / k
         if not f.startswith("@"):
             m[f"{base}.missing_rate"] = _ratio(miss, k + miss)
     if "c:@class" in acc.a:

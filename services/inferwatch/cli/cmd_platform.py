@@ -208,7 +208,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             raise CliError(f"the sink already serves the API at http://{s.api_host}:{s.api_port} (embedded store)")
         else:
             typer.echo("embedded store: /v1/query is served by the sink (`inferwatch run sink`), not here", err=True)
-        app = create_app(store, api_token=s.api_token, settings=s)
+        from inferwatch.api.status import kafka_answers
+
+        checks = {"kafka": lambda: {"ok": kafka_answers(s, timeout_s=1.0), "bootstrap": s.kafka_bootstrap}}
+        app = create_app(store, api_token=s.api_token, settings=s, health_checks=checks)
         uvicorn.run(app, host=host or s.api_host, port=port or s.api_port, log_level="warning")
 
     @app.command("demo")

@@ -29,7 +29,7 @@ from inferwatch.alerter.receiver import Received
 from inferwatch.demo import expectations as ex
 from inferwatch.demo.driver import Progress, SendReport, send_fleet
 from inferwatch.demo.fleet import INCIDENT_MODELS, FleetConfig, count_events
-from inferwatch.demo.notifications import Inbox, render
+from inferwatch.demo.notifications import Inbox, SeenAlert, render
 from inferwatch.demo.stack import Stack, StackOptions
 from inferwatch.store.base import QueryResult
 
@@ -126,6 +126,12 @@ def result_table(res: QueryResult, title: str) -> Table:
     return t
 
 
+def _alert_line(a: SeenAlert, text: str) -> str:
+    colour = "red" if a.status == "firing" and a.severity == "critical" else (
+        "yellow" if a.status == "firing" else "green")
+    return f"[bold {colour}]ALERT[/] " + escape(text)
+
+
 class _Narrator:
     """Prints progress and alerts; the receiver's threads and the main thread share the console."""
 
@@ -142,16 +148,24 @@ class _Narrator:
             self.c.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}", highlight=False)
 
     def on_notification(self, rec: Received) -> None:
+        # The first alert of each rule and model, and every critical one, with its summary; the rest
+        # of a notification (the same drift seen in more segments) folded into one line.
+        folded: dict[tuple[str, str, str], list[SeenAlert]] = {}
+        lines: list[str] = []
         for a in self.inbox.add(rec):
-            colour = "red" if a.status == "firing" and a.severity == "critical" else (
-                "yellow" if a.status == "firing" else "green")
-            # the summary of the first alert of each rule and model, and of every critical one; the
-            # rest (the same drift seen in more segments) on one line each
             key = (a.model, a.rule, a.status)
-            full = a.severity == "critical" or key not in self.summarised
-            self.summarised.add(key)
-            with self.lock:
-                self.c.print(f"[bold {colour}]ALERT[/] " + escape(render(a, with_summary=full)), highlight=False)
+            if a.severity == "critical" or key not in self.summarised:
+                self.summarised.add(key)
+                lines.append(_alert_line(a, render(a)))
+            else:
+                folded.setdefault(key, []).append(a)
+        for (model, rule, status), more in folded.items():
+            where = ", ".join(sorted({a.segment or "whole version" for a in more}))
+            lines.append(_alert_line(more[0], f"{status.upper():<8} {more[0].severity:<8} {rule:<24} {model}: "
+                                               f"{len(more)} more ({where})"))
+        with self.lock:
+            for line in lines:
+                self.c.print(line, highlight=False)
 
     def phase(self, sim_s: float) -> str:
         if sim_s < self.baseline_s:

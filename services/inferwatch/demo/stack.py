@@ -124,7 +124,7 @@ class Stack:
         from inferwatch.processor.topics import ensure_topics
 
         rep = apply_topics(self.settings)
-        ensure_topics(self.settings, ProcessorConfig(**_processor_fields(self.opts.processor_env)))
+        ensure_topics(self.settings, ProcessorConfig.model_validate(_processor_fields(self.opts.processor_env)))
         say(f"topics applied ({len(rep.created)} created, {len(rep.unchanged) + len(rep.updated)} already there)")
 
         self._migrate()

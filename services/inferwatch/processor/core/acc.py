@@ -144,18 +144,23 @@ class WindowAcc:
         rows = [np.arange(n, dtype=np.int64)]
         slot = [np.zeros(n, dtype=np.int64)]
         for key, vals in segments.items():
-            cache: dict[str, int] = {}
-            idx = [i for i, v in enumerate(vals) if v is not None]
-            codes = []
-            for i in idx:
-                v = vals[i]
-                c = cache.get(v)  # type: ignore[arg-type]
-                if c is None:
-                    c = cache[v] = self.slot_of(key, v)  # type: ignore[index,arg-type]
-                codes.append(c)
-            rows.append(np.array(idx, dtype=np.int64))
-            slot.append(np.array(codes, dtype=np.int64))
+            # one slot lookup per distinct value (in order of first appearance, so slot numbers and
+            # which values overflow into __other__ are deterministic), then a C-level map over the events
+            table: dict[str | None, int] = {v: -1 if v is None else self.slot_of(key, v) for v in dict.fromkeys(vals)}
+            codes = np.fromiter(map(table.__getitem__, vals), np.int64, len(vals))
+            if None in table:
+                idx = np.flatnonzero(codes >= 0)
+                rows.append(idx)
+                slot.append(codes[idx])
+            else:
+                rows.append(np.arange(n, dtype=np.int64))
+                slot.append(codes)
         return np.concatenate(rows), np.concatenate(slot)
+
+    def cat_codes(self, name: str, vals: list[str | None]) -> I64:
+        """Category index of every value of feature ``name`` (-1 for missing)."""
+        table: dict[str | None, int] = {v: -1 if v is None else self._cat_index(name, v) for v in dict.fromkeys(vals)}
+        return np.fromiter(map(table.__getitem__, vals), np.int64, len(vals))
 
     # ---- accumulation ----------------------------------------------------------------------
     def _add(self, name: str, slot: I64, weights: np.ndarray | None = None) -> None:
@@ -195,15 +200,7 @@ class WindowAcc:
             bi[~miss] = FEATURE_BINS.index(x[~miss])
             self._add_hist(f"h:{name}", slot[good], bi[rows][good], fb)
         for name, vals in cat_items(cols.cat):
-            codes = np.full(cols.n, -1, dtype=np.int64)
-            cache: dict[str, int] = {}
-            for i, v in enumerate(vals):
-                if v is not None:
-                    c = cache.get(v)
-                    if c is None:
-                        c = cache[v] = self._cat_index(name, v)
-                    codes[i] = c
-            cr = codes[rows]
+            cr = self.cat_codes(name, vals)[rows]
             good = cr >= 0
             m = len(self.cats.get(name, ())) or 1
             if name != "@class":

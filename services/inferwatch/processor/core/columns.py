@@ -10,6 +10,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter, methodcaller
 
 import numpy as np
 import numpy.typing as npt
@@ -59,11 +60,25 @@ class Columns:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def _num_or_cat(vals: list[object]) -> tuple[F64 | None, list[str | None] | None]:
+def _num_or_cat(vals: Sequence[object]) -> tuple[F64 | None, list[str | None] | None]:
     try:
-        return np.array(vals, dtype=np.float64), None
+        return np.array(vals, dtype=np.float64), None  # None -> NaN (missing), bool -> 0/1
     except (TypeError, ValueError):
         return None, [None if v is None else str(v) for v in vals]
+
+
+def _dict_columns(dicts: list[dict[str, object]], keys: list[str]) -> list[Sequence[object]]:
+    """Per key, the values of every dict (None where absent), built by C-level maps: when every dict
+    has every key (the usual case) one ``itemgetter`` call per dict and a transpose, else one
+    ``dict.get`` map per key."""
+    if not keys:
+        return []
+    if len(keys) > 1:
+        try:
+            return list(zip(*map(itemgetter(*keys), dicts), strict=True)) if dicts else [() for _ in keys]
+        except KeyError:
+            pass
+    return [list(map(methodcaller("get", k), dicts)) for k in keys]
 
 
 def _entropy(top: list[list[float]]) -> tuple[float, int]:
@@ -86,7 +101,7 @@ def _text_hash(text: str | None) -> str | None:
 
 def llm_columns(events: Sequence[Prediction], refusal: list[re.Pattern[str]]) -> LLMCols | None:
     """LLM signals per event, or None when no event has an llm block."""
-    if not any(e.llm is not None for e in events):
+    if not any(map(attrgetter("llm"), events)):
         return None
     n = len(events)
     out = {k: np.full(n, NAN) for k in ("lp_sum", "lp_n", "lp_min", "ent_sum", "ent_n", "out_tokens", "chars")}
@@ -135,53 +150,72 @@ def positive_class(probs: dict[str, float] | None) -> tuple[str | None, float]:
     return name, probs[name]
 
 
+def _attr(objs: Sequence[object], name: str) -> list[object]:
+    """``getattr(o, name)`` for every object, None for None objects."""
+    if None in objs:  # type: ignore[operator]
+        return [None if o is None else getattr(o, name) for o in objs]
+    return list(map(attrgetter(name), objs))
+
+
 def build_columns(events: Sequence[Prediction], refusal: list[re.Pattern[str]] | None = None,
                   max_features: int = 256) -> Columns:
     """Columns of ``events`` (all of one model version)."""
     n = len(events)
-    ts = np.fromiter((e.ts for e in events), np.int64, n)
-    seg_keys: set[str] = set()
-    in_keys: set[str] = set()
-    for e in events:
-        seg_keys.update(e.segment)
-        in_keys.update(e.inputs)
-    segments = {k: [e.segment.get(k) for e in events] for k in sorted(seg_keys)}
+    ts = np.fromiter(map(attrgetter("ts"), events), np.int64, n)
+    seg_dicts = list(map(attrgetter("segment"), events))
+    in_dicts = list(map(attrgetter("inputs"), events))
+    seg_keys = sorted(set().union(*seg_dicts)) if n else []
+    in_keys = sorted(set().union(*in_dicts))[:max_features] if n else []
+    segments = {k: list(c) for k, c in zip(seg_keys, _dict_columns(seg_dicts, seg_keys), strict=True)}
     num: dict[str, F64] = {}
     cat: dict[str, list[str | None]] = {}
-    for k in sorted(in_keys)[:max_features]:
-        x, c = _num_or_cat([e.inputs.get(k) for e in events])
+    for k, col in zip(in_keys, _dict_columns(in_dicts, in_keys), strict=True):
+        x, c = _num_or_cat(col)
         if x is not None:
             num[k] = x
         else:
             assert c is not None
             cat[k] = c
-    outs = [e.outputs for e in events]
-    if any(o is not None and o.score is not None for o in outs):
-        num["@score"] = np.array([o.score if o is not None else None for o in outs], dtype=np.float64)
-    if any(o is not None and o.value is not None for o in outs):
-        num["@value"] = np.array([o.value if o is not None else None for o in outs], dtype=np.float64)
-    if any(o is not None and o.label is not None for o in outs):
-        cat["@class"] = [o.label if o is not None else None for o in outs]
-    pos = [positive_class(o.probabilities if o is not None else None) for o in outs]
+    outs = list(map(attrgetter("outputs"), events))
+    scores = _attr(outs, "score")
+    if any(v is not None for v in scores):
+        num["@score"] = np.array(scores, dtype=np.float64)
+    values = _attr(outs, "value")
+    if any(v is not None for v in values):
+        num["@value"] = np.array(values, dtype=np.float64)
+    labels = _attr(outs, "label")
+    if any(v is not None for v in labels):
+        cat["@class"] = labels  # type: ignore[assignment]
+    probs = _attr(outs, "probabilities")
+    if any(p is not None for p in probs):
+        pos = [positive_class(p) for p in probs]  # type: ignore[arg-type]
+        pos_name: list[str | None] = [p[0] for p in pos]
+        pos_score = np.array([p[1] for p in pos], dtype=np.float64)
+    else:
+        pos_name = [None] * n
+        pos_score = np.full(n, NAN)
+    lat = _attr(events, "latency_ms")  # type: ignore[arg-type]
+    errs = _attr(events, "error")  # type: ignore[arg-type]
     cols = Columns(
         n=n,
         ts=ts,
         segments=segments,
-        latency=np.array([e.latency_ms for e in events], dtype=np.float64),
-        error=np.fromiter((e.error is not None for e in events), bool, n),
+        latency=np.array(lat, dtype=np.float64),
+        error=np.array([e is not None for e in errs], dtype=bool) if n else np.zeros(0, bool),
         num=num,
         cat=cat,
-        pos_name=[p[0] for p in pos],
-        pos_score=np.array([p[1] for p in pos], dtype=np.float64),
+        pos_name=pos_name,
+        pos_score=pos_score,
         llm=llm_columns(events, refusal or []),
     )
-    emb_idx = [i for i, e in enumerate(events) if e.embedding is not None]
+    embs = list(map(attrgetter("embedding"), events))
+    emb_idx = [i for i, e in enumerate(embs) if e is not None]
     if emb_idx:
-        dim = len(events[emb_idx[0]].embedding or [])
-        emb_idx = [i for i in emb_idx if len(events[i].embedding or []) == dim]
-        cols.embedding = np.array([events[i].embedding for i in emb_idx], dtype=np.float64)
+        dim = len(embs[emb_idx[0]] or [])
+        emb_idx = [i for i in emb_idx if len(embs[i] or []) == dim]
+        cols.embedding = np.array([embs[i] for i in emb_idx], dtype=np.float64)
         cols.embedding_rows = np.array(emb_idx, dtype=np.int64)
-    if any(e.lineage for e in events):
+    if any(map(attrgetter("lineage"), events)):
         lin: list[dict[str, float]] = []
         self_share = np.zeros(n)
         for i, e in enumerate(events):

@@ -14,15 +14,22 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Annotated, Literal
 
 import msgspec
 
 from inferwatch.contract.events import DeadletterV1
 
-_NAME = msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/@+-]+$")
-Name = Annotated[str, _NAME]
-Version = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/@+-]+$")]
+# msgspec checks ``pattern`` with ``re.search``: ``\A…\Z`` (not ``^…$``, where ``$`` also matches
+# before a trailing newline) gives the contract's full-match semantics, so ``"m\n"`` is refused.
+_PATTERN = r"\A[A-Za-z0-9_.:/@+-]+\Z"
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_PATTERN)]
+Version = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_PATTERN)]
+# The hot fields (model, version of every prediction) are checked by the cached batch check below
+# instead of a regex per event; same alphabet and lengths as Name/Version.
+_Model = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+_Version = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Ts = Annotated[int, msgspec.Meta(ge=0, le=32503680000000)]
 Short = Annotated[str, msgspec.Meta(max_length=256)]
 NonPos = Annotated[float, msgspec.Meta(le=0.0)]
@@ -65,18 +72,18 @@ class Lineage(msgspec.Struct, frozen=True):
     share: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 1.0
 
 
-class Prediction(msgspec.Struct, frozen=True):
+class Prediction(msgspec.Struct, frozen=True, gc=False):
     """A ``prediction.v1`` event, as far as the processor reads it."""
 
     event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     prediction_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     ts: Ts
-    model: Name
-    model_version: Version
+    model: _Model  # Name: checked by _bad_names (cached full match)
+    model_version: _Version  # Version: checked by _bad_names
     schema_version: Literal["prediction.v1"] = "prediction.v1"
     latency_ms: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
     error: str | None = None
-    inputs: dict[str, Feature] = {}  # key names checked by _check_names (cached, one regex per new name)
+    inputs: dict[str, Feature] = {}  # key names checked by _bad_names (cached, one regex per new name)
     outputs: Outputs | None = None
     segment: dict[str, Short] = {}
     embedding: Annotated[list[float], msgspec.Meta(min_length=1, max_length=65536)] | None = None
@@ -88,7 +95,7 @@ class Prediction(msgspec.Struct, frozen=True):
             raise ValueError("a prediction needs outputs, or an error when it failed")
 
 
-class Feedback(msgspec.Struct, frozen=True):
+class Feedback(msgspec.Struct, frozen=True, gc=False):
     """A ``feedback.v1`` event."""
 
     event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -141,22 +148,43 @@ class Rejected:
         )
 
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.:/@+-]{1,128}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_.:/@+-]{1,128}")  # used with fullmatch: no trailing-newline loophole
 _GOOD_NAMES: set[str] = set()
 
 
+def _name_ok(k: str) -> bool:
+    if k in _GOOD_NAMES:
+        return True
+    if _NAME_RE.fullmatch(k) is None:
+        return False
+    if len(_GOOD_NAMES) >= 100_000:  # bounded memory when names are unbounded
+        _GOOD_NAMES.clear()
+    _GOOD_NAMES.add(k)
+    return True
+
+
 def _check_names(e: Prediction) -> str | None:
-    """The first invalid feature or segment key name, or None. Names seen valid are cached, so the
-    per-event cost is a set lookup per key instead of a regex match."""
-    good = _GOOD_NAMES
+    """The first invalid name of ``e`` (model, version, feature or segment key), or None."""
+    if not _name_ok(e.model):
+        return f"invalid name {e.model[:140]!r} - at `$.model`"
+    if len(e.model_version) > 64 or not _name_ok(e.model_version):
+        return f"invalid name {e.model_version[:140]!r} - at `$.model_version`"
     for where, d in (("inputs", e.inputs), ("segment", e.segment)):
         for k in d:
-            if k not in good:
-                if not _NAME_RE.match(k):
-                    return f"invalid name {k[:140]!r} - at `$.{where}`"
-                if len(good) < 100_000:
-                    good.add(k)
+            if not _name_ok(k):
+                return f"invalid name {k[:140]!r} - at `$.{where}`"
     return None
+
+
+def _all_names_known(evs: list[Prediction]) -> bool:
+    """True when every name of every event was seen valid before: set operations in C, no per-event
+    Python loop (names repeat across events, so this is the common case)."""
+    names = set(map(attrgetter("model"), evs))
+    names.update(map(attrgetter("model_version"), evs))
+    names = names.union(*map(attrgetter("inputs"), evs), *map(attrgetter("segment"), evs))
+    if _GOOD_NAMES.issuperset(names):
+        return True
+    return all(map(_name_ok, names)) and all(len(v) <= 64 for v in set(map(attrgetter("model_version"), evs)))
 
 
 _PRED = msgspec.json.Decoder(Prediction)
@@ -166,18 +194,23 @@ _FEED = msgspec.json.Decoder(Feedback)
 def _decode(dec: msgspec.json.Decoder, schema: str, raws: list[Raw]):  # type: ignore[no-untyped-def]
     good = []
     bad: list[Rejected] = []
-    check = dec is _PRED
+    decode = dec.decode
     for r in raws:
         try:
-            e = dec.decode(r.value)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            bad.append(Rejected(r, str(exc), schema))
+            e = decode(r.value)
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, TypeError) as exc:
+            bad.append(Rejected(r, str(exc) or type(exc).__name__, schema))
             continue
-        why = _check_names(e) if check else None
-        if why is None:
-            good.append((r, e))
-        else:
-            bad.append(Rejected(r, why, schema))
+        good.append((r, e))
+    if dec is _PRED and good and not _all_names_known([e for _, e in good]):
+        keep = []
+        for r, e in good:  # rare: a batch with an invalid name; find which events carry it
+            why = _check_names(e)
+            if why is None:
+                keep.append((r, e))
+            else:
+                bad.append(Rejected(r, why, schema))
+        good = keep
     return good, bad
 
 

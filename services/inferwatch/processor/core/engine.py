@@ -6,8 +6,9 @@ with changelogs in the service):
 
 * ``windows``: ``model|version|start_ms`` → open :class:`WindowAcc` (with its source high-water
   offsets, so replayed messages after a crash are skipped: each window absorbs a message once);
-* ``joins``: ``p|model|<prediction_id>`` → a prediction waiting for its label; ``f|model|<prediction_id>`` → a
-  label waiting for its prediction; both expire after ``join_retention_s``;
+* ``joins``: predictions waiting for their label and labels waiting for their prediction, one value
+  per batch (see :mod:`inferwatch.processor.core.joins`); both expire after ``join_retention_s``
+  (:meth:`ProcessorCore.expire_joins`, called periodically by the service);
 * ``meta``: ``m|model`` → watermark and per-version bookkeeping; ``base|model|version`` → the
   pinned baseline being built; ``ref|model|version`` → the frozen pinned reference;
   uploaded reference profiles (``model@version``, from the references topic) take precedence. Until
@@ -26,16 +27,19 @@ import time
 from collections import defaultdict
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from inferwatch.contract.events import MetricSnapshotV1
 from inferwatch.processor.config import ProcessorConfig
 from inferwatch.processor.core.acc import WHOLE, Joined, WindowAcc
 from inferwatch.processor.core.columns import build_columns, positive_class
 from inferwatch.processor.core.decode import Prediction, Raw, Rejected, decode_feedback, decode_predictions
+from inferwatch.processor.core.joins import LABEL, PRED, JoinBook
 from inferwatch.processor.core.snapshot import build_snapshots
 
 Store = MutableMapping[str, bytes]
@@ -78,12 +82,14 @@ class ProcessorCore:
         self._refusal = [re.compile(p) for p in self.cfg.refusal_patterns]
         self._rng = np.random.default_rng(rng_seed)
         self._wms = self.cfg.window_s * 1000
+        self.joinbook = JoinBook(self.joins)
         self.reload()
 
     # ---- state -----------------------------------------------------------------------------
     def reload(self) -> None:
         """(Re)load open windows and model bookkeeping from the stores (after a restart/recovery)."""
         self._live = {k: WindowAcc.from_bytes(v) for k, v in list(self.windows.items())}
+        self.joinbook.reload()
         self._models = {k[2:]: _dec(v) for k, v in list(self.meta.items()) if k.startswith("m|")}
 
     def _model(self, model: str) -> dict[str, Any]:
@@ -154,52 +160,76 @@ class ProcessorCore:
         now = time.monotonic() if now is None else now
         good, bad = decode_predictions(raws)
         out = Output(rejected=bad)
-        groups: dict[tuple[str, str, int], list[tuple[Raw, Prediction]]] = defaultdict(list)
+        if not good:
+            return out
+        n = len(good)
+        rs = [r for r, _ in good]
+        evs = [e for _, e in good]
+        ts = np.fromiter(map(attrgetter("ts"), evs), np.int64, n)
+        starts = ts - ts % self._wms
+        offs = np.fromiter(map(attrgetter("offset"), rs), np.int64, n)
+        # (model, version) and (topic, partition) as small integer codes: grouping is then numpy work
+        mv = list(zip(map(attrgetter("model"), evs), map(attrgetter("model_version"), evs), strict=True))
+        mv_names = list(dict.fromkeys(mv))
+        mv_code = _codes(mv, mv_names)
+        tpl = list(zip(map(attrgetter("topic"), rs), map(attrgetter("partition"), rs), strict=True))
+        tp_names = list(dict.fromkeys(tpl))
+        tp_code = _codes(tpl, tp_names)
+        tp_keys = [f"{t}:{p}" for t, p in tp_names]
+        order = np.lexsort((starts, mv_code))  # stable: events keep their order inside a group
+        k_mv, k_st = mv_code[order], starts[order]
+        cuts = np.flatnonzero((k_mv[1:] != k_mv[:-1]) | (k_st[1:] != k_st[:-1])) + 1
         touched_models: set[str] = set()
-        for r, e in good:
-            groups[(e.model, e.model_version, e.ts - e.ts % self._wms)].append((r, e))
-        for (model, version, start), items in groups.items():
+        for idx in np.split(order, cuts):
+            model, version = mv_names[int(mv_code[idx[0]])]
+            start = int(starts[idx[0]])
             touched_models.add(model)
             self._last_wall[model] = now
-            v = self._version(model, version, min(e.ts for _, e in items))
+            v = self._version(model, version, int(ts[idx].min()))
             if start + self._wms <= v["closed_until"]:
-                v["late"] += len(items)
+                v["late"] += len(idx)
                 continue
             acc = self._acc(model, version, start)
-            fresh = [(r, e) for r, e in items if r.offset > acc.hw.get(f"{r.topic}:{r.partition}", -1)]
-            if not fresh:
+            hw = np.array([acc.hw.get(k, -1) for k in tp_keys], dtype=np.int64)
+            fresh = idx[offs[idx] > hw[tp_code[idx]]]
+            if not len(fresh):
                 continue
-            evs = [e for _, e in fresh]
-            acc.add_columns(build_columns(evs, self._refusal, self.cfg.max_features), self._rng)
-            self._join_predictions(acc, evs)
-            for r, _ in fresh:
-                tp = f"{r.topic}:{r.partition}"
-                if r.offset > acc.hw.get(tp, -1):
-                    acc.hw[tp] = r.offset
+            sub = [evs[i] for i in fresh.tolist()]
+            acc.add_columns(build_columns(sub, self._refusal, self.cfg.max_features), self._rng)
+            first = rs[int(fresh[0])]
+            self._join_predictions(acc, sub, f"{first.topic}:{first.partition}:{first.offset}")
+            for c in np.unique(tp_code[fresh]).tolist():
+                top = int(offs[fresh][tp_code[fresh] == c].max())
+                acc.hw[tp_keys[c]] = max(top, acc.hw.get(tp_keys[c], -1))
             m = self._model(model)
-            m["max_ts"] = max(m["max_ts"], max(e.ts for e in evs))
+            m["max_ts"] = max(m["max_ts"], int(ts[fresh].max()))
             self.windows[f"{model}|{version}|{start}"] = acc.to_bytes()
+        self.joinbook.flush()
         for model in touched_models:
             out.extend(self._close(model, self._model(model)["max_ts"]))
             self._save_model(model)
         return out
 
-    def _join_predictions(self, acc: WindowAcc, evs: list[Prediction]) -> None:
+    def _join_predictions(self, acc: WindowAcc, evs: list[Prediction], tag: str) -> None:
+        """Join labelled predictions with labels already waiting; park the others in this batch's bucket."""
         joined: list[tuple[list[Any], Any]] = []
+        book = self.joinbook
+        parked: dict[str, dict[str, list[Any]]] = defaultdict(dict)
+        start = acc.start_ms
         for e in evs:
             o = e.outputs
             if o is None or (o.label is None and o.value is None):
                 continue
-            pos_name, pos_score = positive_class(o.probabilities)
-            rec = [e.model_version, acc.start_ms, [list(WHOLE), *[[k, v] for k, v in e.segment.items()]], o.label,
-                   pos_name, pos_score, o.value, e.ts]
-            fkey = f"f|{e.model}|{e.prediction_id}"
-            fb = self.joins.get(fkey)
-            if fb is not None:
-                joined.append((rec, _dec(fb)))
-                del self.joins[fkey]
-            else:
-                self.joins[f"p|{e.model}|{e.prediction_id}"] = _enc(rec)
+            pos_name, pos_score = positive_class(o.probabilities) if o.probabilities else (None, None)
+            # the segment dict is stored as is (msgpack): no per-event list building
+            rec = [e.model_version, start, e.segment, o.label, pos_name, pos_score, o.value, e.ts]
+            parked[e.model][e.prediction_id] = rec
+        for model, recs in parked.items():
+            labels = book.waiting(LABEL, model)
+            if labels and not labels.keys().isdisjoint(recs):
+                for pid in [p for p in recs if p in labels]:
+                    joined.append((recs.pop(pid), book.take(LABEL, model, pid)))
+            book.put_many(PRED, model, recs, tag)
         if joined:
             acc.add_joined(_joined(joined))
 
@@ -210,13 +240,15 @@ class ProcessorCore:
         out = Output(rejected=bad)
         per_window: dict[str, list[tuple[list[Any], Any]]] = defaultdict(list)
         hw: dict[str, dict[str, int]] = defaultdict(dict)
+        book = self.joinbook
+        tag = f"{good[0][0].topic}:{good[0][0].partition}:{good[0][0].offset}" if good else ""
+        models: dict[str, int] = {}
         for r, f in good:
-            pkey = f"p|{f.model}|{f.prediction_id}"
-            b = self.joins.get(pkey)
-            if b is None:
-                self.joins[f"f|{f.model}|{f.prediction_id}"] = _enc([f.label, f.value, f.ts])
+            models[f.model] = max(models.get(f.model, -1), f.ts)
+            rec = book.take(PRED, f.model, f.prediction_id)
+            if rec is None:
+                book.put(LABEL, f.model, f.prediction_id, [f.label, f.value, f.ts], tag)
                 continue
-            rec = _dec(b)
             key = f"{f.model}|{rec[0]}|{rec[1]}"
             acc = self._live.get(key)
             tp = f"{r.topic}:{r.partition}"
@@ -224,18 +256,22 @@ class ProcessorCore:
                 ver = self._model(f.model)["versions"].get(rec[0])
                 if ver is not None:
                     ver["late_labels"] = ver.get("late_labels", 0) + 1
-                del self.joins[pkey]
                 continue
             if r.offset <= acc.hw.get(tp, -1):
-                continue
+                continue  # a replay of a label this window already absorbed
             per_window[key].append((rec, [f.label, f.value, f.ts]))
             hw[key][tp] = max(hw[key].get(tp, -1), r.offset)
-            del self.joins[pkey]
         for key, pairs in per_window.items():
             acc = self._live[key]
             acc.add_joined(_joined(pairs))
             acc.hw.update({k: max(v, acc.hw.get(k, -1)) for k, v in hw[key].items()})
             self.windows[key] = acc.to_bytes()
+        book.flush()
+        for model, top in models.items():
+            m = self._model(model)
+            if top > m.get("max_label_ts", -1):
+                m["max_label_ts"] = top
+                self._save_model(model)
         return out
 
     # ---- closing -----------------------------------------------------------------------------
@@ -306,19 +342,38 @@ class ProcessorCore:
             out.extend(self._close(model, float("inf")))
         return out
 
-    def expire_joins(self, now_ms: int) -> int:
-        """Drop join entries older than ``join_retention_s``; returns how many."""
-        cutoff = now_ms - self.cfg.join_retention_s * 1000
-        dead = [k for k, v in list(self.joins.items()) if _dec(v)[-1] < cutoff]
-        for k in dead:
-            del self.joins[k]
-        return len(dead)
+    def expire_joins(self, now_ms: int | None = None, models: list[str] | None = None) -> int:
+        """Drop waiting predictions and labels older than ``join_retention_s``; returns how many.
+
+        The clock is event time: ``now_ms`` if given, else each model's newest prediction or label
+        ``ts`` (so replays of old traffic are not expired by the wall clock). ``models`` limits the
+        sweep (the faust app sweeps one model at a time, in that model's partition)."""
+        keep = self.cfg.join_retention_s * 1000
+        cut: dict[str, int] = {}
+        for model in self.joinbook.models() if models is None else models:
+            if now_ms is not None:
+                cut[model] = now_ms - keep
+            else:
+                m = self._models.get(model)
+                if m is not None:
+                    cut[model] = max(m["max_ts"], m.get("max_label_ts", -1)) - keep
+        return self.joinbook.expire(cut)
+
+
+def _codes(items: list[Any], names: list[Any]) -> npt.NDArray[np.int64]:
+    """Index of every item in ``names``."""
+    if len(names) == 1:
+        return np.zeros(len(items), dtype=np.int64)
+    table = {k: i for i, k in enumerate(names)}
+    return np.fromiter(map(table.__getitem__, items), np.int64, len(items))
 
 
 def _joined(pairs: list[tuple[list[Any], Any]]) -> Joined:
     nan = float("nan")
     return Joined(
-        slots=[[(k, v) for k, v in rec[2]] for rec, _ in pairs],
+        # rec[2]: the prediction's segment dict (older records: a list of [key, value] incl. WHOLE)
+        slots=[[WHOLE, *rec[2].items()] if isinstance(rec[2], dict) else [(k, v) for k, v in rec[2]]
+               for rec, _ in pairs],
         pred_label=[rec[3] for rec, _ in pairs],
         true_label=[fb[0] for _, fb in pairs],
         pos_name=[rec[4] for rec, _ in pairs],

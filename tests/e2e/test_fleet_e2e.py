@@ -8,6 +8,9 @@ shows the accuracy drop on the new device; every event produced is in the store,
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from inferwatch.demo.fleet import CONTROL_MODEL, NEW_DEVICE, FleetConfig, count_
 from inferwatch.demo.notifications import Inbox
 from inferwatch.demo.runner import investigation, store_counts, wait_for_history
 from inferwatch.demo.stack import Stack, StackOptions
+from inferwatch.demo.supervisor import cli_command
 from tests.support.kafka import new_prefix
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -57,6 +61,13 @@ def test_fleet_end_to_end(kafka_bootstrap: str, tmp_path: Path) -> None:
         api_alerts = httpx.get(f"{stack.api_url}/v1/alerts", timeout=10).json()["alerts"]
         metrics = httpx.get(f"{stack.api_url}/metrics", timeout=30).text
         final_counts = store_counts(stack)
+        # the user's path: the CLI, which goes through the sink's API while the sink owns the store
+        env = {**os.environ, **stack.env()}
+        cli_sql = subprocess.run(cli_command("sql", "--saved", "accuracy_by_segment", "--param", "model=photo-verifier",
+                                             "--param", "bucket_minutes=10", "--format", "json"),
+                                 env=env, capture_output=True, text=True, timeout=120)
+        cli_alerts = subprocess.run(cli_command("alerts", "list", "--state", "firing", "--json"),
+                                    env=env, capture_output=True, text=True, timeout=120)
 
     log = "\n".join(f"{a.model} {a.rule} {a.segment} {a.summary}" for a in firing)
     for name, v in verdicts.items():
@@ -83,6 +94,14 @@ def test_fleet_end_to_end(kafka_bootstrap: str, tmp_path: Path) -> None:
     new = weighted([r for r in rows if r["segment_value"] == NEW_DEVICE])
     old = weighted([r for r in rows if r["bucket"] in buckets and r["segment_value"] != NEW_DEVICE])
     assert old - new > 0.08, (new, old, rows)
+
+    assert cli_sql.returncode == 0, cli_sql.stderr
+    cli_rows = [json.loads(line) for line in cli_sql.stdout.splitlines() if line.strip()]
+    assert {r["segment_value"] for r in cli_rows} == {r["segment_value"] for r in rows}
+    assert cli_alerts.returncode == 0, cli_alerts.stderr
+    listed = json.loads(cli_alerts.stdout)
+    assert any(a["model"] == "photo-verifier" and a["segment"] == f"device={NEW_DEVICE}" for a in listed)
+    assert not any(a["model"] == CONTROL_MODEL for a in listed)
 
     # every event produced is stored once: rows == distinct event ids == what the SDK was given
     assert counts == final_counts

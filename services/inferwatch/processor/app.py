@@ -94,7 +94,12 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000, b
         producer_compression_type="lz4",
         # a window's state is one changelog value (atomic with its high-water offsets): allow big ones
         producer_max_request_size=16 * 1024 * 1024,
-        stream_buffer_maxsize=max(batch_max * 2, 4096),
+        producer_max_batch_size=1024 * 1024,
+        producer_linger=0.02,
+        # fetch and buffer whole batches: the agent takes up to batch_max events per call
+        stream_buffer_maxsize=max(batch_max * 4, 4096),
+        broker_max_poll_records=batch_max,
+        consumer_max_fetch_size=16 * 1024 * 1024,
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     preds = app.topic(settings.predictions_topic, **raw)
@@ -111,6 +116,8 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000, b
         tab.value_serializer = "raw"
     maps = {t: TableMap(tab) for t, tab in tables.items()}
     state: dict[str, Any] = {"core": None, "last_event": {}}
+    """``last_event``: per model, its latest event (predictions or feedback): table writes made
+    outside a batch (idle flush, join expiry) go to that event's partition."""
 
     def core() -> ProcessorCore:
         if state["core"] is None:  # tables are recovered before the first batch reaches an agent
@@ -136,10 +143,9 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000, b
             raws = [Raw(e.value, e.message.topic, e.message.partition, e.message.offset, e.key) for e in evs]
             with in_partition_of(evs[-1]):
                 out = c.process_predictions(raws) if kind == "p" else c.process_feedback(raws)
-            if kind == "p":
-                for r in raws:
-                    if r.key:
-                        state["last_event"][r.key.decode(errors="replace")] = evs[-1]
+            for k in {r.key for r in raws}:
+                if k:
+                    state["last_event"][k.decode(errors="replace")] = evs[-1]
             await publish(out)
 
     @app.agent(preds)
@@ -173,8 +179,29 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000, b
             await publish(out)
             await asyncio.sleep(0)
 
+    @app.timer(interval=expiry_interval_s(cfg))
+    async def expire_joins() -> None:
+        if state["core"] is None:
+            return
+        c = state["core"]
+        n = 0
+        for model in sorted(c.joinbook.models()):
+            ev = state["last_event"].get(model)
+            if ev is None:  # no event of this model since the start: its partition is unknown yet
+                continue
+            with in_partition_of(ev):
+                n += c.expire_joins(models=[model])
+            await asyncio.sleep(0)
+        if n:
+            log.info("expired %d join entries older than %d s", n, cfg.join_retention_s)
+
     app.conf.processor_tables = tables  # type: ignore[attr-defined]
     return app
+
+
+def expiry_interval_s(cfg: ProcessorConfig) -> float:
+    """How often waiting join entries are swept: a tenth of the retention, between 5 s and 10 min."""
+    return float(max(5.0, min(600.0, cfg.join_retention_s / 10)))
 
 
 def _load_references(settings: Settings, timeout_s: float = 10.0) -> dict[str, bytes]:

@@ -8,8 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from inferwatch.contract import EVENT_MODELS, ContractError, validate
-from inferwatch.contract import jsonschema_gen
+from inferwatch.contract import EVENT_MODELS, ContractError, jsonschema_gen, validate
 from inferwatch.paths import schemas_dir
 
 EXAMPLES = schemas_dir() / "examples"

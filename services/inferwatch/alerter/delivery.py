@@ -90,7 +90,8 @@ class DeliveryManager:
             return
         task = asyncio.get_running_loop().create_task(self._run(item, rcv))
         self._tasks[item.idempotency_key] = task
-        task.add_done_callback(lambda _t, k=item.idempotency_key: self._tasks.pop(k, None))
+        key = item.idempotency_key
+        task.add_done_callback(lambda _t: self._tasks.pop(key, None))
 
     async def _run(self, item: OutboxItem, rcv: ReceiverConfig) -> None:
         assert self._client is not None

@@ -8,6 +8,7 @@ by the event-time guard in :mod:`inferwatch.alerter.lifecycle`) or not stored at
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -58,6 +59,10 @@ class Engine:
             h = self._history[fp] = deque(self.store.history(fp, limit), maxlen=limit)
         return h
 
+    def _hist_or_empty(self, fp: str, n: int) -> Sequence[float]:
+        # Only anomaly rules (n > 0) keep a history; others get an empty one.
+        return self._hist(fp, n) if n else ()
+
     def process(self, snaps: Iterable[MetricSnapshotV1]) -> list[AlertRecord]:
         """Evaluate, step, persist. Returns the alerts that became firing or resolved, or changed while firing."""
         changed: dict[str, AlertRecord] = {}
@@ -68,7 +73,7 @@ class Engine:
         for snap in snaps:
             for rule in self.rules:
                 limit = rule.anomaly.window if rule.anomaly else 0
-                for ev in evaluate(rule, snap, lambda fp, n=limit: self._hist(fp, n) if n else ()):
+                for ev in evaluate(rule, snap, functools.partial(self._hist_or_empty, n=limit)):
                     self.evaluations += 1
                     old = self.alerts.get(ev.fingerprint)
                     new, change = step(old, ev)

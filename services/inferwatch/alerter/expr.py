@@ -103,6 +103,18 @@ _ARITH: dict[str, Callable[[float, float], float]] = {
 }
 
 
+def _or(a: Node, b: Node) -> Node:
+    return lambda r: bool(a(r)) or bool(b(r))
+
+
+def _and(a: Node, b: Node) -> Node:
+    return lambda r: bool(a(r)) and bool(b(r))
+
+
+def _binop(f: Callable[[float, float], Value], a: Node, b: Node) -> Node:
+    return lambda r: f(_num(a(r)), _num(b(r)))
+
+
 def _no_names(name: str) -> float:
     raise MissingValue(name)
 
@@ -139,7 +151,7 @@ class _Parser:
         while self.peek().text == "or":
             self.take()
             left, right = node, self.and_()
-            node = lambda r, a=left, b=right: bool(a(r)) or bool(b(r))  # noqa: E731
+            node = _or(left, right)
         return node
 
     def and_(self) -> Node:
@@ -147,7 +159,7 @@ class _Parser:
         while self.peek().text == "and":
             self.take()
             left, right = node, self.not_()
-            node = lambda r, a=left, b=right: bool(a(r)) and bool(b(r))  # noqa: E731
+            node = _and(left, right)
         return node
 
     def not_(self) -> Node:
@@ -163,7 +175,7 @@ class _Parser:
         if t.kind == "op" and t.text in _CMP:
             self.take()
             fn, left, right = _CMP[t.text], node, self.sum()
-            node = lambda r: fn(_num(left(r)), _num(right(r)))  # noqa: E731
+            node = _binop(fn, left, right)
             if self.peek().kind == "op" and self.peek().text in _CMP:
                 raise ExpressionError(f"chained comparison at {self.peek().pos} in {self.src!r}; use 'and'")
         return node
@@ -173,7 +185,7 @@ class _Parser:
         while self.peek().text in ("+", "-"):
             fn = _ARITH[self.take().text]
             left, right = node, self.prod()
-            node = lambda r, f=fn, a=left, b=right: f(_num(a(r)), _num(b(r)))  # noqa: E731
+            node = _binop(fn, left, right)
         return node
 
     def prod(self) -> Node:
@@ -181,7 +193,7 @@ class _Parser:
         while self.peek().text in ("*", "/"):
             fn = _ARITH[self.take().text]
             left, right = node, self.unary()
-            node = lambda r, f=fn, a=left, b=right: f(_num(a(r)), _num(b(r)))  # noqa: E731
+            node = _binop(fn, left, right)
         return node
 
     def unary(self) -> Node:

@@ -166,7 +166,7 @@ def compile_route(cfg: RouteConfig, parent: Route | None = None) -> Route:
         continue_=cfg.continue_,
         children=(),
     )
-    kids = []
+    kids: list[Route] = []
     for i, c in enumerate(cfg.routes):
         kid = compile_route(c, node)
         kids.append(_with_path(kid, f"{kid.path}#{i}" if any(

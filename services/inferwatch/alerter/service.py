@@ -216,11 +216,11 @@ class AlerterService:
             event_id=uuid.uuid4().hex, ts=now_ms(), stage="alerter", reason=reason[:4096], error_path=path,
             source_topic=m.topic(), source_partition=m.partition(), source_offset=m.offset(),
             expected_schema="metric_snapshot.v1",
-            key_b64=base64.b64encode(m.key()).decode() if m.key() else None,
+            key_b64=base64.b64encode(key).decode() if (key := m.key()) else None,
             payload_b64=base64.b64encode(m.value() or b"").decode(),
         )
         log.warning("dead-lettered %s[%s]@%s: %s", m.topic(), m.partition(), m.offset(), reason)
-        self._producer.produce(self.settings.deadletter_topic, dl.model_dump_json().encode(), key=m.topic().encode())
+        self._producer.produce(self.settings.deadletter_topic, dl.model_dump_json().encode(), key=(m.topic() or "").encode())
 
     def _record(self, attempt: AlertV1) -> None:
         self.stats.attempts += 1

@@ -172,7 +172,7 @@ def _serve(s: Settings, store: Any, sink: Any) -> Any:
 
     app = create_app(store, health_checks={"sink": sink.health.snapshot}, api_token=s.api_token)
     server = uvicorn.Server(uvicorn.Config(app, host=s.api_host, port=s.api_port, log_level="warning"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the main thread owns signals
+    # uvicorn only installs signal handlers when it runs on the main thread; here the sink owns them.
     threading.Thread(target=server.run, name="inferwatch-api", daemon=True).start()
     log.info("serving /v1/query and /healthz on http://%s:%d", s.api_host, s.api_port)
     return server

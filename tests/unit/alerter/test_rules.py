@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from inferwatch.alerter.rules import RuleErrors, default_rules_path, load_rules, load_rule_text
+from inferwatch.alerter.rules import RuleErrors, default_rules_path, load_rule_text, load_rules
 from inferwatch.alerter.rulewatch import RuleWatcher
 
 

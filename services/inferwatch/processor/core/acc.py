@@ -189,7 +189,13 @@ class WindowAcc:
             full[~np.isnan(cols.latency)] = li
             self._add_hist("lat_hist", slot[ok], full[rows][ok], LATENCY_BINS.size)
         fb = FEATURE_BINS.size
+        stacked: set[str] = set()
+        if cols.matrix is not None:
+            self._add_matrix(cols.matrix[0], cols.matrix[1], rows, slot)
+            stacked = set(cols.matrix[0])
         for name, x in cols.num.items():
+            if name in stacked:
+                continue
             miss = np.isnan(x)
             good = ~miss[rows]
             self._add(f"n:{name}", slot[good])
@@ -220,6 +226,25 @@ class WindowAcc:
             u = rng.random(len(cols.embedding))
             self._add_embeddings(u, cols.embedding)
         assert self.n_slots == s
+
+    def _add_matrix(self, names: list[str], x: np.ndarray, rows: I64, slot: I64) -> None:
+        """Numeric features ``x [n, F]`` at once: counts, missing, sums and log-bin histograms of all
+        features per slot from one ``bincount`` each over ``(slot, feature[, bin])`` keys."""
+        s, nf, fb = self.n_slots, len(names), FEATURE_BINS.size
+        miss = np.isnan(x)
+        bins = FEATURE_BINS.index(np.where(miss, 0.0, x))  # [n, F]
+        good = ~miss[rows]  # [R, F]
+        key = slot[:, None] * nf + np.arange(nf)[None, :]  # [R, F]: (slot, feature)
+        kg = key[good]
+        cnt = np.bincount(kg, minlength=s * nf).reshape(s, nf)
+        tot = np.bincount(key.ravel(), minlength=s * nf).reshape(s, nf)
+        sums = np.bincount(kg, weights=x[rows][good], minlength=s * nf).reshape(s, nf)
+        hist = np.bincount(kg * fb + bins[rows][good], minlength=s * nf * fb).reshape(s, nf, fb)
+        for j, name in enumerate(names):
+            self._arr(f"n:{name}")[:s] += cnt[:, j]
+            self._arr(f"miss:{name}")[:s] += tot[:, j] - cnt[:, j]
+            self._arr(f"sum:{name}")[:s] += sums[:, j]
+            self._arr(f"h:{name}", (fb,), np.int64)[:s] += hist[:, j]
 
     def _add_embeddings(self, u: np.ndarray, rows: np.ndarray) -> None:
         if self.emb_rows is not None:

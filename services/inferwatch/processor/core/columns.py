@@ -58,6 +58,10 @@ class Columns:
     lineage: list[dict[str, float]] | None = None
     lineage_self: F64 | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    matrix: tuple[list[str], F64] | None = None
+    """Numeric input features as one ``[n, F]`` array (names in column order) when they could be
+    built at once; ``num`` then holds column views of it. Lets the accumulator bin every feature
+    with a few whole-array operations instead of a few per feature."""
 
 
 def _num_or_cat(vals: Sequence[object]) -> tuple[F64 | None, list[str | None] | None]:
@@ -79,6 +83,23 @@ def _dict_columns(dicts: list[dict[str, object]], keys: list[str]) -> list[Seque
         except KeyError:
             pass
     return [list(map(methodcaller("get", k), dicts)) for k in keys]
+
+
+def _numeric_matrix(dicts: list[dict[str, object]], keys: list[str]) -> tuple[list[str], F64] | None:
+    """The keys whose first present value is a number, as one ``[n, F]`` float array built by one C
+    call, or None when that is not possible (a key missing somewhere, a string in such a column):
+    the caller then builds columns one by one."""
+    if not dicts or not keys:
+        return None
+    first = dicts[0]
+    names = [k for k in keys if isinstance(first.get(k), (int, float))]
+    if len(names) < 2:
+        return None
+    try:
+        m = np.array(list(map(itemgetter(*names), dicts)), dtype=np.float64)  # None -> NaN
+    except (KeyError, TypeError, ValueError):
+        return None
+    return names, m
 
 
 def _entropy(top: list[list[float]]) -> tuple[float, int]:
@@ -169,7 +190,12 @@ def build_columns(events: Sequence[Prediction], refusal: list[re.Pattern[str]] |
     segments = {k: list(c) for k, c in zip(seg_keys, _dict_columns(seg_dicts, seg_keys), strict=True)}
     num: dict[str, F64] = {}
     cat: dict[str, list[str | None]] = {}
-    for k, col in zip(in_keys, _dict_columns(in_dicts, in_keys), strict=True):
+    matrix = _numeric_matrix(in_dicts, in_keys)
+    if matrix is not None:
+        for j, k in enumerate(matrix[0]):
+            num[k] = matrix[1][:, j]
+    rest = [k for k in in_keys if k not in num]
+    for k, col in zip(rest, _dict_columns(in_dicts, rest), strict=True):
         x, c = _num_or_cat(col)
         if x is not None:
             num[k] = x
@@ -207,6 +233,7 @@ def build_columns(events: Sequence[Prediction], refusal: list[re.Pattern[str]] |
         pos_name=pos_name,
         pos_score=pos_score,
         llm=llm_columns(events, refusal or []),
+        matrix=matrix,
     )
     embs = list(map(attrgetter("embedding"), events))
     emb_idx = [i for i, e in enumerate(embs) if e is not None]

@@ -47,6 +47,7 @@ class EmbeddedStore(Store):
         from chdb.state import sqlitelike
 
         self._sqlitelike = sqlitelike
+        self._tz: str | None = None
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.database = database
@@ -145,7 +146,40 @@ class EmbeddedStore(Store):
                 except Exception as exc:
                     raise StoreError(str(exc).strip()) from None
         log.debug("query took %.3fs: %s", time.perf_counter() - t0, sql[:200])
-        return out if isinstance(out, pa.Table) else pa.table({})
+        if not isinstance(out, pa.Table):
+            return pa.table({})
+        return self._fix_datetimes(out, sql, p)
+
+    def _server_tz(self) -> str:
+        """The engine's time zone: what a ``DateTime`` without one is in."""
+        if self._tz is None:
+            try:
+                out = self._ro().query("SELECT timezone() AS tz", "Arrowtable")
+                self._tz = str(out.column("tz")[0].as_py()) if isinstance(out, pa.Table) and out.num_rows else "UTC"
+            except Exception:
+                self._tz = "UTC"
+        return self._tz or "UTC"
+
+    def _fix_datetimes(self, tbl: pa.Table, sql: str, params: Mapping[str, Any]) -> pa.Table:
+        """chDB's Arrow output carries ``DateTime`` as plain uint32 seconds; give such columns back
+        their timestamp type (asked of the engine with ``DESCRIBE``), so readers see times."""
+        suspects = [i for i, f in enumerate(tbl.schema) if pa.types.is_uint32(f.type)]
+        if not suspects:
+            return tbl
+        try:
+            desc = self._ro().query(f"DESCRIBE TABLE ({sql.strip().rstrip(';')})", "Arrowtable", params=params or None)
+        except Exception:  # a statement DESCRIBE cannot wrap (SHOW …): leave the numbers as they are
+            return tbl
+        types = desc.column("type").to_pylist() if isinstance(desc, pa.Table) and desc.num_rows else []
+        if len(types) != tbl.num_columns:
+            return tbl
+        for i in suspects:
+            ch = types[i].removeprefix("Nullable(").removeprefix("LowCardinality(")
+            if ch.startswith("DateTime(") or ch == "DateTime" or ch.startswith("DateTime)"):
+                tz = ch[len("DateTime('"):-2] if ch.startswith("DateTime('") else self._server_tz()
+                col = tbl.column(i).cast(pa.int64()).cast(pa.timestamp("s", tz=tz))
+                tbl = tbl.set_column(i, tbl.schema.field(i).name, col)
+        return tbl
 
     def close(self) -> None:
         if self._closed:

@@ -29,3 +29,17 @@ def test_embedded_datetime_columns_come_back_as_timestamps(tmp_path: Path) -> No
     assert t == dt.datetime(2026, 1, 1, 10, 0, tzinfo=dt.UTC)
     assert bucket == dt.datetime(2026, 1, 1, 10, 0, tzinfo=dt.UTC)
     assert n == 5 and isinstance(n, int)  # a plain UInt32 stays a number
+
+
+def test_a_read_write_query_does_not_leave_its_limits_on_the_session(tmp_path: Path) -> None:
+    # Bug: query(readonly=False) SET row/time limits session-wide on the read-write connection,
+    # so a later long INSERT … SELECT failed with TIMEOUT_EXCEEDED after the query's timeout.
+    store = open_store(Settings(data_dir=tmp_path))
+    try:
+        store.query("SELECT 1", readonly=False, max_rows=5, timeout_s=1)
+        store.execute("CREATE TABLE t (n UInt64) ENGINE = MergeTree ORDER BY n")
+        store.execute("INSERT INTO t SELECT number FROM numbers(100)")  # more rows than max_rows
+        store.execute("INSERT INTO t SELECT sleepEachRow(0.5) + number FROM numbers(4)")  # longer than 1 s
+        assert store.scalar("SELECT count() FROM t") == 104
+    finally:
+        store.close()

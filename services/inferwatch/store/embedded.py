@@ -38,6 +38,9 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+_RESET_LIMITS = "max_result_rows = 0, result_overflow_mode = 'throw', max_execution_time = 0, timeout_overflow_mode = 'throw'"
+
+
 class EmbeddedStore(Store):
     """chDB with its data under ``path`` (created if missing)."""
 
@@ -145,6 +148,12 @@ class EmbeddedStore(Store):
                     out = self._rw.query(sql, "Arrowtable", params=p or None)
                 except Exception as exc:
                     raise StoreError(str(exc).strip()) from None
+                finally:
+                    # SET is session-wide: without this reset the read-write session kept the
+                    # query's row and time limits, and later inserts and DDL (a 10M-row
+                    # INSERT … SELECT) failed with TIMEOUT_EXCEEDED after 30 s.
+                    with contextlib.suppress(Exception):
+                        self._rw.query(f"SET {_RESET_LIMITS}")
         log.debug("query took %.3fs: %s", time.perf_counter() - t0, sql[:200])
         if not isinstance(out, pa.Table):
             return pa.table({})

@@ -30,8 +30,8 @@ def run(ctx: BenchContext) -> None:
     store.execute(f"""
         INSERT INTO feedback (event_id, prediction_id, ts, model, label, kafka_topic, kafka_partition, kafka_offset)
         SELECT 'f' || toString(number), toString(number), now64(3), 'm' || toString(number % 4),
-               if(intHash32(number) % 10 < 8, 'real', 'fake'), 'bench', 0, number
-        FROM numbers({n}) WHERE number % 10 = 0""")
+               if(intHash64(number) % 10 < 8, 'real', 'fake'), 'bench', 0, number
+        FROM numbers({n}) WHERE intHash32(number) % 10 = 0""")
     q = load("accuracy_by_segment")
     params = q.bind({"model": "m1", "segment_key": "device", "bucket_minutes": "60", "since_hours": "168"})
     store.query(q.sql, params, max_rows=100_000, timeout_s=120)  # warm-up

@@ -13,8 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-import httpx
-
+from inferwatch.alerter.httpclient import HttpPool
 from inferwatch.alerter.notify import deliver
 from inferwatch.alerter.payloads import render_body
 from inferwatch.alerter.routing import DeliveryConfig, ReceiverConfig
@@ -38,7 +37,7 @@ class DeliveryManager:
         self.receivers = receivers
         self.policy = policy
         self.record = record
-        self._client: httpx.AsyncClient | None = None
+        self._client: HttpPool | None = None
         self._global = asyncio.Semaphore(policy.max_concurrency)
         self._per: dict[str, asyncio.Semaphore] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -53,9 +52,8 @@ class DeliveryManager:
         return s
 
     async def __aenter__(self) -> DeliveryManager:
-        limits = httpx.Limits(max_connections=self.policy.max_concurrency,
-                              max_keepalive_connections=self.policy.max_concurrency)
-        self._client = httpx.AsyncClient(limits=limits, follow_redirects=False)
+        # connections stay open between notifications (keep-alive), as many per receiver as may be busy
+        self._client = HttpPool(max_idle_per_origin=self.policy.max_concurrency)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

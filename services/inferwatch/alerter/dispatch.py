@@ -71,6 +71,8 @@ class Dispatcher:
         self._silences: list[Silence] = []
         self._silence_version = -1
         self.muted_fingerprints: set[str] = set()
+        # the dispatcher is the only writer of the nflog: read it once, then keep it in step
+        self._nflog = store.all_nflog()
 
     def insert(self, rec: AlertRecord) -> None:
         """Put a firing or resolved alert into the groups of every route it matches."""
@@ -114,12 +116,16 @@ class Dispatcher:
             return []
         sources = firing_labels() if self.inhibit_rules else []
         silences = self.silences()
-        out: list[OutboxItem] = []
+        decided: list[tuple[NflogEntry, OutboxItem | None]] = []
         for g in due:
-            item = self._flush(g, now, sources, silences)
-            if item is not None:
-                out.append(item)
-        return out
+            d = self._flush(g, now, sources, silences)
+            if d is not None:
+                decided.append(d)
+        # one transaction for every group due now; items are handed out (and sent) only after it
+        self.store.record_notifications(decided)
+        for entry, _ in decided:
+            self._nflog[(entry.receiver, entry.group_key)] = entry
+        return [item for _, item in decided if item is not None]
 
     def _muted(self, rec: AlertRecord, sources: list[dict[str, str]], silences: list[Silence], now_ms: int) -> bool:
         if is_silenced(silences, rec.labels, now_ms):
@@ -128,7 +134,7 @@ class Dispatcher:
 
     def _flush(
         self, g: Group, now: float, sources: list[dict[str, str]], silences: list[Silence]
-    ) -> OutboxItem | None:
+    ) -> tuple[NflogEntry, OutboxItem | None] | None:
         now_ms = int(now * 1000)
         rcv = self.receivers[g.route.receiver]
         alerts = list(g.alerts.values())
@@ -137,8 +143,9 @@ class Dispatcher:
         live = [a for a in alerts if a.fingerprint not in muted]
         firing = {a.fingerprint for a in live if a.state == "firing"}
         resolved = {a.fingerprint for a in live if a.state == "resolved"}
-        entry = self.store.nflog(rcv.name, g.key)
+        entry = self._nflog.get((rcv.name, g.key))
         item = None
+        decided = None
         if needs_update(entry, firing, resolved, rcv.send_resolved, g.route.repeat_interval_s, now_ms):
             seq = (entry.seq + 1) if entry else 1
             send = [a for a in live if a.state == "firing" or rcv.send_resolved]
@@ -146,8 +153,7 @@ class Dispatcher:
             if send:
                 body = notification(rcv.name, g.key, g.labels, sorted(send, key=lambda a: a.fingerprint), key, now_ms)
                 item = OutboxItem(key, rcv.name, g.key, body.model_dump_json(), "pending", 0, now_ms)
-            self.store.record_notification(
-                NflogEntry(rcv.name, g.key, frozenset(firing), frozenset(resolved), now_ms, seq), item)
+            decided = (NflogEntry(rcv.name, g.key, frozenset(firing), frozenset(resolved), now_ms, seq), item)
         g.next_flush = now + g.route.group_interval_s
         # resolved alerts have been dealt with (sent, or deliberately not): they leave the group
         for a in alerts:
@@ -155,4 +161,4 @@ class Dispatcher:
                 g.alerts.pop(a.fingerprint, None)
         if not g.alerts:
             del self.groups[g.key]
-        return item
+        return decided

@@ -1,4 +1,4 @@
-"""Sending one notification to one webhook over HTTP, with retries (httpx, asyncio).
+"""Sending one notification to one webhook over HTTP, with retries (asyncio, :mod:`.httpclient`).
 
 Retry policy: network errors, timeouts, 5xx and 429 are retried with exponential backoff and full
 jitter (``initial * 2**n``, capped), honouring ``Retry-After`` (seconds or an HTTP date) when the
@@ -15,8 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import httpx
-
+from inferwatch.alerter.httpclient import HttpError, HttpPool
 from inferwatch.alerter.routing import DeliveryConfig, ReceiverConfig
 from inferwatch.alerter.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 from inferwatch.contract.events import Delivery
@@ -68,7 +67,7 @@ def backoff_s(attempt: int, policy: DeliveryConfig, rng: random.Random | None = 
 
 
 async def attempt_once(
-    client: httpx.AsyncClient, rcv: ReceiverConfig, body: bytes, key: str, timeout_s: float
+    client: HttpPool, rcv: ReceiverConfig, body: bytes, key: str, timeout_s: float
 ) -> AttemptResult:
     """One signed POST."""
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, IDEMPOTENCY_HEADER: key}
@@ -78,13 +77,13 @@ async def attempt_once(
         headers[SIGNATURE_HEADER] = sign(secret, body)
     t0 = time.perf_counter()
     try:
-        resp = await client.post(rcv.url, content=body, headers=headers, timeout=timeout_s)
-    except httpx.HTTPError as exc:
+        resp = await client.post(rcv.url, body, headers, timeout_s)
+    except HttpError as exc:
         return AttemptResult(False, True, None, f"{type(exc).__name__}: {exc}"[:4000], None,
                              (time.perf_counter() - t0) * 1000)
-    ok, retry = classify(resp.status_code)
-    err = None if ok else f"HTTP {resp.status_code}: {resp.text[:500]}"
-    return AttemptResult(ok, retry, resp.status_code, err, parse_retry_after(resp.headers.get("Retry-After")),
+    ok, retry = classify(resp.status)
+    err = None if ok else f"HTTP {resp.status}: {resp.text[:500]}"
+    return AttemptResult(ok, retry, resp.status, err, parse_retry_after(resp.headers.get("retry-after")),
                          (time.perf_counter() - t0) * 1000)
 
 
@@ -92,7 +91,7 @@ OnAttempt = Callable[[Delivery], Awaitable[None]]
 
 
 async def deliver(
-    client: httpx.AsyncClient,
+    client: HttpPool,
     rcv: ReceiverConfig,
     body: bytes,
     key: str,

@@ -32,6 +32,11 @@ class Received:
         return self.headers.get(IDEMPOTENCY_HEADER.lower())
 
 
+class _Server(ThreadingHTTPServer):
+    # the default listen backlog (5) resets connections when a sender opens a few dozen at once
+    request_queue_size = 256
+
+
 @dataclass
 class LocalReceiver:
     """``with LocalReceiver(port=0, secret="s") as r: ... r.url`` — a recording webhook endpoint."""
@@ -83,7 +88,7 @@ class LocalReceiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()

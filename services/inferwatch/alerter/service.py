@@ -5,7 +5,8 @@ Commit order (per consumed batch), enforced in :meth:`AlerterService._handle_bat
 1. decode and validate each snapshot; invalid ones are produced to the dead-letter topic
    (stage ``alerter``) and the producer is flushed;
 2. evaluate rules and persist the alert states in SQLite (one transaction);
-3. only then commit the batch's Kafka offsets.
+3. only then commit the batch's Kafka offsets (asynchronously: the commit is issued after the
+   state is durable, so losing it only re-delivers snapshots that are skipped as already seen).
 
 Notifications are decided by the dispatcher (wall-clock timers) into the SQLite outbox and sent by
 the delivery manager; each attempt is produced to the alerts topic. Outbox items left pending by a
@@ -209,7 +210,10 @@ class AlerterService:
         self.stats.batches += 1
         for rec in changed:
             self.dispatcher.insert(rec)
-        consumer.commit(asynchronous=False)
+        # asynchronous: the state above is already durable, so the commit may land a little later
+        # (a crash before it only re-delivers snapshots the event-time guard skips); a synchronous
+        # commit held the event loop, and with it every delivery, for a broker round trip per batch
+        consumer.commit(asynchronous=True)
 
     def _deadletter(self, m: Message, reason: str, path: str | None) -> None:
         dl = DeadletterV1(

@@ -209,20 +209,33 @@ class AlertStore:
         r = rows[0]
         return NflogEntry(r[0], r[1], frozenset(json.loads(r[2])), frozenset(json.loads(r[3])), r[4], r[5])
 
+    def all_nflog(self) -> dict[tuple[str, str], NflogEntry]:
+        """Every nflog entry by (receiver, group_key) (the dispatcher caches them at start)."""
+        return {
+            (r[0], r[1]): NflogEntry(r[0], r[1], frozenset(json.loads(r[2])), frozenset(json.loads(r[3])), r[4], r[5])
+            for r in self._q("SELECT * FROM nflog")
+        }
+
     def record_notification(self, entry: NflogEntry, item: OutboxItem | None) -> None:
         """Update the nflog and (when something is to be sent) add the outbox item, atomically."""
+        self.record_notifications([(entry, item)])
+
+    def record_notifications(self, decided: Iterable[tuple[NflogEntry, OutboxItem | None]]) -> None:
+        """Several nflog updates and their outbox items in ONE transaction (one commit per flush)."""
+        decided = list(decided)
+        if not decided:
+            return
         with self.tx() as db:
-            db.execute(
+            db.executemany(
                 "INSERT OR REPLACE INTO nflog VALUES (?,?,?,?,?,?)",
-                (entry.receiver, entry.group_key, json.dumps(sorted(entry.firing)),
-                 json.dumps(sorted(entry.resolved)), entry.notified_wall_ms, entry.seq),
+                [(e.receiver, e.group_key, json.dumps(sorted(e.firing)), json.dumps(sorted(e.resolved)),
+                  e.notified_wall_ms, e.seq) for e, _ in decided],
             )
-            if item is not None:
-                db.execute(
-                    "INSERT OR IGNORE INTO outbox VALUES (?,?,?,?,?,?,?,?,?)",
-                    (item.idempotency_key, item.receiver, item.group_key, item.body, item.status,
-                     item.attempts, None, item.created_wall_ms, item.created_wall_ms),
-                )
+            db.executemany(
+                "INSERT OR IGNORE INTO outbox VALUES (?,?,?,?,?,?,?,?,?)",
+                [(i.idempotency_key, i.receiver, i.group_key, i.body, i.status, i.attempts, None,
+                  i.created_wall_ms, i.created_wall_ms) for _, i in decided if i is not None],
+            )
 
     def pending_outbox(self) -> list[OutboxItem]:
         """Notifications not yet delivered or given up, oldest first (re-sent after a restart)."""

@@ -42,6 +42,9 @@ class DeliveryManager:
         self._per: dict[str, asyncio.Semaphore] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stop = asyncio.Event()
+        # progress marks wait here and are written in one transaction per loop turn (flush_marks):
+        # a mark lost in a crash only means the item is sent again under the same idempotency key
+        self._marks: dict[str, tuple[str, str, int, str | None]] = {}
         self.delivered = 0
         self.failed = 0
 
@@ -68,9 +71,16 @@ class DeliveryManager:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        self.flush_marks()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+    def flush_marks(self) -> None:
+        """Write the delivery progress recorded since the last call (one transaction)."""
+        if self._marks:
+            marks, self._marks = list(self._marks.values()), {}
+            self.store.mark_outbox_many(marks)
 
     @property
     def in_flight(self) -> int:
@@ -104,7 +114,7 @@ class DeliveryManager:
             nonlocal attempts
             attempts = d.attempt
             status = {"delivered": "delivered", "failed": "failed"}.get(d.outcome, "pending")
-            self.store.mark_outbox(item.idempotency_key, status, d.attempt, d.error)
+            self._marks[item.idempotency_key] = (item.idempotency_key, status, d.attempt, d.error)
             try:
                 self.record(notification.model_copy(update={
                     "event_id": uuid.uuid4().hex, "ts": now_ms(), "delivery": d}))

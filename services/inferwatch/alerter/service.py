@@ -58,6 +58,18 @@ class Stats:
     started: threading.Event = field(default_factory=threading.Event)
 
 
+def _fetch(consumer: Consumer, wait_s: float) -> list[Message]:
+    """Up to 500 messages: wait (at most ``wait_s``) for the first, then take what is already fetched.
+
+    ``consume(500, t)`` alone returns only when 500 messages came or ``t`` passed, so every batch
+    would wait out the timeout; this returns as soon as the first message is there.
+    """
+    first = consumer.consume(1, wait_s)
+    if not first:
+        return first
+    return first + consumer.consume(499, 0)
+
+
 class AlerterService:
     """One alerter process. ``run_forever`` blocks; ``start_in_thread`` is for tests and the bench."""
 
@@ -150,10 +162,9 @@ class AlerterService:
                     dm.submit(item)
                 while not self._stop.is_set():
                     due = self.dispatcher.next_due()
-                    # consume() waits for its whole timeout unless 500 messages come, so the timeout
-                    # is the latency floor: keep it short
+                    # short: the wait also bounds how late a due group or a hot reload is seen
                     wait = 0.02 if due is None else min(0.02, max(0.0, due - time.time()))
-                    msgs = await loop.run_in_executor(None, consumer.consume, 500, wait)
+                    msgs = await loop.run_in_executor(None, _fetch, consumer, wait)
                     if msgs:
                         self._handle_batch(consumer, msgs)
                     if self.watcher.poll():
@@ -168,6 +179,7 @@ class AlerterService:
                         for fp in self.engine.gc(cutoff):
                             self.dispatcher.forget(fp)
                         self.store.gc_outbox(now_ms() - 7 * 86_400_000)
+                    dm.flush_marks()
                     await asyncio.sleep(0)  # let deliveries run
         finally:
             consumer.close()

@@ -252,6 +252,16 @@ class AlertStore:
                 (status, attempts, error, now_ms(), key),
             )
 
+    def mark_outbox_many(self, marks: Iterable[tuple[str, str, int, str | None]]) -> None:
+        """Several :meth:`mark_outbox` updates ``(key, status, attempts, error)`` in ONE transaction."""
+        now = now_ms()
+        rows = [(status, attempts, error, now, key) for key, status, attempts, error in marks]
+        if not rows:
+            return
+        with self.tx() as db:
+            db.executemany(
+                "UPDATE outbox SET status=?, attempts=?, last_error=?, updated_wall_ms=? WHERE idempotency_key=?", rows)
+
     def outbox_counts(self) -> dict[str, int]:
         """Outbox items by status."""
         return dict(self._q("SELECT status, count(*) FROM outbox GROUP BY status"))  # type: ignore[arg-type]

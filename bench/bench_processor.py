@@ -152,7 +152,10 @@ def bench_faust(ctx: BenchContext) -> None:
         proc.terminate()
         proc.wait(30)
     # the idle flush (2 s) closes the last window: it is waiting, not work
-    ctx.record("processor.faust", total / max(elapsed - 2.0, 1e-3), "events/s", events=total, produced=n,
+    import importlib.util
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    ctx.record("processor.faust", total / max(elapsed - 2.0, 1e-3), "events/s", events=total, produced=n, loop=loop,
                note="one worker, warm; from the first produce to the last window's snapshot")
 
 

@@ -179,3 +179,36 @@ def test_late_events_counted() -> None:
     core.process_predictions([mk(3, 2000)])  # late for [0, 60)
     snaps = closed + core.flush_all().snapshots
     assert sum(s.late_events for s in snaps if s.segment_key is None) == 1
+
+
+def test_labels_still_arriving_keep_a_model_from_idling() -> None:
+    # Bug: only predictions refreshed the idle clock, so when the feedback topic lagged behind the
+    # predictions topic by more than idle_flush_s the window closed without its labels.
+    cfg = ProcessorConfig(window_s=60, lateness_s=5, label_wait_s=5, baseline_s=300, idle_flush_s=4)
+    evs = list(new_camera(baseline_s=60, incident_s=0))
+    preds = [Raw(e.value, "pred", 0, i) for i, e in enumerate(evs) if e.kind == "prediction"]
+    fbs = [Raw(e.value, "fb", 0, i) for i, e in enumerate(evs) if e.kind == "feedback"]
+    core = ProcessorCore(cfg)
+    core.process_predictions(preds, now=100.0)
+    core.process_feedback(fbs[: len(fbs) // 2], now=103.0)
+    assert core.idle_models(now=105.0) == []          # 2 s after the last label: not idle
+    core.process_feedback(fbs[len(fbs) // 2:], now=106.0)
+    assert core.idle_models(now=111.0) == ["photo-verifier"]
+    whole = [s for s in core.flush_idle(now=111.0).snapshots if s.segment_key is None]
+    assert whole and all(s.metrics["perf.label_coverage"] == pytest.approx(1.0) for s in whole)
+
+
+def test_windows_restored_after_a_restart_still_close_when_traffic_stopped() -> None:
+    # Bug: a restored window's model had no idle clock, so without new traffic it never closed.
+    cfg = ProcessorConfig(window_s=60, lateness_s=5, label_wait_s=5, baseline_s=300, idle_flush_s=4)
+    windows: dict[str, bytes] = {}
+    joins: dict[str, bytes] = {}
+    meta: dict[str, bytes] = {}
+    core = ProcessorCore(cfg, windows, joins, meta)
+    evs = list(new_camera(baseline_s=60, incident_s=0))
+    core.process_predictions([Raw(e.value, "pred", 0, i) for i, e in enumerate(evs) if e.kind == "prediction"], now=1.0)
+    restarted = ProcessorCore(cfg, windows, joins, meta)
+    assert restarted._live, "the open window is restored from the changelog stores"
+    assert restarted.idle_models(now=50.0) == []                 # the clock starts at the first check
+    assert restarted.idle_models(now=55.0) == ["photo-verifier"]
+    assert restarted.flush_idle(now=55.0).snapshots

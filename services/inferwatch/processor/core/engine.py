@@ -267,7 +267,13 @@ class ProcessorCore:
             acc.hw.update({k: max(v, acc.hw.get(k, -1)) for k, v in hw[key].items()})
             self.windows[key] = acc.to_bytes()
         book.flush()
+        now = time.monotonic() if now is None else now
+        open_models = {a.model for a in self._live.values()}
         for model, top in models.items():
+            # Labels are traffic too: a model whose predictions have all been read but whose labels
+            # are still streaming in is not idle (its windows would close without those labels).
+            if model in open_models:
+                self._last_wall[model] = now
             m = self._model(model)
             if top > m.get("max_label_ts", -1):
                 m["max_label_ts"] = top
@@ -314,8 +320,10 @@ class ProcessorCore:
     def idle_models(self, now: float | None = None) -> list[str]:
         """Models with open windows and no events for ``idle_flush_s`` wall seconds."""
         now = time.monotonic() if now is None else now
+        # setdefault: windows restored from the changelog count as seen at the first check after a
+        # restart, so they close idle_flush_s later even if no more traffic of their model comes.
         return sorted(m for m in {a.model for a in self._live.values()}
-                      if now - self._last_wall.get(m, now) >= self.cfg.idle_flush_s)
+                      if now - self._last_wall.setdefault(m, now) >= self.cfg.idle_flush_s)
 
     def close_model(self, model: str) -> Output:
         """Close every open window of ``model`` now (idle flush, end of a replay)."""
@@ -329,7 +337,7 @@ class ProcessorCore:
         now = time.monotonic() if now is None else now
         out = Output()
         for model in {a.model for a in self._live.values()}:
-            if now - self._last_wall.get(model, now) >= self.cfg.idle_flush_s:
+            if now - self._last_wall.setdefault(model, now) >= self.cfg.idle_flush_s:
                 out.extend(self._close(model, float("inf")))
         if not self._live:
             self._last_wall.clear()

@@ -23,8 +23,12 @@ from tests.support.kafka import consume_all
 
 pytestmark = pytest.mark.integration
 
+# LABEL_WAIT_S covers the whole replay: after the restart both halves' backlogs are read at once and
+# the predictions topic can run far ahead of the feedback topic in event time; with a shorter wait
+# the watermark closed incident windows before their labels were read (a flaky failure under load).
+# Windows then close by the idle flush, which labels still arriving keep from firing early.
 ENV = {"INFERWATCH_PROCESSOR_WINDOW_S": "30", "INFERWATCH_PROCESSOR_LATENESS_S": "5",
-       "INFERWATCH_PROCESSOR_LABEL_WAIT_S": "60", "INFERWATCH_PROCESSOR_BASELINE_S": "120",
+       "INFERWATCH_PROCESSOR_LABEL_WAIT_S": "150", "INFERWATCH_PROCESSOR_BASELINE_S": "120",
        "INFERWATCH_PROCESSOR_IDLE_FLUSH_S": "4"}
 T0 = 1_764_140_040_000
 BASELINE_S, INCIDENT_S, RATE = 120, 120, 25

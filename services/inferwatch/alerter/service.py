@@ -156,6 +156,9 @@ class AlerterService:
         for rec in self.engine.alerts.values():
             self.dispatcher.insert(rec)
         last_gc = 0.0
+        self.store.disable_autocheckpoint()
+        ckpt: asyncio.Future[None] | None = None
+        last_ckpt = time.monotonic()
         try:
             async with DeliveryManager(self.store, self.receivers, self.config.delivery, self._record) as dm:
                 for item in self.store.pending_outbox():
@@ -180,8 +183,15 @@ class AlerterService:
                             self.dispatcher.forget(fp)
                         self.store.gc_outbox(now_ms() - 7 * 86_400_000)
                     dm.flush_marks()
+                    if (ckpt is None or ckpt.done()) and time.monotonic() - last_ckpt > 1.0:
+                        if ckpt is not None and ckpt.exception() is not None:
+                            log.warning("WAL checkpoint failed: %s", ckpt.exception())
+                        last_ckpt = time.monotonic()
+                        ckpt = loop.run_in_executor(None, self.store.checkpoint)
                     await asyncio.sleep(0)  # let deliveries run
         finally:
+            if ckpt is not None:
+                await asyncio.wait([ckpt], timeout=10)
             consumer.close()
             if self._http_server is not None:
                 self._http_server.should_exit = True

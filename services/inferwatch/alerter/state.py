@@ -90,10 +90,30 @@ class AlertStore:
         # lose the last transactions, and then the un-committed Kafka offsets re-deliver them.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._ckpt: sqlite3.Connection | None = None
+
+    def disable_autocheckpoint(self) -> None:
+        """Leave WAL checkpoints (the only fsyncs in NORMAL mode) to :meth:`checkpoint`.
+
+        The alerter calls this and runs :meth:`checkpoint` in a worker thread, so a slow fsync never
+        holds the event loop (and every webhook with it) inside a commit.
+        """
+        with self._lock:
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+
+    def checkpoint(self) -> None:
+        """A PASSIVE WAL checkpoint on a second connection (writers on the first are not blocked)."""
+        if self._ckpt is None:
+            self._ckpt = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
+                                         timeout=30.0)
+        self._ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
+            if self._ckpt is not None:
+                self._ckpt.close()
+                self._ckpt = None
             self._db.close()
 
     @contextmanager

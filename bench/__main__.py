@@ -17,8 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.context import BenchContext, write_results  # noqa: E402
 from tests.support.kafka import real_kafka  # noqa: E402
+
+from bench.context import BenchContext, write_results  # noqa: E402
 
 
 def main() -> int:

@@ -243,10 +243,12 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000, b
 
     def core() -> ProcessorCore:
         if state["core"] is None:  # tables are recovered before the first batch reaches an agent
-            state["core"] = ProcessorCore(cfg, maps["windows"], maps["joins"], maps["meta"])
+            fresh = ProcessorCore(cfg, maps["windows"], maps["joins"], maps["meta"])
             for k, v in _load_references(settings).items():
-                state["core"].uploaded[k] = v
-        return state["core"]
+                fresh.uploaded[k] = v
+            state["core"] = fresh
+        current: ProcessorCore = state["core"]
+        return current
 
     async def publish(out: Output) -> None:
         for s in out.snapshots:
@@ -344,12 +346,13 @@ def _load_references(settings: Settings, timeout_s: float = 10.0) -> dict[str, b
         while time.monotonic() < deadline:
             msgs = c.consume(1000, timeout=0.5)
             for m in msgs:
-                if m.error() is None and m.key():
-                    if m.value():
-                        out[m.key().decode()] = m.value()
-                    else:
-                        out.pop(m.key().decode(), None)
-                    if m.offset() >= hi - 1:
+                key, value, offset = m.key(), m.value(), m.offset()
+                if m.error() is None and key:
+                    if value:
+                        out[key.decode()] = value
+                    else:  # a tombstone: the profile was withdrawn
+                        out.pop(key.decode(), None)
+                    if offset is not None and offset >= hi - 1:
                         return out
     finally:
         c.close()

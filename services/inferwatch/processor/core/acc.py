@@ -309,8 +309,10 @@ class WindowAcc:
         self._add("labeled", slot)
         has_cls = np.array([p is not None and t is not None for p, t in zip(j.pred_label, j.true_label, strict=True)])
         if has_cls.any():
-            pi = np.array([self._label_index(p) if h else 0 for p, h in zip(j.pred_label, has_cls, strict=True)])
-            ti = np.array([self._label_index(t) if h else 0 for t, h in zip(j.true_label, has_cls, strict=True)])
+            pi = np.array([self._label_index(p) if h and p is not None else 0
+                           for p, h in zip(j.pred_label, has_cls, strict=True)])
+            ti = np.array([self._label_index(t) if h and t is not None else 0
+                           for t, h in zip(j.true_label, has_cls, strict=True)])
             L = len(self.labels)
             m = has_cls[rows]
             arr = self._arr("conf", (L, L), np.int64)

@@ -187,7 +187,9 @@ def build_columns(events: Sequence[Prediction], refusal: list[re.Pattern[str]] |
     in_dicts = list(map(attrgetter("inputs"), events))
     seg_keys = sorted(set().union(*seg_dicts)) if n else []
     in_keys = sorted(set().union(*in_dicts))[:max_features] if n else []
-    segments = {k: list(c) for k, c in zip(seg_keys, _dict_columns(seg_dicts, seg_keys), strict=True)}
+    segments: dict[str, list[str | None]] = {
+        k: list(c) for k, c in zip(seg_keys, _dict_columns(seg_dicts, seg_keys), strict=True)  # type: ignore[arg-type]  # segment values are str or None
+    }
     num: dict[str, F64] = {}
     cat: dict[str, list[str | None]] = {}
     matrix = _numeric_matrix(in_dicts, in_keys)

@@ -116,4 +116,5 @@ def coarse_groups(reference_fine: npt.NDArray[np.int64], n_bins: int = 10) -> np
 
 def regroup(fine: npt.NDArray[np.int64], groups: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
     """Sum fine-bin counts into the coarse groups of :func:`coarse_groups`."""
-    return np.bincount(groups, weights=fine, minlength=int(groups.max()) + 1 if len(groups) else 0)
+    out = np.bincount(groups, weights=fine, minlength=int(groups.max()) + 1 if len(groups) else 0)
+    return out.astype(np.float64, copy=False)

@@ -14,6 +14,10 @@ class ProcessorConfig(BaseSettings):
     window_s: int = Field(60, ge=5, le=86400, description="Tumbling event-time window length.")
     lateness_s: int = Field(10, ge=0, description="Allowed lateness: a window closes when max event ts passes end + lateness.")
     label_wait_s: int = Field(0, ge=0, description="Extra wait before closing a window so delayed labels can join it.")
+    label_stall_s: int = Field(600, ge=0, description=(
+        "For a model that has received labels, a window also waits for the label watermark (max label ts) to pass "
+        "end + lateness + label_wait; it closes anyway when the prediction watermark passes that point plus "
+        "label_stall_s (labels stopped coming)."))
     idle_flush_s: float = Field(30.0, gt=0, description="Wall seconds without events after which a model's open windows close.")
     baseline_s: int = Field(300, ge=0, description="Pinned baseline: the first baseline_s of a version's traffic is its reference.")
     join_retention_s: int = Field(7 * 86400, ge=60, description="How long a prediction waits for its label (and vice versa).")

@@ -15,8 +15,12 @@ with changelogs in the service):
   a new version's baseline is frozen, it is compared with the previous version's reference.
 
 Windows are event-time tumbling windows of ``window_s``. A window closes when the model's
-watermark (max prediction ``ts`` seen) passes ``end + lateness_s + label_wait_s``, or after
-``idle_flush_s`` wall seconds without events of that model. Closing emits snapshots first and then
+watermark (max prediction ``ts`` seen) passes ``end + lateness_s + label_wait_s`` and — for a model
+that has ever received labels — its label watermark (max label ``ts`` seen, ``max_label_ts`` in
+``m|model``) passes the same point, so a backlog whose predictions are read ahead of its labels does
+not close windows before their labels are read; or when the prediction watermark passes that point
+plus ``label_stall_s`` (labels stopped: memory stays bounded); or after ``idle_flush_s`` wall
+seconds without events of that model. Closing emits snapshots first and then
 deletes the window, so a crash in between re-emits the same snapshots with the same event ids.
 """
 
@@ -206,7 +210,7 @@ class ProcessorCore:
             self.windows[f"{model}|{version}|{start}"] = acc.to_bytes()
         self.joinbook.flush()
         for model in touched_models:
-            out.extend(self._close(model, self._model(model)["max_ts"]))
+            out.extend(self._close(model))
             self._save_model(model)
         return out
 
@@ -278,14 +282,32 @@ class ProcessorCore:
             if top > m.get("max_label_ts", -1):
                 m["max_label_ts"] = top
                 self._save_model(model)
+                # the label watermark moved: windows held back waiting for the feedback stream may be due
+                out.extend(self._close(model))
         return out
 
     # ---- closing -----------------------------------------------------------------------------
-    def _close(self, model: str, watermark_ts: float) -> Output:
-        out = Output()
+    def _close_before(self, model: str) -> float:
+        """Windows of ``model`` ending at or before this many ms are due (see the module docstring).
+
+        A window ending at ``end`` needs the prediction watermark at ``end + lateness + label_wait``;
+        if the model has ever received labels, also the label watermark there (labels carry their
+        own, later ``ts``: the feedback stream has then been read as far as live traffic would have
+        been when the window closed), unless the prediction watermark is ``label_stall_s`` further."""
+        m = self._model(model)
         wait = (self.cfg.lateness_s + self.cfg.label_wait_s) * 1000
+        pred_end = m["max_ts"] - wait
+        label_ts = m.get("max_label_ts", -1)
+        if label_ts < 0:  # never labelled: the prediction watermark alone, as always
+            return float(pred_end)
+        return float(max(min(pred_end, label_ts - wait), pred_end - self.cfg.label_stall_s * 1000))
+
+    def _close(self, model: str, force: bool = False) -> Output:
+        """Emit and delete the windows of ``model`` that are due (all of them when ``force``)."""
+        out = Output()
+        before = float("inf") if force else self._close_before(model)
         due = sorted((acc.start_ms, key) for key, acc in self._live.items()
-                     if acc.model == model and acc.end_ms + wait <= watermark_ts)
+                     if acc.model == model and acc.end_ms <= before)
         for _, key in due:
             out.snapshots.extend(self._emit(key))
         return out
@@ -327,7 +349,7 @@ class ProcessorCore:
 
     def close_model(self, model: str) -> Output:
         """Close every open window of ``model`` now (idle flush, end of a replay)."""
-        out = self._close(model, float("inf"))
+        out = self._close(model, force=True)
         self._last_wall.pop(model, None)
         return out
 
@@ -338,7 +360,7 @@ class ProcessorCore:
         out = Output()
         for model in {a.model for a in self._live.values()}:
             if now - self._last_wall.setdefault(model, now) >= self.cfg.idle_flush_s:
-                out.extend(self._close(model, float("inf")))
+                out.extend(self._close(model, force=True))
         if not self._live:
             self._last_wall.clear()
         return out
@@ -347,7 +369,7 @@ class ProcessorCore:
         """Close every open window now (end of a replay)."""
         out = Output()
         for model in {a.model for a in self._live.values()}:
-            out.extend(self._close(model, float("inf")))
+            out.extend(self._close(model, force=True))
         return out
 
     def expire_joins(self, now_ms: int | None = None, models: list[str] | None = None) -> int:

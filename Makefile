@@ -7,6 +7,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed-stamp
+NATIVE := $(VENV)/.native-stamp
+NATIVE_SRC := $(wildcard services/inferwatch/native/_*.c)
 PYTEST_ARGS ?=
 
 -include infra/kafka/kafka.mk
@@ -19,14 +21,21 @@ help: ## List every target
 system-deps: ## Install missing system packages (JDK, Maven) with apt-get when they are absent
 	@bash infra/ensure-system-deps.sh
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@echo "==> creating $(VENV) and installing inferwatch[platform,dev] (first run takes a few minutes)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PIP) install -q --disable-pip-version-check --upgrade pip
 	@$(PIP) install -q --disable-pip-version-check -e '.[platform,dev]'
 	@touch $(STAMP)
 
-install: system-deps $(STAMP) ## Create .venv and install Inferwatch with the platform and dev extras
+# The C accelerators (services/inferwatch/native/_*.c), rebuilt in place whenever a source changes.
+$(NATIVE): $(STAMP) $(NATIVE_SRC) setup.py
+	@echo "==> building the C accelerators in services/inferwatch/native"
+	@$(PY) setup.py -q build_ext --inplace 2>&1 | grep -v -E '^(running|copying|creating)|SetuptoolsDeprecationWarning|^\s*$$|^\s*\*+|setup.py install|pypa' || true
+	@$(PY) -c "import inferwatch.native as n; n.require_native()"
+	@touch $(NATIVE)
+
+install: system-deps $(STAMP) $(NATIVE) ## Create .venv and install Inferwatch with the platform and dev extras (C accelerators included)
 
 schemas: $(STAMP) ## Regenerate schemas/events/*.json from the pydantic models
 	$(PY) -m inferwatch.contract.jsonschema_gen
@@ -34,7 +43,7 @@ schemas: $(STAMP) ## Regenerate schemas/events/*.json from the pydantic models
 test: install kafka-jars ## Run every test suite against a real Kafka broker (started and stopped by the tests)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: $(STAMP) ## Unit and contract tests only (no broker)
+test-unit: $(STAMP) $(NATIVE) ## Unit and contract tests only (no broker)
 	@$(PY) -m pytest tests/unit tests/contract $(PYTEST_ARGS)
 
 bench: install kafka-jars ## Run the benchmarks; writes .bench/results.json

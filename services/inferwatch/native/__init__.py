@@ -1,0 +1,47 @@
+"""C accelerators of the hot paths, each with a pure-Python twin that gives the same results.
+
+Modules (one C file each, ``services/inferwatch/native/_<name>.c``, built by ``setup.py``; ``make
+install`` builds them in place):
+
+* ``_decode``: prediction.v1 messages (JSON bytes) straight into flat columns, for the sink and the
+  processor (see :mod:`inferwatch.native.predictions`).
+
+The C code is an accelerator only: every module has a Python twin, and a machine without a C
+compiler runs the twins (slower, same results). :func:`require_native` is what ``make install``
+and the tests use to insist on the compiled modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+MODULES: tuple[str, ...] = ()  # "_decode" joins when its C file lands
+"""The compiled modules a full install has (names inside ``inferwatch.native``)."""
+
+_loaded: dict[str, ModuleType | None] = {}
+
+
+def load(name: str) -> ModuleType | None:
+    """The compiled module ``name`` (e.g. ``"_decode"``), or None when it was not built."""
+    if name not in _loaded:
+        try:
+            _loaded[name] = importlib.import_module(f"inferwatch.native.{name}")
+        except ImportError:
+            _loaded[name] = None
+    return _loaded[name]
+
+
+def require_native() -> None:
+    """Raise RuntimeError naming every compiled module that cannot be imported, and why."""
+    missing = []
+    for name in MODULES:
+        try:
+            importlib.import_module(f"inferwatch.native.{name}")
+        except ImportError as exc:
+            missing.append(f"inferwatch.native.{name} ({exc})")
+    if missing:
+        raise RuntimeError(
+            "the C accelerators are not built: " + "; ".join(missing)
+            + ". Build them with `make install` (needs gcc and the Python headers)."
+        )

@@ -1,0 +1,213 @@
+"""A batch of ``prediction.v1`` messages decoded straight into flat columns.
+
+Wire format: one UTF-8 JSON object per Kafka message value, ``prediction.v1`` of
+``inferwatch.contract.events`` (the pydantic models there are the truth).
+
+This is the shared fast path of the sink (rows → Arrow columns) and the processor (rows → numeric
+matrices and category codes): one pass over the bytes, no Python object per field, the map-shaped
+fields (inputs, segment, tags, probabilities) flattened into parallel arrays with an offsets array
+per row, and every distinct key and string value interned once per batch.
+
+The rule that keeps it safe: ``ok[i]`` is True only when message ``i`` is a ``prediction.v1`` the
+contract accepts, decoded to exactly the values the contract's model would give. Anything the fast
+path is not sure of — a malformed or invalid message, but also a valid one that uses a block it
+leaves alone (``embedding``, ``llm``, ``lineage``), a duplicate key, an integer beyond 64 bits, ... —
+gets ``ok[i] = False`` and the caller decodes that one message with its exact (slower) decoder,
+which also gives the reason for the dead-letter topic. The fast path may refuse more than the
+contract; it never accepts more, nor decodes differently.
+
+:func:`decode_predictions` uses the compiled ``inferwatch.native._decode`` when it is built and
+:func:`decode_predictions_py` (the pure-Python twin, also the reference of the parity tests)
+otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from inferwatch.native import load
+
+NUM, CAT, NULL = 0, 1, 2
+"""``in_kind`` codes: numeric (float, int, bool as 0/1), categorical (string), missing (null)."""
+
+
+@dataclass
+class PredictionColumns:
+    """Flat columns of ``n`` messages (row ``i`` is message ``i``; rows with ``ok[i]`` False are empty).
+
+    Map-shaped fields: entries of row ``i`` are ``[X_off[i], X_off[i+1])`` of the flat arrays,
+    in the message's key order. Keys index :attr:`names`; string values index :attr:`strings`.
+    """
+
+    n: int
+    ok: np.ndarray  # bool[n]
+    event_id: list[str | None]
+    prediction_id: list[str | None]
+    model: list[str | None]
+    model_version: list[str | None]
+    ts: np.ndarray  # int64[n], epoch ms (0 when not ok)
+    latency_ms: np.ndarray  # float64[n], NaN when absent
+    error: list[str | None]
+    # inputs
+    in_off: np.ndarray  # int64[n + 1]
+    in_key: np.ndarray  # int32[m] -> names
+    in_kind: np.ndarray  # int8[m]: NUM, CAT or NULL
+    in_num: np.ndarray  # float64[m]: the value when NUM (bool as 0.0/1.0, int as float), else NaN
+    in_cat: np.ndarray  # int32[m] -> strings when CAT, else -1
+    # outputs (a row with outputs null has label -1 and NaN score/value and no probabilities)
+    has_outputs: np.ndarray  # bool[n]
+    out_label: np.ndarray  # int32[n] -> strings, -1 when absent
+    out_score: np.ndarray  # float64[n], NaN when absent
+    out_value: np.ndarray  # float64[n], NaN when absent
+    prob_off: np.ndarray  # int64[n + 1]; a row with probabilities null or {} has none
+    prob_key: np.ndarray  # int32 -> names
+    prob_val: np.ndarray  # float64
+    # segment and tags
+    seg_off: np.ndarray  # int64[n + 1]
+    seg_key: np.ndarray  # int32 -> names
+    seg_val: np.ndarray  # int32 -> strings
+    tag_off: np.ndarray  # int64[n + 1]
+    tag_key: np.ndarray  # int32 -> names
+    tag_val: np.ndarray  # int32 -> strings
+    names: list[str]  # distinct keys of the batch (features, segment/tag keys, probability classes)
+    strings: list[str]  # distinct string values (categorical values, labels, segment/tag values)
+
+    def row_inputs(self, i: int) -> dict[str, Any]:
+        """Row ``i``'s inputs as the contract's dict (for tests and slow paths, not hot loops)."""
+        out: dict[str, Any] = {}
+        for j in range(int(self.in_off[i]), int(self.in_off[i + 1])):
+            k = self.names[self.in_key[j]]
+            kind = int(self.in_kind[j])
+            out[k] = float(self.in_num[j]) if kind == NUM else self.strings[self.in_cat[j]] if kind == CAT else None
+        return out
+
+
+class _Interner:
+    __slots__ = ("index", "items")
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.items: list[str] = []
+
+    def __call__(self, s: str) -> int:
+        i = self.index.get(s)
+        if i is None:
+            i = self.index[s] = len(self.items)
+            self.items.append(s)
+        return i
+
+
+def decode_predictions_py(raws: Sequence[bytes | None]) -> PredictionColumns:
+    """The pure-Python twin of the C decoder (and the reference of its parity tests).
+
+    Validation is the sink's msgspec mirror of the contract (``inferwatch.sink.structs``) plus its
+    batch name check; rows carrying ``embedding``, ``llm`` or ``lineage`` are left to the caller.
+    """
+    from inferwatch.sink.structs import PredictionV1 as S
+    from inferwatch.sink.structs import bad_names
+
+    dec = msgspec.json.Decoder(S)
+    n = len(raws)
+    evs: list[Any] = []
+    for raw in raws:
+        try:
+            ev = dec.decode(raw) if raw is not None else None  # type: ignore[arg-type]
+        except Exception:  # DecodeError/ValidationError, bad UTF-8: the exact decoder says why
+            ev = None
+        if ev is not None and (ev.embedding is not None or ev.llm is not None or ev.lineage is not None):
+            ev = None
+        evs.append(ev)
+    good = [e for e in evs if e is not None]
+    bad = bad_names(good, S)
+    if bad is not None:
+        it = iter(bad)
+        evs = [None if e is None or next(it) else e for e in evs]
+
+    names, strings = _Interner(), _Interner()
+    ok = np.zeros(n, np.bool_)
+    ts = np.zeros(n, np.int64)
+    lat = np.full(n, np.nan)
+    has_out = np.zeros(n, np.bool_)
+    label = np.full(n, -1, np.int32)
+    score = np.full(n, np.nan)
+    value = np.full(n, np.nan)
+    ids: list[list[str | None]] = [[None] * n for _ in range(5)]
+    offs = {k: [0] for k in ("in", "prob", "seg", "tag")}
+    in_key: list[int] = []
+    in_kind: list[int] = []
+    in_num: list[float] = []
+    in_cat: list[int] = []
+    prob_key: list[int] = []
+    prob_val: list[float] = []
+    seg_key: list[int] = []
+    seg_val: list[int] = []
+    tag_key: list[int] = []
+    tag_val: list[int] = []
+    for i, e in enumerate(evs):
+        if e is not None:
+            ok[i] = True
+            ids[0][i], ids[1][i], ids[2][i], ids[3][i], ids[4][i] = (
+                e.event_id, e.prediction_id, e.model, e.model_version, e.error)
+            ts[i] = e.ts
+            if e.latency_ms is not None:
+                lat[i] = e.latency_ms
+            for k, v in e.inputs.items():
+                in_key.append(names(k))
+                kind = NULL if v is None else CAT if type(v) is str else NUM
+                in_kind.append(kind)
+                in_num.append(float(v) if kind == NUM else math.nan)
+                in_cat.append(strings(v) if kind == CAT else -1)
+            o = e.outputs
+            if o is not None:
+                has_out[i] = True
+                if o.label is not None:
+                    label[i] = strings(o.label)
+                if o.score is not None:
+                    score[i] = o.score
+                if o.value is not None:
+                    value[i] = o.value
+                for k, p in (o.probabilities or {}).items():
+                    prob_key.append(names(k))
+                    prob_val.append(float(p))
+            for k, v in e.segment.items():
+                seg_key.append(names(k))
+                seg_val.append(strings(v))
+            for k, v in e.tags.items():
+                tag_key.append(names(k))
+                tag_val.append(strings(v))
+        offs["in"].append(len(in_key))
+        offs["prob"].append(len(prob_key))
+        offs["seg"].append(len(seg_key))
+        offs["tag"].append(len(tag_key))
+
+    def i32(x: list[int]) -> np.ndarray:
+        return np.array(x, np.int32)
+
+    def off(k: str) -> np.ndarray:
+        return np.array(offs[k], np.int64)
+
+    return PredictionColumns(
+        n=n, ok=ok, event_id=ids[0], prediction_id=ids[1], model=ids[2], model_version=ids[3], ts=ts,
+        latency_ms=lat, error=ids[4],
+        in_off=off("in"), in_key=i32(in_key), in_kind=np.array(in_kind, np.int8), in_num=np.array(in_num, np.float64),
+        in_cat=i32(in_cat),
+        has_outputs=has_out, out_label=label, out_score=score, out_value=value,
+        prob_off=off("prob"), prob_key=i32(prob_key), prob_val=np.array(prob_val, np.float64),
+        seg_off=off("seg"), seg_key=i32(seg_key), seg_val=i32(seg_val),
+        tag_off=off("tag"), tag_key=i32(tag_key), tag_val=i32(tag_val),
+        names=names.items, strings=strings.items,
+    )
+
+
+def decode_predictions(raws: Sequence[bytes | None]) -> PredictionColumns:
+    """Decode a batch of ``prediction.v1`` message values (compiled decoder when built)."""
+    mod = load("_decode")
+    if mod is None:
+        return decode_predictions_py(raws)
+    return PredictionColumns(**mod.decode_predictions(raws))

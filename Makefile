@@ -24,14 +24,14 @@ system-deps: ## Install missing system packages (JDK, Maven) with apt-get when t
 $(STAMP): pyproject.toml setup.py
 	@echo "==> creating $(VENV) and installing inferwatch[platform,dev] (first run takes a few minutes)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PIP) install -q --disable-pip-version-check --upgrade pip
+	@$(PIP) install -q --disable-pip-version-check --upgrade pip 'setuptools>=77'
 	@$(PIP) install -q --disable-pip-version-check -e '.[platform,dev]'
 	@touch $(STAMP)
 
 # The C accelerators (services/inferwatch/native/_*.c), rebuilt in place whenever a source changes.
 $(NATIVE): $(STAMP) $(NATIVE_SRC) setup.py
 	@echo "==> building the C accelerators in services/inferwatch/native"
-	@$(PY) setup.py -q build_ext --inplace 2>&1 | grep -v -E '^(running|copying|creating)|SetuptoolsDeprecationWarning|^\s*$$|^\s*\*+|setup.py install|pypa' || true
+	@$(PY) setup.py -q build_ext --inplace > $(VENV)/native-build.log 2>&1 || { cat $(VENV)/native-build.log; exit 1; }
 	@$(PY) -c "import inferwatch.native as n; n.require_native()"
 	@touch $(NATIVE)
 

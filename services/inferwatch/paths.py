@@ -16,5 +16,18 @@ def repo_root() -> Path:
 
 
 def schemas_dir() -> Path:
-    """The ``schemas/`` folder: the contract between hops."""
-    return repo_root() / "schemas"
+    """The ``schemas/`` folder: the contract between hops.
+
+    From a source checkout (or ``INFERWATCH_REPO_ROOT``) it is ``<root>/schemas``; an installed
+    wheel carries a copy as ``inferwatch/_data/schemas`` (see ``setup.py``).
+    """
+    in_tree = repo_root() / "schemas"
+    if in_tree.is_dir() or os.environ.get("INFERWATCH_REPO_ROOT"):
+        return in_tree
+    packaged = Path(__file__).resolve().parent / "_data" / "schemas"
+    if packaged.is_dir():
+        return packaged
+    raise FileNotFoundError(
+        f"Inferwatch's schemas/ folder is missing: neither {in_tree} nor {packaged} exists. "
+        "Reinstall Inferwatch, or set INFERWATCH_REPO_ROOT to a checkout of the repository."
+    )

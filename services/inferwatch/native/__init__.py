@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-MODULES: tuple[str, ...] = ()  # "_decode" joins when its C file lands
+MODULES: tuple[str, ...] = ("_decode",)
 """The compiled modules a full install has (names inside ``inferwatch.native``)."""
 
 _loaded: dict[str, ModuleType | None] = {}

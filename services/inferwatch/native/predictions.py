@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import msgspec
@@ -205,9 +205,24 @@ def decode_predictions_py(raws: Sequence[bytes | None]) -> PredictionColumns:
     )
 
 
+# The compiled decoder returns the fields in PredictionColumns' order: numeric columns as bytearrays
+# (native byte order, viewed here without a copy), the rest as they are.
+_DTYPES: dict[str, type[np.generic]] = {
+    "ok": np.bool_, "ts": np.int64, "latency_ms": np.float64,
+    "in_off": np.int64, "in_key": np.int32, "in_kind": np.int8, "in_num": np.float64, "in_cat": np.int32,
+    "has_outputs": np.bool_, "out_label": np.int32, "out_score": np.float64, "out_value": np.float64,
+    "prob_off": np.int64, "prob_key": np.int32, "prob_val": np.float64,
+    "seg_off": np.int64, "seg_key": np.int32, "seg_val": np.int32,
+    "tag_off": np.int64, "tag_key": np.int32, "tag_val": np.int32,
+}
+_WRAP = [_DTYPES.get(f.name) for f in fields(PredictionColumns)]
+
+
 def decode_predictions(raws: Sequence[bytes | None]) -> PredictionColumns:
     """Decode a batch of ``prediction.v1`` message values (compiled decoder when built)."""
     mod = load("_decode")
     if mod is None:
         return decode_predictions_py(raws)
-    return PredictionColumns(**mod.decode_predictions(raws))
+    cols: tuple[Any, ...] = mod.decode_predictions(raws)
+    args: list[Any] = [v if dt is None else np.frombuffer(v, dt) for v, dt in zip(cols, _WRAP, strict=True)]
+    return PredictionColumns(*args)

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from operator import methodcaller
 from typing import Any, Protocol
 
+import numpy as np
 import pyarrow as pa
 
 from inferwatch.contract.events import DeadletterV1
-from inferwatch.sink import columns
+from inferwatch.native.predictions import decode_predictions
+from inferwatch.sink import columns, flat
 from inferwatch.sink.decode import Rejected, decode_many
 
 log = logging.getLogger(__name__)
@@ -135,11 +137,47 @@ def _gc_paused() -> Iterator[None]:
 
 def process(schema: str, topic: str, partition: int, msgs: Sequence[MessageLike]) -> PartitionBatch:
     """Decode ``msgs`` (one topic-partition, offset order) as ``schema``; build the rows and dead letters."""
+    table = columns.BUILDERS[schema][0]
     with _gc_paused():
-        return _process(schema, topic, partition, msgs)
+        if schema == "prediction.v1":
+            rows, dls = _predictions(topic, partition, msgs)
+        else:
+            rows, dls = _exact(schema, topic, partition, msgs)
+    return PartitionBatch(topic, partition, msgs[0].offset(), msgs[-1].offset(), table, rows, dls)
 
 
-def _process(schema: str, topic: str, partition: int, msgs: Sequence[MessageLike]) -> PartitionBatch:
+def _predictions(topic: str, partition: int, msgs: Sequence[MessageLike]) -> tuple[pa.Table | None, list[DeadletterV1]]:
+    """``prediction.v1`` rows: the flat fast path for every message it accepts, the exact path for the rest.
+
+    The fast decoder accepts a message only when the contract does and decodes it to the same values
+    (see :mod:`inferwatch.native.predictions`); the messages it refuses — invalid ones, and valid
+    ones it leaves alone (embedding, LLM, lineage blocks) — go through :func:`_exact`, which
+    decodes them like before and gives the dead letters their reasons. Rows keep message order.
+    """
+    n = len(msgs)
+    cols = decode_predictions(list(map(_VALUE, msgs)))
+    offsets = np.fromiter(map(_OFFSET, msgs), np.int64, n)
+    ok = cols.ok
+    n_ok = int(np.count_nonzero(ok))
+    if n_ok == n:  # the common case
+        return flat.predictions(cols, topic, partition, offsets), []
+    refused = np.flatnonzero(~ok)
+    slow, dls = _exact("prediction.v1", topic, partition, [msgs[i] for i in refused.tolist()])
+    if n_ok == 0:
+        return slow, dls
+    fast = flat.predictions(cols, topic, partition, offsets)  # every message; refused rows are empty
+    if slow is None or not slow.num_rows:
+        return fast.filter(pa.array(ok)), dls
+    # Rows in message (= offset) order: the fast path's accepted rows and the exact path's rows.
+    idx = np.concatenate([np.flatnonzero(ok), n + np.arange(slow.num_rows)])
+    key = np.concatenate([offsets[ok], slow.column("kafka_offset").to_numpy().astype(np.int64)])
+    return pa.concat_tables([fast, slow]).take(pa.array(idx[np.argsort(key, kind="stable")])), dls
+
+
+def _exact(schema: str, topic: str, partition: int,
+           msgs: Sequence[MessageLike]) -> tuple[pa.Table | None, list[DeadletterV1]]:
+    """The exact path: decode each message as ``schema`` (msgspec structs, else the pydantic model,
+    which also says why a message is refused), build the rows of the valid ones from the events."""
     good: list[Any] = []
     good_offsets: list[int] = []
     good_msgs: list[MessageLike] = []
@@ -170,11 +208,10 @@ def _process(schema: str, topic: str, partition: int, msgs: Sequence[MessageLike
                 good.append(ev)
                 good_offsets.append(m.offset())
                 good_msgs.append(m)
-    table = columns.BUILDERS[schema][0]
     n_good = len(good)
     rows = _build(schema, topic, partition, good, good_offsets, good_msgs, reject)
     if is_dl_topic and len(good) > n_good:
         # Dead letters added while isolating unconvertible rows: build those too (deadletter rows always convert).
         extra = columns.build(schema, good[n_good:], columns.Kafka(topic, partition, good_offsets[n_good:]))[1]
         rows = extra if rows is None else pa.concat_tables([rows, extra])
-    return PartitionBatch(topic, partition, msgs[0].offset(), msgs[-1].offset(), table, rows, dls)
+    return rows, dls

@@ -1,0 +1,123 @@
+"""The ``predictions`` Arrow table straight from a batch's flat decoded columns (the sink's fast path).
+
+Input: :class:`inferwatch.native.predictions.PredictionColumns`, what
+:func:`inferwatch.native.predictions.decode_predictions` makes of a batch of ``prediction.v1``
+messages (UTF-8 JSON objects, one per Kafka message value). Output: the same table, column for
+column and type for type, that :func:`inferwatch.sink.columns.predictions` builds from the decoded
+events — the parity test in ``tests/unit/sink/test_flat.py`` holds the two together.
+
+Everything here is vectorised over the batch: no Python code runs per row or per map entry. The
+map-shaped fields arrive as flat arrays (one entry per key/value, ``*_off`` giving each row's
+slice) and keys/strings as indexes into per-batch tables of distinct names and strings, so a map
+column is a ``take`` of its keys and values plus offsets; the inputs map is split into numeric,
+categorical and missing parts with one mask each, a part's offsets being the running count of its
+entries sampled at the row boundaries.
+
+The table has one row per message, ``ok`` or not; a row that is not ``ok`` is empty (null ids)
+and the caller leaves it out (see :mod:`inferwatch.sink.batch`). The blocks the fast decoder never
+accepts (``embedding``, ``llm``, ``lineage``) are all-empty / all-null columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from inferwatch.native.predictions import CAT, NULL, NUM, PredictionColumns
+from inferwatch.sink.columns import _LLM_COLUMNS, TS, _empty_lists, _empty_map
+
+_STR = pa.string()
+_F64 = pa.float64()
+
+
+def _int32_offsets(off: np.ndarray) -> pa.Array:
+    """Arrow int32 offsets from the decoder's int64 offsets (a batch never holds 2**31 map entries)."""
+    return pa.array(off.astype(np.int32, copy=False))
+
+
+def _lookup(table: pa.Array, idx: np.ndarray) -> pa.Array:
+    """``table[idx]`` as a plain string array (idx -1 → null)."""
+    if not len(idx):
+        return pa.array([], _STR)
+    neg = idx < 0
+    if neg.any():
+        return table.take(pa.array(idx, mask=neg))
+    return table.take(pa.array(idx))
+
+
+def _floats(x: np.ndarray) -> pa.Array:
+    """A Float64 column with null where ``x`` is NaN (the decoder's 'absent'; JSON has no NaN)."""
+    nan = np.isnan(x)
+    return pa.array(x, _F64, mask=nan) if nan.any() else pa.array(x, _F64)
+
+
+def _map(off: np.ndarray, keys: pa.Array, values: pa.Array) -> pa.Array:
+    return pa.MapArray.from_arrays(_int32_offsets(off), keys, values)
+
+
+def _part_offsets(row_off: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Row offsets of the entries selected by ``mask``: their running count at each row boundary."""
+    run = np.zeros(len(mask) + 1, np.int64)
+    np.cumsum(mask, out=run[1:])
+    return run[row_off]
+
+
+def _inputs(c: PredictionColumns, names: pa.Array, strings: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """``inputs_num``, ``inputs_cat`` and ``inputs_null`` (each in the message's key order)."""
+    n = c.n
+    if not len(c.in_key):
+        return _empty_map(n, _F64), _empty_map(n, _STR), _empty_lists(n, _STR)
+    kind = c.in_kind
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    for k in (NUM, CAT, NULL):
+        mask = kind == k
+        parts.append((mask, _part_offsets(c.in_off, mask)))
+    (m_num, o_num), (m_cat, o_cat), (m_null, o_null) = parts
+    if m_num.all():  # the usual all-numeric batch: no filtering at all
+        num = _map(c.in_off, _lookup(names, c.in_key), pa.array(c.in_num, _F64))
+    else:
+        num = _map(o_num, _lookup(names, c.in_key[m_num]), pa.array(c.in_num[m_num], _F64))
+    cat = _map(o_cat, _lookup(names, c.in_key[m_cat]), _lookup(strings, c.in_cat[m_cat]))
+    null = pa.ListArray.from_arrays(_int32_offsets(o_null), _lookup(names, c.in_key[m_null]))
+    return num, cat, null
+
+
+def predictions(c: PredictionColumns, kafka_topic: str, kafka_partition: int, kafka_offset: np.ndarray) -> pa.Table:
+    """The ``predictions`` rows of every message of ``c`` (not-ok rows empty), with their Kafka coordinates.
+
+    ``kafka_offset`` holds one offset per message (uint64 or int64).
+    """
+    n = c.n
+    names = pa.array(c.names, _STR)
+    strings = pa.array(c.strings, _STR)
+    inputs_num, inputs_cat, inputs_null = _inputs(c, names, strings)
+    no_lists = _empty_lists(n, pa.float32())
+    cols: dict[str, pa.Array] = {
+        "event_id": pa.array(c.event_id, _STR),
+        "prediction_id": pa.array(c.prediction_id, _STR),
+        "ts": pa.array(c.ts, pa.int64()).cast(TS),
+        "model": pa.array(c.model, _STR),
+        "model_version": pa.array(c.model_version, _STR),
+        "latency_ms": _floats(c.latency_ms),
+        "error": pa.array(c.error, _STR),
+        "inputs_num": inputs_num,
+        "inputs_cat": inputs_cat,
+        "inputs_null": inputs_null,
+        "output_label": _lookup(strings, c.out_label),
+        "output_score": _floats(c.out_score),
+        "output_value": _floats(c.out_value),
+        "output_probabilities": _map(c.prob_off, _lookup(names, c.prob_key), pa.array(c.prob_val, _F64)),
+        "segment": _map(c.seg_off, _lookup(names, c.seg_key), _lookup(strings, c.seg_val)),
+        "embedding": no_lists,
+        **{name: pa.nulls(n, t) for name, t in _LLM_COLUMNS.items()},
+        "llm_token_logprobs": no_lists,
+        "lineage_kind": _empty_lists(n, _STR),
+        "lineage_model": _empty_lists(n, _STR),
+        "lineage_model_version": _empty_lists(n, _STR),
+        "lineage_share": _empty_lists(n, _F64),
+        "tags": _map(c.tag_off, _lookup(names, c.tag_key), _lookup(strings, c.tag_val)),
+        "kafka_topic": pa.repeat(pa.scalar(kafka_topic, _STR), n),
+        "kafka_partition": pa.repeat(pa.scalar(kafka_partition, pa.uint32()), n),
+        "kafka_offset": pa.array(kafka_offset.astype(np.uint64, copy=False), pa.uint64()),
+    }
+    return pa.table(cols)

@@ -15,15 +15,16 @@ rare segments into ``other`` and serialising are one generic operation each:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from inferwatch.processor.core.columns import Columns
+from inferwatch.processor.core.columns import Coded, Columns, StrCol
 from inferwatch.processor.core.embedding import bottom_k
 from inferwatch.processor.core.logbins import FEATURE_BINS, LATENCY_BINS
 from inferwatch.processor.core.perf import AUC_BINS, auc_bin
@@ -139,16 +140,20 @@ class WindowAcc:
             self.labels.append(label)
             return len(self.labels) - 1
 
-    def expand(self, segments: dict[str, list[str | None]], n: int) -> tuple[I64, I64]:
+    def expand(self, segments: dict[str, StrCol], n: int) -> tuple[I64, I64]:
         """``(rows, slot)``: each event once for the whole version and once per segment key it has."""
         rows = [np.arange(n, dtype=np.int64)]
         slot = [np.zeros(n, dtype=np.int64)]
         for key, vals in segments.items():
             # one slot lookup per distinct value (in order of first appearance, so slot numbers and
             # which values overflow into __other__ are deterministic), then a C-level map over the events
-            table: dict[str | None, int] = {v: -1 if v is None else self.slot_of(key, v) for v in dict.fromkeys(vals)}
-            codes = np.fromiter(map(table.__getitem__, vals), np.int64, len(vals))
-            if None in table:
+            if isinstance(vals, Coded):
+                codes, missing = self._lookup(vals, partial(self.slot_of, key))
+            else:
+                table: dict[str | None, int] = {v: -1 if v is None else self.slot_of(key, v) for v in dict.fromkeys(vals)}
+                codes = np.fromiter(map(table.__getitem__, vals), np.int64, len(vals))
+                missing = None in table
+            if missing:
                 idx = np.flatnonzero(codes >= 0)
                 rows.append(idx)
                 slot.append(codes[idx])
@@ -157,8 +162,23 @@ class WindowAcc:
                 slot.append(codes)
         return np.concatenate(rows), np.concatenate(slot)
 
-    def cat_codes(self, name: str, vals: list[str | None]) -> I64:
+    @staticmethod
+    def _lookup(col: Coded, index: Callable[[str], int]) -> tuple[I64, bool]:
+        """``index(value)`` of every entry of a coded column (-1 where missing), calling ``index``
+        once per distinct value in order of first appearance; and whether any entry is missing."""
+        lut = np.full(len(col.values) + 1, -1, dtype=np.int64)  # lut[code + 1]
+        missing = False
+        for c in col.first_seen():
+            if c < 0:
+                missing = True
+            else:
+                lut[c + 1] = index(col.values[c])
+        return lut[col.codes.astype(np.int64) + 1], missing
+
+    def cat_codes(self, name: str, vals: StrCol) -> I64:
         """Category index of every value of feature ``name`` (-1 for missing)."""
+        if isinstance(vals, Coded):
+            return self._lookup(vals, partial(self._cat_index, name))[0]
         table: dict[str | None, int] = {v: -1 if v is None else self._cat_index(name, v) for v in dict.fromkeys(vals)}
         return np.fromiter(map(table.__getitem__, vals), np.int64, len(vals))
 
@@ -457,6 +477,6 @@ class WindowAcc:
         return acc
 
 
-def cat_items(cat: dict[str, list[str | None]]) -> Iterable[tuple[str, list[str | None]]]:
+def cat_items(cat: dict[str, StrCol]) -> Iterable[tuple[str, StrCol]]:
     """Categorical columns in a stable order."""
     return sorted(cat.items())

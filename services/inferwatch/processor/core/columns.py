@@ -39,17 +39,38 @@ class LLMCols:
     completion_hash: list[str | None]
 
 
+@dataclass(frozen=True)
+class Coded:
+    """A string column as integer codes into ``values`` (-1 where missing): what the columnar fast
+    path builds instead of a list of strings, so per-value work is once per distinct value."""
+
+    codes: npt.NDArray[np.int32]
+    values: list[str]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def first_seen(self) -> list[int]:
+        """The distinct codes (``-1`` included when present) in order of first appearance."""
+        u, first = np.unique(self.codes, return_index=True)
+        return u[np.argsort(first, kind="stable")].tolist()  # type: ignore[no-any-return]
+
+
+StrCol = list[str | None] | Coded
+"""A string column: a list of values (None where missing) or their :class:`Coded` form."""
+
+
 @dataclass
 class Columns:
     """One group's columns. ``num``/``cat`` hold features plus the outputs (``@score``, ``@value``, ``@class``)."""
 
     n: int
     ts: npt.NDArray[np.int64]
-    segments: dict[str, list[str | None]]
+    segments: dict[str, StrCol]
     latency: F64
     error: npt.NDArray[np.bool_]
     num: dict[str, F64]
-    cat: dict[str, list[str | None]]
+    cat: dict[str, StrCol]
     pos_name: list[str | None]
     pos_score: F64
     llm: LLMCols | None = None
@@ -187,11 +208,11 @@ def build_columns(events: Sequence[Prediction], refusal: list[re.Pattern[str]] |
     in_dicts = list(map(attrgetter("inputs"), events))
     seg_keys = sorted(set().union(*seg_dicts)) if n else []
     in_keys = sorted(set().union(*in_dicts))[:max_features] if n else []
-    segments: dict[str, list[str | None]] = {
+    segments: dict[str, StrCol] = {
         k: list(c) for k, c in zip(seg_keys, _dict_columns(seg_dicts, seg_keys), strict=True)  # type: ignore[arg-type]  # segment values are str or None
     }
     num: dict[str, F64] = {}
-    cat: dict[str, list[str | None]] = {}
+    cat: dict[str, StrCol] = {}
     matrix = _numeric_matrix(in_dicts, in_keys)
     if matrix is not None:
         for j, k in enumerate(matrix[0]):

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -38,11 +38,21 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from inferwatch import native
 from inferwatch.contract.events import MetricSnapshotV1
+from inferwatch.native.predictions import decode_predictions as decode_columns
 from inferwatch.processor.config import ProcessorConfig
 from inferwatch.processor.core.acc import WHOLE, Joined, WindowAcc
 from inferwatch.processor.core.columns import build_columns, positive_class
-from inferwatch.processor.core.decode import Prediction, Raw, Rejected, decode_feedback, decode_predictions
+from inferwatch.processor.core.decode import (
+    _PRED,
+    Prediction,
+    Raw,
+    Rejected,
+    decode_feedback,
+    decode_predictions,
+)
+from inferwatch.processor.core.fastpath import Batch, group_columns, join_records
 from inferwatch.processor.core.joins import LABEL, PRED, JoinBook
 from inferwatch.processor.core.snapshot import build_snapshots
 
@@ -73,7 +83,7 @@ class ProcessorCore:
     """Stateful, deterministic processing of prediction and feedback batches (see module docstring)."""
 
     def __init__(self, cfg: ProcessorConfig | None = None, windows: Store | None = None, joins: Store | None = None,
-                 meta: Store | None = None, rng_seed: int = 0) -> None:
+                 meta: Store | None = None, rng_seed: int = 0, fast: bool | None = None) -> None:
         self.cfg = cfg or ProcessorConfig()
         self.windows: Store = windows if windows is not None else {}
         self.joins: Store = joins if joins is not None else {}
@@ -87,6 +97,10 @@ class ProcessorCore:
         self._rng = np.random.default_rng(rng_seed)
         self._wms = self.cfg.window_s * 1000
         self.joinbook = JoinBook(self.joins)
+        self._fast = fast
+        """Columnar fast path: None = when the compiled decoder is built (its pure-Python twin is
+        slower than msgspec), True = always (the twin when not built; parity tests), False = never."""
+        self._pending: dict[str, dict[str, list[Any]]] = {}
         self.reload()
 
     # ---- state -----------------------------------------------------------------------------
@@ -161,35 +175,84 @@ class ProcessorCore:
     # ---- predictions -----------------------------------------------------------------------
     def process_predictions(self, raws: list[Raw], now: float | None = None) -> Output:
         """Decode, accumulate and join a batch of prediction messages; close windows the watermark passed."""
+        n = len(raws)
+        tpl = list(zip(map(attrgetter("topic"), raws), map(attrgetter("partition"), raws), strict=True))
+        tp_names = list(dict.fromkeys(tpl))
+        offs = np.fromiter(map(attrgetter("offset"), raws), np.int64, n)
+        return self._ingest(list(map(attrgetter("value"), raws)), tp_names, _codes(tpl, tp_names), offs,
+                            raws.__getitem__, now)
+
+    def process_prediction_values(self, values: Sequence[bytes], topic: str, partition: int,
+                                  offsets: Sequence[int] | npt.NDArray[np.int64],
+                                  keys: Sequence[bytes | None] | None = None, now: float | None = None) -> Output:
+        """:meth:`process_predictions` for the values of one topic-partition, without a :class:`Raw` per
+        message: ``values[i]`` was read at ``offsets[i]`` (with key ``keys[i]``, only needed for the
+        dead letters). Same outputs as :meth:`process_predictions` on the equivalent ``Raw`` list."""
+        offs = np.asarray(offsets, dtype=np.int64)
+        vals = values if isinstance(values, list) else list(values)
+
+        def raw_of(i: int) -> Raw:
+            return Raw(vals[i], topic, partition, int(offs[i]), keys[i] if keys is not None else None)
+
+        return self._ingest(vals, [(topic, partition)], np.zeros(len(vals), np.int64), offs, raw_of, now)
+
+    def _columnar(self) -> bool:
+        """Whether batches go through the columnar fast path (see ``fast`` in the constructor)."""
+        return self._fast if self._fast is not None else native.load("_decode") is not None
+
+    def _ingest(self, values: list[bytes], tp_names: list[tuple[str, int]], tp_code: npt.NDArray[np.int64],
+                offs: npt.NDArray[np.int64], raw_of: Callable[[int], Raw], now: float | None) -> Output:
+        """The body of :meth:`process_predictions`: rows the columnar decoder accepts take the fast path;
+        the others are decoded one by one by msgspec (the exact path: dead letters with the reason, llm,
+        embedding and lineage blocks). A group (model version × window) holding any exact-path row is
+        accumulated by the exact path as a whole, so both give the same state in the same order."""
         now = time.monotonic() if now is None else now
-        good, bad = decode_predictions(raws)
+        n = len(values)
+        cols = decode_columns(values) if self._columnar() and n else None
+        slow_idx = np.arange(n) if cols is None else np.flatnonzero(~cols.ok)
+        slow_raws = [raw_of(i) for i in slow_idx.tolist()]
+        good, bad = decode_predictions(slow_raws)
         out = Output(rejected=bad)
-        if not good:
+        where = {id(r): i for r, i in zip(slow_raws, slow_idx.tolist(), strict=True)}
+        exact: dict[int, Prediction] = {where[id(r)]: e for r, e in good}
+        if cols is not None:
+            valid = cols.ok.copy()
+            ts_all = cols.ts.copy()
+            models, versions = list(cols.model), list(cols.model_version)
+        else:
+            valid = np.zeros(n, np.bool_)
+            ts_all = np.zeros(n, np.int64)
+            models, versions = [None] * n, [None] * n
+        for i, e in exact.items():
+            valid[i] = True
+            ts_all[i] = e.ts
+            models[i], versions[i] = e.model, e.model_version
+        vidx = np.flatnonzero(valid)
+        if not len(vidx):
             return out
-        n = len(good)
-        rs = [r for r, _ in good]
-        evs = [e for _, e in good]
-        ts = np.fromiter(map(attrgetter("ts"), evs), np.int64, n)
-        starts = ts - ts % self._wms
-        offs = np.fromiter(map(attrgetter("offset"), rs), np.int64, n)
-        # (model, version) and (topic, partition) as small integer codes: grouping is then numpy work
-        mv = list(zip(map(attrgetter("model"), evs), map(attrgetter("model_version"), evs), strict=True))
+        is_exact = np.zeros(n, np.bool_)
+        is_exact[list(exact)] = True
+        starts = ts_all - ts_all % self._wms
+        # (model, version) as small integer codes: grouping is then numpy work
+        vl = vidx.tolist()
+        mv = list(zip(map(models.__getitem__, vl), map(versions.__getitem__, vl), strict=True))
         mv_names = list(dict.fromkeys(mv))
         mv_code = _codes(mv, mv_names)
-        tpl = list(zip(map(attrgetter("topic"), rs), map(attrgetter("partition"), rs), strict=True))
-        tp_names = list(dict.fromkeys(tpl))
-        tp_code = _codes(tpl, tp_names)
         tp_keys = [f"{t}:{p}" for t, p in tp_names]
-        order = np.lexsort((starts, mv_code))  # stable: events keep their order inside a group
-        k_mv, k_st = mv_code[order], starts[order]
+        v_starts = starts[vidx]
+        order = np.lexsort((v_starts, mv_code))  # stable: events keep their order inside a group
+        k_mv, k_st = mv_code[order], v_starts[order]
         cuts = np.flatnonzero((k_mv[1:] != k_mv[:-1]) | (k_st[1:] != k_st[:-1])) + 1
+        batch = Batch(cols) if cols is not None else None
         touched_models: set[str] = set()
-        for idx in np.split(order, cuts):
-            model, version = mv_names[int(mv_code[idx[0]])]
+        for chunk in np.split(order, cuts):
+            idx = vidx[chunk]
+            model, version = mv_names[int(mv_code[chunk[0]])]
+            assert model is not None and version is not None
             start = int(starts[idx[0]])
             touched_models.add(model)
             self._last_wall[model] = now
-            v = self._version(model, version, int(ts[idx].min()))
+            v = self._version(model, version, int(ts_all[idx].min()))
             if start + self._wms <= v["closed_until"]:
                 v["late"] += len(idx)
                 continue
@@ -198,15 +261,26 @@ class ProcessorCore:
             fresh = idx[offs[idx] > hw[tp_code[idx]]]
             if not len(fresh):
                 continue
-            sub = [evs[i] for i in fresh.tolist()]
-            acc.add_columns(build_columns(sub, self._refusal, self.cfg.max_features), self._rng)
-            first = rs[int(fresh[0])]
-            self._join_predictions(acc, sub, f"{first.topic}:{first.partition}:{first.offset}")
+            f0 = int(fresh[0])
+            t0, p0 = tp_names[int(tp_code[f0])]
+            tag = f"{t0}:{p0}:{int(offs[f0])}"
+            gcols = None
+            if batch is not None and not is_exact[fresh].any():
+                gcols = group_columns(batch, fresh, self.cfg.max_features)
+            if gcols is not None and batch is not None:
+                acc.add_columns(gcols, self._rng)
+                pids, recs = join_records(batch, fresh, start)
+                self._park({model: dict(zip(pids, recs, strict=True))}, acc)
+                self._flush_park(tag)
+            else:
+                sub = [exact[i] if i in exact else _PRED.decode(values[i]) for i in fresh.tolist()]
+                acc.add_columns(build_columns(sub, self._refusal, self.cfg.max_features), self._rng)
+                self._join_predictions(acc, sub, tag)
             for c in np.unique(tp_code[fresh]).tolist():
                 top = int(offs[fresh][tp_code[fresh] == c].max())
                 acc.hw[tp_keys[c]] = max(top, acc.hw.get(tp_keys[c], -1))
             m = self._model(model)
-            m["max_ts"] = max(m["max_ts"], int(ts[fresh].max()))
+            m["max_ts"] = max(m["max_ts"], int(ts_all[fresh].max()))
             self.windows[f"{model}|{version}|{start}"] = acc.to_bytes()
         self.joinbook.flush()
         for model in touched_models:
@@ -216,8 +290,6 @@ class ProcessorCore:
 
     def _join_predictions(self, acc: WindowAcc, evs: list[Prediction], tag: str) -> None:
         """Join labelled predictions with labels already waiting; park the others in this batch's bucket."""
-        joined: list[tuple[list[Any], Any]] = []
-        book = self.joinbook
         parked: dict[str, dict[str, list[Any]]] = defaultdict(dict)
         start = acc.start_ms
         for e in evs:
@@ -228,14 +300,28 @@ class ProcessorCore:
             # the segment dict is stored as is (msgpack): no per-event list building
             rec = [e.model_version, start, e.segment, o.label, pos_name, pos_score, o.value, e.ts]
             parked[e.model][e.prediction_id] = rec
+        self._park(parked, acc)
+        self._flush_park(tag)
+
+    def _park(self, parked: dict[str, dict[str, list[Any]]], acc: WindowAcc) -> None:
+        """Join records (``model -> prediction_id -> record``) with labels already waiting; keep the
+        rest for :meth:`_flush_park`."""
+        joined: list[tuple[list[Any], Any]] = []
+        book = self.joinbook
         for model, recs in parked.items():
             labels = book.waiting(LABEL, model)
             if labels and not labels.keys().isdisjoint(recs):
                 for pid in [p for p in recs if p in labels]:
                     joined.append((recs.pop(pid), book.take(LABEL, model, pid)))
-            book.put_many(PRED, model, recs, tag)
+        self._pending = parked
         if joined:
             acc.add_joined(_joined(joined))
+
+    def _flush_park(self, tag: str) -> None:
+        """Park the records :meth:`_park` left unjoined in this batch's bucket ``tag``."""
+        for model, recs in self._pending.items():
+            self.joinbook.put_many(PRED, model, recs, tag)
+        self._pending = {}
 
     # ---- feedback --------------------------------------------------------------------------
     def process_feedback(self, raws: list[Raw], now: float | None = None) -> Output:

@@ -1,0 +1,262 @@
+"""The columnar fast path: one group of predictions (one model version, one window) straight from the
+flat columns of :class:`inferwatch.native.predictions.PredictionColumns` to the accumulator's
+:class:`~inferwatch.processor.core.columns.Columns` and the label join's records, with numpy work per
+batch and per distinct name/value — no Python object per event or per field.
+
+Input: a batch decoded by :func:`inferwatch.native.predictions.decode_predictions` (``prediction.v1``
+JSON values → flat columns; keys index ``names``, string values index ``strings``).
+
+It gives exactly what :func:`~inferwatch.processor.core.columns.build_columns` and the engine's join
+give for the same events (the parity tests compare both paths on mixed traffic). Where the exact path
+has a quirk that flat columns cannot reproduce cheaply — a feature with both numbers and strings in
+one group (the exact path turns such a column into strings), or a string feature whose every value
+parses as a number (the exact path makes it numeric) — :func:`group_columns` returns None and the
+caller takes the exact path for that group.
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+from operator import is_not
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from inferwatch.native.predictions import CAT, NUM, PredictionColumns
+from inferwatch.processor.core.columns import Coded, Columns
+
+I64 = npt.NDArray[np.int64]
+
+
+class Batch:
+    """Per-batch lookups shared by the groups of one decoded batch (computed once, lazily)."""
+
+    def __init__(self, cols: PredictionColumns) -> None:
+        self.cols = cols
+        self._rank: I64 | None = None
+        self._err: npt.NDArray[np.bool_] | None = None
+        self._names_obj: np.ndarray | None = None
+        self._strings_obj: np.ndarray | None = None
+
+    @property
+    def name_rank(self) -> I64:
+        """Position of every ``names`` entry in sorted (Python string) order."""
+        if self._rank is None:
+            names = self.cols.names
+            order = sorted(range(len(names)), key=names.__getitem__)
+            rank = np.empty(len(names), dtype=np.int64)
+            rank[order] = np.arange(len(names))
+            self._rank = rank
+        return self._rank
+
+    @property
+    def has_error(self) -> npt.NDArray[np.bool_]:
+        """Whether each row carries an ``error``."""
+        if self._err is None:
+            c = self.cols
+            self._err = np.fromiter(map(is_not, c.error, repeat(None)), np.bool_, c.n)
+        return self._err
+
+    def names_obj(self) -> np.ndarray:
+        """``names`` followed by None, as an object array (index -1 gives None)."""
+        if self._names_obj is None:
+            self._names_obj = np.array([*self.cols.names, None], dtype=object)
+        return self._names_obj
+
+    def strings_obj(self) -> np.ndarray:
+        """``strings`` followed by None, as an object array (index -1 gives None)."""
+        if self._strings_obj is None:
+            self._strings_obj = np.array([*self.cols.strings, None], dtype=object)
+        return self._strings_obj
+
+
+def _ranges(off: np.ndarray, rows: I64) -> tuple[I64, I64]:
+    """The flat entry indices of ``rows`` (their ``[off[r], off[r+1])`` spans, in row order) and, for
+    each entry, the position of its row in ``rows``."""
+    lo = off[rows]
+    lens = off[rows + 1] - lo
+    total = int(lens.sum())
+    pos = np.repeat(np.arange(len(rows), dtype=np.int64), lens)
+    if total == 0:
+        return np.zeros(0, np.int64), pos
+    starts = np.cumsum(lens) - lens  # where each row's span begins in the output
+    ent = np.arange(total, dtype=np.int64) + np.repeat(lo - starts, lens)
+    return ent, pos
+
+
+def _sorted_keys(b: Batch, keys: np.ndarray) -> I64:
+    """Distinct name indices of ``keys`` in sorted name order."""
+    u = np.unique(keys)
+    return u[np.argsort(b.name_rank[u], kind="stable")]
+
+
+def _parses_as_numbers(values: list[str]) -> bool:
+    """Whether numpy turns every one of these strings into a float (what the exact path tries)."""
+    try:
+        np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def group_columns(b: Batch, rows: I64, max_features: int) -> Columns | None:
+    """The accumulator columns of ``rows`` (indices of ok rows of one model version and window, in
+    batch order), equal to ``build_columns`` of their events; None when the group needs the exact path."""
+    c = b.cols
+    g = len(rows)
+    ent, pos = _ranges(c.in_off, rows)
+    keys = c.in_key[ent]
+    kinds = c.in_kind[ent]
+    feat = _sorted_keys(b, keys)[:max_features]  # name indices, sorted by name (as build_columns)
+    nf = len(feat)
+    col = np.full(len(c.names), -1, dtype=np.int64)
+    col[feat] = np.arange(nf)
+    ecol = col[keys]
+    keep = ecol >= 0
+    if not keep.all():
+        ent, pos, kinds, ecol = ent[keep], pos[keep], kinds[keep], ecol[keep]
+    n_cat = np.bincount(ecol, weights=kinds == CAT, minlength=nf)
+    n_num = np.bincount(ecol, weights=kinds == NUM, minlength=nf)
+    is_cat = n_cat > 0
+    if (is_cat & (n_num > 0)).any():
+        return None  # numbers and strings in one column: the exact path makes strings of them
+    names = [c.names[k] for k in feat.tolist()]
+    cat_j = np.flatnonzero(is_cat)
+    if len(cat_j):
+        ce = is_cat[ecol]
+        cat_vals = c.in_cat[ent[ce]]
+        cat_col = ecol[ce]
+        for j in cat_j.tolist():
+            distinct = np.unique(cat_vals[cat_col == j])
+            if _parses_as_numbers([c.strings[v] for v in distinct.tolist()]):
+                return None  # the exact path would make this column numeric
+    # The exact path stacks into one matrix the features whose first event's value is a number,
+    # when there are at least two and every event has them; the rest go one by one (same values,
+    # but the accumulator's arrays are created in that order, so keep it).
+    first = pos == 0
+    first_num = np.zeros(nf, dtype=bool)
+    first_num[ecol[first & (kinds == NUM)]] = True
+    present = np.bincount(ecol, minlength=nf)
+    stacked = np.flatnonzero(first_num) if first_num.sum() >= 2 and (present[first_num] == g).all() else np.zeros(0, np.int64)
+    num_j = np.flatnonzero(~is_cat)
+    rest = num_j[~np.isin(num_j, stacked)]
+    num_order = np.concatenate([stacked, rest]).astype(np.int64)
+    ncol = np.full(nf, -1, dtype=np.int64)
+    ncol[num_order] = np.arange(len(num_order))
+    x = np.full((g, len(num_order)), np.nan)
+    ne = ncol[ecol]
+    m = ne >= 0
+    x[pos[m], ne[m]] = c.in_num[ent[m]]  # NULL entries carry NaN: missing
+    num: dict[str, Any] = {names[j]: x[:, i] for i, j in enumerate(num_order.tolist())}
+    matrix = ([names[j] for j in stacked.tolist()], x[:, : len(stacked)]) if len(stacked) else None
+    cat: dict[str, Any] = {}
+    if len(cat_j):
+        ccol = np.full(nf, -1, dtype=np.int64)
+        ccol[cat_j] = np.arange(len(cat_j))
+        codes = np.full((g, len(cat_j)), -1, dtype=np.int32)
+        codes[pos[ce], ccol[cat_col]] = cat_vals
+        for i, j in enumerate(cat_j.tolist()):
+            cat[names[j]] = Coded(codes[:, i], c.strings)
+    score = c.out_score[rows]
+    if not np.isnan(score).all():
+        num["@score"] = score
+    value = c.out_value[rows]
+    if not np.isnan(value).all():
+        num["@value"] = value
+    label = c.out_label[rows]
+    if (label >= 0).any():
+        cat["@class"] = Coded(label, c.strings)
+    return Columns(
+        n=g, ts=c.ts[rows], segments=segment_columns(b, rows), latency=c.latency_ms[rows],
+        error=b.has_error[rows], num=num, cat=cat, pos_name=[None] * g, pos_score=np.full(g, np.nan),
+        matrix=matrix,
+    )
+
+
+def segment_columns(b: Batch, rows: I64) -> dict[str, Any]:
+    """Per segment key (sorted), the coded value of every row (-1 where the row lacks the key)."""
+    c = b.cols
+    ent, pos = _ranges(c.seg_off, rows)
+    if not len(ent):
+        return {}
+    keys = c.seg_key[ent]
+    sk = _sorted_keys(b, keys)
+    col = np.full(len(c.names), -1, dtype=np.int64)
+    col[sk] = np.arange(len(sk))
+    codes = np.full((len(rows), len(sk)), -1, dtype=np.int32)
+    codes[pos, col[keys]] = c.seg_val[ent]
+    return {c.names[k]: Coded(codes[:, i], c.strings) for i, k in enumerate(sk.tolist())}
+
+
+def _row_dicts(b: Batch, off: np.ndarray, key: np.ndarray, val: np.ndarray, rows: I64) -> list[dict[str, str]]:
+    """Each row's map (segment) as a dict in message key order; rows with the same map share one
+    dict object (built once per distinct map)."""
+    c = b.cols
+    lens = off[rows + 1] - off[rows]
+    if len(rows) == 0:
+        return []
+    k = int(lens[0])
+    if (lens == k).all():
+        if k == 0:
+            d: dict[str, str] = {}
+            return [d] * len(rows)
+        ent, _ = _ranges(off, rows)
+        pairs = np.empty((len(rows), 2 * k), dtype=np.int32)
+        pairs[:, 0::2] = key[ent].reshape(-1, k)
+        pairs[:, 1::2] = val[ent].reshape(-1, k)
+        flat = np.ascontiguousarray(pairs).view(np.dtype((np.void, 8 * k))).ravel()
+        uniq, first, inv = np.unique(flat, return_index=True, return_inverse=True)
+        del uniq
+        dicts = []
+        for r in first.tolist():
+            p = pairs[r].tolist()
+            dicts.append({c.names[p[i]]: c.strings[p[i + 1]] for i in range(0, 2 * k, 2)})
+        return list(map(dicts.__getitem__, inv.ravel().tolist()))
+    names, strings = c.names, c.strings
+    out = []
+    for lo, hi in zip(off[rows].tolist(), off[rows + 1].tolist(), strict=True):
+        out.append({names[key[j]]: strings[val[j]] for j in range(lo, hi)})
+    return out
+
+
+def join_records(b: Batch, rows: I64, start: int) -> tuple[list[str], list[list[Any]]]:
+    """``(prediction ids, records)`` of the labelled rows of ``rows`` (outputs with a label or a
+    value), in batch order: the engine's join record ``[version, window start, segment dict, label,
+    positive class, its probability, value, ts]``."""
+    c = b.cols
+    lab = c.out_label[rows]
+    val = c.out_value[rows]
+    sel = c.has_outputs[rows] & ((lab >= 0) | ~np.isnan(val))
+    r = rows[sel]
+    n = len(r)
+    if n == 0:
+        return [], []
+    lab, val = lab[sel], val[sel]
+    # positive class of binary probabilities: the larger name (as positive_class); none: None, other: NaN
+    plo = c.prob_off[r]
+    pn = c.prob_off[r + 1] - plo
+    pos_code = np.full(n, -1, dtype=np.int64)
+    pos_score = np.full(n, np.nan)
+    two = np.flatnonzero(pn == 2)
+    if len(two):
+        k1, k2 = c.prob_key[plo[two]], c.prob_key[plo[two] + 1]
+        second = b.name_rank[k2] > b.name_rank[k1]
+        pos_code[two] = np.where(second, k2, k1)
+        pos_score[two] = np.where(second, c.prob_val[plo[two] + 1], c.prob_val[plo[two]])
+    pos_score_l: list[Any] = pos_score.tolist()
+    if (pn == 0).any():
+        for i in np.flatnonzero(pn == 0).tolist():
+            pos_score_l[i] = None
+    labels = b.strings_obj()[lab].tolist()
+    pos_names = b.names_obj()[pos_code].tolist()
+    values: list[Any] = val.tolist()
+    if np.isnan(val).any():
+        values = [None if v != v else v for v in values]
+    segs = _row_dicts(b, c.seg_off, c.seg_key, c.seg_val, r)
+    ridx = r.tolist()
+    version = c.model_version[ridx[0]]
+    recs = list(map(list, zip(repeat(version, n), repeat(start, n), segs, labels, pos_names, pos_score_l,
+                              values, c.ts[r].tolist(), strict=False)))
+    pids: list[str] = list(map(c.prediction_id.__getitem__, ridx))  # type: ignore[arg-type]
+    return pids, recs

@@ -5,6 +5,8 @@ install`` builds them in place):
 
 * ``_decode``: prediction.v1 messages (JSON bytes) straight into flat columns, for the sink and the
   processor (see :mod:`inferwatch.native.predictions`).
+* ``_encode``: the SDK's common prediction event checked and serialised to prediction.v1 JSON bytes
+  in one pass (see :mod:`inferwatch.sdk.encode`, its Python twin).
 
 The C code is an accelerator only: every module has a Python twin, and a machine without a C
 compiler runs the twins (slower, same results). :func:`require_native` is what ``make install``
@@ -16,7 +18,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-MODULES: tuple[str, ...] = ("_decode",)
+MODULES: tuple[str, ...] = ("_decode", "_encode")
 """The compiled modules a full install has (names inside ``inferwatch.native``)."""
 
 _loaded: dict[str, ModuleType | None] = {}

@@ -23,6 +23,7 @@ from confluent_kafka import KafkaException
 
 from inferwatch.config import Settings
 from inferwatch.sdk import validate as v
+from inferwatch.sdk.encode import make_encoder
 from inferwatch.sdk.errors import EventValidationError, SpoolError
 from inferwatch.sdk.ids import IdGenerator
 from inferwatch.sdk.producer_config import producer_config as build_producer_config
@@ -37,10 +38,6 @@ log = logging.getLogger("inferwatch.sdk")
 _dumps = orjson.dumps
 _time_ns = time.time_ns
 _perf = time.perf_counter
-_known_names_superset = v.known_names_superset
-_MAX_INPUTS = v.MAX_INPUTS
-_MAX_SEGMENT = v.MAX_SEGMENT
-_SHORT = v.SHORT
 # The thread that logs serves delivery reports itself every 256 events (see Transport.hot_poll).
 _POLL_MASK = 255
 
@@ -129,6 +126,8 @@ class InferenceLogger:
         # Bound for the hot path: no attribute chains per call.
         self._produce = self._transport.producer.produce
         self._next_id = self._ids.next_id
+        self._encoder = make_encoder(self.model, self.model_version, self._ids)
+        self._encode = self._encoder.prediction
         self._keep_all = self._sampler.keep_all
         # One flag for the fast path: nothing to sample out, nothing to redact, not closed.
         self._fast = self._keep_all and not self._redact_inputs
@@ -158,16 +157,14 @@ class InferenceLogger:
         :class:`~inferwatch.sdk.errors.EventValidationError` (a ``ValueError``) naming the field
         when an argument breaks the event contract.
         """
-        # Fast path: the common call (plain dicts of plain values, feature and segment names seen
-        # before, no optional blocks, no sampling/redaction), checked inline because every Python
-        # call and attribute lookup shows up in a ~3 µs budget. Whatever it does not recognise at
-        # once falls through to _prediction_checked, which checks everything, converts what can be
-        # converted and names the offending field. Both paths accept the same events (a unit test
-        # compares them with the pydantic contract).
+        # Fast path: the common call (plain dicts of plain values under valid names, no optional
+        # blocks, no sampling/redaction) is checked and serialised in one pass by the encoder (C,
+        # inferwatch.native._encode; its Python twin where not built), which returns None for
+        # anything it does not recognise at once. That falls through to _prediction_checked, which
+        # checks everything, converts what can be converted and names the offending field. Both
+        # paths accept the same events and write the same bytes (unit tests compare them).
         if (
             self._fast
-            and type(inputs) is dict
-            and type(outputs) is dict
             and embedding is None
             and llm is None
             and lineage is None
@@ -175,59 +172,20 @@ class InferenceLogger:
             and error is None
             and prediction_id is None
             and ts_ms is None
-            and len(inputs) <= _MAX_INPUTS
-            and _known_names_superset(inputs)
         ):
-            for val in inputs.values():
-                t = type(val)
-                if t is float:
-                    if val - val != 0.0:  # inf - inf and nan - nan are nan
-                        break
-                elif t is str:
-                    if len(val) > _SHORT:
-                        break
-                elif val is not None and t is not int and t is not bool:
-                    break  # int range: orjson refuses ints beyond 64 bits, see below
-            else:
-                for k, val in outputs.items():
-                    if k == "label":
-                        if type(val) is not str or len(val) > _SHORT:
-                            break
-                    elif k == "score" or k == "value":
-                        if type(val) is not float or val - val != 0.0:
-                            break
-                    else:  # probabilities, None values, unknown keys: the full check
-                        break
-                else:
-                    if outputs and (latency_ms is None or (type(latency_ms) is float and 0.0 <= latency_ms < 1e300)):
-                        if segment:
-                            if type(segment) is not dict or len(segment) > _MAX_SEGMENT or not _known_names_superset(segment):
-                                return self._prediction_checked(inputs, outputs, latency_ms, segment, None, None, None, None, None, None, None)
-                            for val in segment.values():
-                                if type(val) is not str or len(val) > _SHORT:
-                                    return self._prediction_checked(inputs, outputs, latency_ms, segment, None, None, None, None, None, None, None)
-                        ids = self._ids
-                        eid = f"{ids.prefix}{next(ids.counter)}"
-                        ev: dict[str, Any] = {
-                            "schema_version": "prediction.v1",
-                            "event_id": eid,
-                            "prediction_id": eid,
-                            "ts": _time_ns() // 1_000_000,
-                            "model": self.model,
-                            "model_version": self.model_version,
-                            "inputs": inputs,
-                            "outputs": outputs,
-                        }
-                        if latency_ms is not None:
-                            ev["latency_ms"] = latency_ms
-                        if segment:
-                            ev["segment"] = segment
-                        try:
-                            payload = _dumps(ev)
-                        except TypeError:  # an int beyond 64 bits (or a str-subclass key): name the field
-                            return self._prediction_checked(inputs, outputs, latency_ms, segment, None, None, None, None, None, None, None)
-                        self._send_prediction(payload)
-                        return eid
+            enc = self._encode(inputs, outputs, latency_ms, segment)
+            if enc is not None:
+                # _send_prediction inlined: a method call is a noticeable share of the budget.
+                n = self._next_logged()
+                try:
+                    self._produce(self.predictions_topic, enc[1], self._key)
+                except BufferError:
+                    self._transport.overflow(KIND_PREDICTION, self._key, enc[1])
+                except KafkaException as exc:
+                    self._transport.produce_error(exc, enc[1])
+                if not n & _POLL_MASK and self._transport.hot_poll:
+                    self._transport.serve_reports()
+                return enc[0]
         return self._prediction_checked(
             inputs, outputs, latency_ms, segment, embedding, llm, lineage, tags, error, prediction_id, ts_ms
         )

@@ -1,0 +1,141 @@
+"""The common prediction event, checked and serialised in one step: the pure-Python twin of the C
+accelerator :mod:`inferwatch.native._encode`.
+
+Wire format: prediction.v1 as UTF-8 JSON, exactly ``orjson.dumps`` of
+``{"schema_version", "event_id", "prediction_id", "ts", "model", "model_version", "inputs",
+"outputs"[, "latency_ms"][, "segment"]}`` (keys in that order, the caller's dicts in their own
+order). The C module writes the same bytes without building the dict or calling orjson.
+
+``Encoder.prediction(inputs, outputs, latency_ms, segment)`` returns ``(event_id, payload)`` for
+the common call -- plain dicts of plain values under valid names -- and ``None`` for anything
+else; the logger then takes its fully checked path, which converts what can be converted and
+raises ``EventValidationError`` naming the field. So the encoder never decides that an event is
+invalid, only that it is not the common case; both implementations accept exactly the same calls
+(a hypothesis test compares them byte for byte).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Protocol
+
+import orjson
+
+from inferwatch.native import load
+from inferwatch.sdk.ids import IdGenerator
+
+_NAME = re.compile(r"[A-Za-z0-9_.:/@+-]{1,128}")
+_SHORT = 256
+_MAX_INPUTS = 2000
+_MAX_SEGMENT = 32
+_I64_MIN = -(1 << 63)
+_U64_MAX = (1 << 64) - 1
+
+Encoded = tuple[str, bytes]
+
+
+class EncoderLike(Protocol):
+    """What the logger needs from an encoder (the C type and :class:`PyEncoder` alike)."""
+
+    def prediction(self, inputs: Any, outputs: Any, latency_ms: Any, segment: Any, /) -> Encoded | None:
+        """``(event_id, payload)`` for the common call, else None (take the checked path)."""
+        ...
+
+
+def _name(k: Any) -> bool:
+    return type(k) is str and k.isascii() and _NAME.fullmatch(k) is not None
+
+
+def _short_str(v: Any) -> bool:
+    if type(v) is not str or len(v) > _SHORT:
+        return False
+    try:
+        v.encode()  # lone surrogates: orjson refuses them, the checked path names the field
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _finite(v: Any) -> bool:
+    return type(v) is float and v - v == 0.0
+
+
+def _plain_value(v: Any) -> bool:
+    t = type(v)
+    if t is float:
+        return bool(v - v == 0.0)
+    if t is str:
+        return _short_str(v)
+    if t is int:
+        return bool(_I64_MIN <= v <= _U64_MAX)
+    return v is None or t is bool
+
+
+class PyEncoder:
+    """The reference implementation (and the fallback where the C module is not built)."""
+
+    def __init__(self, model: str, model_version: str, ids: IdGenerator) -> None:
+        self.model = model
+        self.model_version = model_version
+        self.ids = ids
+
+    def prediction(self, inputs: Any, outputs: Any, latency_ms: Any, segment: Any, /) -> Encoded | None:
+        """``(event_id, payload)`` for the common call, else None (see the module docstring)."""
+        if type(inputs) is not dict or type(outputs) is not dict or not outputs or len(inputs) > _MAX_INPUTS:
+            return None
+        if latency_ms is not None and not (type(latency_ms) is float and 0.0 <= latency_ms < 1e300):
+            return None
+        if segment is not None and type(segment) is not dict:
+            return None
+        for k, v in inputs.items():
+            if not _name(k) or not _plain_value(v):
+                return None
+        for k, v in outputs.items():
+            if type(k) is not str:
+                return None
+            if k == "label":
+                if not _short_str(v):
+                    return None
+            elif k == "score" or k == "value":
+                if not _finite(v):
+                    return None
+            else:
+                return None
+        if segment:
+            if len(segment) > _MAX_SEGMENT:
+                return None
+            for k, v in segment.items():
+                if not _name(k) or not _short_str(v):
+                    return None
+        eid = self.ids.next_id()
+        ev: dict[str, Any] = {
+            "schema_version": "prediction.v1",
+            "event_id": eid,
+            "prediction_id": eid,
+            "ts": time.time_ns() // 1_000_000,
+            "model": self.model,
+            "model_version": self.model_version,
+            "inputs": inputs,
+            "outputs": outputs,
+        }
+        if latency_ms is not None:
+            ev["latency_ms"] = latency_ms
+        if segment:
+            ev["segment"] = segment
+        return eid, orjson.dumps(ev)
+
+
+def make_encoder(model: str, model_version: str, ids: IdGenerator) -> EncoderLike:
+    """The C encoder when it is built, else :class:`PyEncoder` (same results, slower)."""
+    native = load("_encode")
+    if native is not None:
+        enc: EncoderLike = native.Encoder(model, model_version, ids)
+        return enc
+    return PyEncoder(model, model_version, ids)
+
+
+def encoder_kind(enc: EncoderLike) -> str:
+    """``"c"`` or ``"python"``: which implementation ``enc`` is (for stats and benchmarks)."""
+    return "python" if isinstance(enc, PyEncoder) else "c"
+

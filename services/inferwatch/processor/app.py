@@ -4,11 +4,12 @@ Wire formats: reads ``prediction.v1`` / ``feedback.v1`` JSON (raw bytes, decoded
 msgspec), writes ``metric_snapshot.v1`` JSON to the metrics topic keyed by model name, and
 ``deadletter.v1`` JSON to the dead-letter topic keyed by the source topic.
 
-State: three faust tables (rocksdict stores, compacted changelogs) hold the core's maps. A batch
-from ``stream.take_events`` is split by source partition, and each part is processed with faust's
-current event set to that partition's last event, so every table write lands in the store and
-changelog partition of the models it belongs to (predictions and feedback are co-partitioned by
-model). Snapshots are emitted before the window is deleted from the table; together with the
+Batches: the consumer (:mod:`inferwatch.processor.batching`) delivers each fetched run of records of
+one predictions/feedback partition as one event whose value is a ``RecordBatch``; the agent hands
+it to the core whole. State: three faust tables (rocksdict stores, compacted changelogs) hold the
+core's maps. A batch is processed with faust's current event set to the batch's event, so every
+table write lands in the store and changelog partition of the models it belongs to (predictions
+and feedback are co-partitioned by model). Snapshots are emitted before the window is deleted from the table; together with the
 per-window source high-water offsets this gives the recovery guarantee in docs/processor.md.
 """
 
@@ -18,7 +19,6 @@ import asyncio
 import logging
 import time
 import weakref
-from collections import defaultdict
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
@@ -26,15 +26,18 @@ from typing import Any
 import faust
 import orjson
 from faust.streams import _current_event
-from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from inferwatch.config import Settings
+from inferwatch.processor.batching import BatchingTransport, RecordBatch
 from inferwatch.processor.config import ProcessorConfig
 from inferwatch.processor.core.decode import Raw
 from inferwatch.processor.core.engine import Output, ProcessorCore
 from inferwatch.processor.topics import TABLES, app_id, references_topic
 
 log = logging.getLogger("inferwatch.processor")
+
+#: Batch events buffered per input stream (each up to ``batch_max`` records).
+BATCH_QUEUE = 4
 
 
 class TableMap(MutableMapping[str, bytes]):
@@ -67,6 +70,26 @@ class TableMap(MutableMapping[str, bytes]):
         return self.t.get(k) is not None
 
 
+class _Where:
+    __slots__ = ("topic", "partition")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+
+
+class PartitionOf:
+    """Stands for an event of ``topic``/``partition`` where faust's tables only need its partition.
+
+    Kept per model instead of the batch event itself, which would hold the batch's bytes alive.
+    """
+
+    __slots__ = ("message", "__weakref__")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _Where(topic, partition)
+
+
 @contextmanager
 def in_partition_of(event: Any) -> Iterator[None]:
     """Make table writes go to ``event``'s partition (faust reads it from the current event)."""
@@ -77,88 +100,18 @@ def in_partition_of(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
-class DirectConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
-    """faust's aiokafka consumer, handing each fetched message to the conductor without new tasks.
-
-    faust's ``Consumer._drain_messages`` wraps every message's delivery in ``Service.wait_first``
-    (four ``ensure_future`` tasks and an ``asyncio.wait`` per message) so that a rebalance can
-    interrupt a delivery blocked on flow control, a full stream queue or a full producer buffer.
-    Here the delivery is awaited directly when none of these can block it (checked before each
-    message); otherwise faust's own interruptible path is taken. Offsets, acks, gaps and commits
-    are unchanged (the same code as faust 0.15.3's loop, plus the fast path).
-    """
-
-    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - run by faust's Fetcher
-        callback = self.callback
-        getmany = self.getmany
-        consumer_should_stop = self._stopped.is_set
-        fetcher_should_stop = fetcher._stopped.is_set
-        get_read_offset = self._read_offset.__getitem__
-        set_read_offset = self._read_offset.__setitem__
-        set_flag = self.diag.set_flag
-        unset_flag = self.diag.unset_flag
-        commit_every = self._commit_every
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        suspended = self.suspend_flow.is_set
-        flow_active = self.app.flow_control.is_active
-        tp_index = self.app.topics._tp_index  # type: ignore[attr-defined]
-        yield_every, num_since_yield = 100, 0
-        sleep = asyncio.sleep
-        try:
-            while not (consumer_should_stop() or fetcher_should_stop()):
-                set_flag("FETCHING")
-                ait = getmany(timeout=1.0)
-                await self.sleep(0)
-                if not self.should_stop:
-                    async for tp, message in ait:
-                        num_since_yield += 1
-                        if num_since_yield > yield_every:
-                            await sleep(0)
-                            num_since_yield = 0
-                        offset = message.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            gap = offset - (r_offset or 0)
-                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)
-                            if commit_every is not None and self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
-                            # (a full producer buffer is flushed inside the callback: that ends by itself)
-                            if not suspended() and flow_active() and not any(
-                                    ch.queue.full() for ch in tp_index.get(tp, ())):
-                                await callback(message)  # cannot block: no task needed
-                            else:
-                                await self.wait_first(callback(message), self.suspend_flow.wait())
-                            set_read_offset(tp, offset)
-                    unset_flag("FETCHING")
-        except self.consumer_stopped_errors:
-            if self.transport.app.should_stop:
-                return
-            raise
-        except asyncio.CancelledError:
-            if self.transport.app.should_stop:
-                return
-            raise
-        finally:
-            unset_flag("FETCHING")
-
-
-class DirectTransport(faust_aiokafka.Transport):  # type: ignore[misc]
-    """faust's aiokafka transport with :class:`DirectConsumer`."""
-
-    Consumer = DirectConsumer
-
-
 class ProcessorApp(faust.App):  # type: ignore[misc]
-    """A faust app with :class:`DirectTransport` and without faust's Monitor sensor.
+    """A faust app with :class:`BatchingTransport` and without faust's Monitor sensor.
 
     The Monitor keeps per-event statistics for faust's web views (off here: ``web_enabled=False``)
     and is called several times for every message; the processor's own metrics are its snapshots.
     """
 
+    #: Topics whose fetched records reach the agents as one :class:`RecordBatch` event per fetch.
+    batch_topics: frozenset[str] = frozenset()
+
     def _new_transport(self) -> Any:
-        return DirectTransport(self.conf.broker_consumer, self)
+        return BatchingTransport(self.conf.broker_consumer, self)
 
     def _new_producer(self) -> Any:
         producer = super()._new_producer()
@@ -198,8 +151,11 @@ class RawSchema(faust.Schema):  # type: ignore[misc]
         return decode
 
 
-def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000, batch_within_s: float = 0.5) -> faust.App:
-    """The processor app. Topics must exist (``ensure_topics``): faust's own declaration is off."""
+def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000) -> faust.App:
+    """The processor app. Topics must exist (``ensure_topics``): faust's own declaration is off.
+
+    ``batch_max``: most records per batch event (aiokafka's ``max_poll_records``).
+    """
     (settings.data_dir / "processor").mkdir(parents=True, exist_ok=True)
     app = ProcessorApp(
         app_id(settings),
@@ -213,19 +169,20 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000, b
         broker_commit_every=batch_max,
         broker_commit_interval=1.0,
         table_standby_replicas=0,
-        producer_compression_type="lz4",
+        producer_compression_type="zstd",
         # a window's state is one changelog value (atomic with its high-water offsets): allow big ones
         producer_max_request_size=16 * 1024 * 1024,
         producer_max_batch_size=1024 * 1024,
         producer_linger=0.02,
-        # fetch and buffer whole batches: the agent takes up to batch_max events per call
-        stream_buffer_maxsize=max(batch_max * 4, 4096),
+        # a batch event holds up to batch_max records of one partition
         broker_max_poll_records=batch_max,
         consumer_max_fetch_size=16 * 1024 * 1024,
     )
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-    preds = app.topic(settings.predictions_topic, schema=RawSchema(**raw))
-    feed = app.topic(settings.feedback_topic, schema=RawSchema(**raw))
+    # Their queues hold batch events: a few batches of read-ahead per stream bound the memory.
+    preds = app.topic(settings.predictions_topic, schema=RawSchema(**raw), maxsize=BATCH_QUEUE)
+    feed = app.topic(settings.feedback_topic, schema=RawSchema(**raw), maxsize=BATCH_QUEUE)
+    app.batch_topics = frozenset({settings.predictions_topic, settings.feedback_topic})
     metrics = app.topic(settings.metrics_topic, **raw)
     dead = app.topic(settings.deadletter_topic, **raw)
     refs = app.topic(references_topic(settings), **raw)
@@ -238,8 +195,8 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000, b
         tab.value_serializer = "raw"
     maps = {t: TableMap(tab) for t, tab in tables.items()}
     state: dict[str, Any] = {"core": None, "last_event": {}}
-    """``last_event``: per model, its latest event (predictions or feedback): table writes made
-    outside a batch (idle flush, join expiry) go to that event's partition."""
+    """``last_event``: per model, the partition of its latest batch (predictions or feedback): table
+    writes made outside a batch (idle flush, join expiry) go to that partition."""
 
     def core() -> ProcessorCore:
         if state["core"] is None:  # tables are recovered before the first batch reaches an agent
@@ -258,29 +215,36 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000, b
         if out.snapshots:
             log.info("emitted %d snapshots", len(out.snapshots))
 
-    async def handle(events: list[Any], kind: str) -> None:
-        by_part: dict[int, list[Any]] = defaultdict(list)
-        for ev in events:
-            by_part[ev.message.partition].append(ev)
+    async def handle(ev: Any, kind: str) -> None:
+        """Process one batch event (a :class:`RecordBatch` of one partition) and send its outputs."""
+        batch = ev.value
+        if isinstance(batch, RecordBatch):
+            raws, keys = batch.raws(), set(batch.keys)
+        else:  # a lone message (the topic was not delivered in batches): the same path, one record
+            m = ev.message
+            raws, keys = [Raw(batch if batch is not None else b"", m.topic, m.partition, m.offset, ev.key)], {ev.key}
+        if not raws:
+            return
         c = core()
-        for _part, evs in sorted(by_part.items()):
-            raws = [Raw(e.value, e.message.topic, e.message.partition, e.message.offset, e.key) for e in evs]
-            with in_partition_of(evs[-1]):
-                out = c.process_predictions(raws) if kind == "p" else c.process_feedback(raws)
-            for k in {r.key for r in raws}:
-                if k:
-                    state["last_event"][k.decode(errors="replace")] = evs[-1]
-            await publish(out)
+        with in_partition_of(ev):
+            out = c.process_predictions(raws) if kind == "p" else c.process_feedback(raws)
+        where = PartitionOf(ev.message.topic, ev.message.partition)
+        for k in keys:
+            if k:
+                state["last_event"][k.decode(errors="replace")] = where
+        await publish(out)
 
+    # One event is one fetched batch of one partition (BatchingConsumer); the stream acks it when
+    # the agent asks for the next one, i.e. after its table writes and sends.
     @app.agent(preds)
     async def predictions(stream: Any) -> None:
-        async for events in stream.take_events(batch_max, within=batch_within_s):
-            await handle(list(events), "p")
+        async for ev in stream.events():
+            await handle(ev, "p")
 
     @app.agent(feed)
     async def feedback(stream: Any) -> None:
-        async for events in stream.take_events(batch_max, within=batch_within_s):
-            await handle(list(events), "f")
+        async for ev in stream.events():
+            await handle(ev, "f")
 
     @app.agent(refs)
     async def references(stream: Any) -> None:

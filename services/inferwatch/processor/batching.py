@@ -1,0 +1,245 @@
+"""faust transport pieces that deliver whole fetches: one event per fetched run of a topic-partition.
+
+Wire format: none of its own. The records are Kafka records as aiokafka's fetcher returns them (key
+and value bytes, offset); a :class:`RecordBatch` carries the keys, values and offsets of the records
+one fetch returned for one topic-partition of a *batch topic* (the processor's predictions and
+feedback topics), in offset order.
+
+Why: faust turns every record into a ``ConsumerMessage``, an ``Event``, a stream-queue item and an
+ack (≈ 100 µs of CPU per record in this worker), although the processor's agents only ever want
+the whole batch. :class:`BatchingConsumer` hands each fetched run of records of a batch topic to the
+conductor as **one** :class:`BatchMessage` whose value is the :class:`RecordBatch`, so faust's
+per-message machinery (conductor, channel queue, stream, acks, sensors) runs once per batch.
+
+What stays faust's: the fetcher, flow control, rebalances (generation check, revoked partitions,
+seek on resume), the read-offset/gap bookkeeping, commits (``_new_offset``/``_commit_offsets``,
+which flush the producer before committing), tables and changelogs. Acking a batch message acks
+each of its offsets exactly as acking the single messages one by one would (same
+``_acked``/``_acked_index``/``_n_acked`` bookkeeping), so an offset is committable only after the
+agent finished the batch — the stream acks an event when the agent asks for the next one, after
+the batch's table writes and sends — and the commit still flushes the producer first.
+
+Other topics (changelogs, the references topic) keep faust's per-message path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.tuples import ConsumerMessage, ack_lock
+from mode.utils.futures import notify
+
+from inferwatch.processor.core.decode import Raw
+
+
+class RecordBatch:
+    """Keys, values and offsets of consecutive records of one topic-partition (offset order)."""
+
+    __slots__ = ("topic", "partition", "offsets", "keys", "values")
+
+    def __init__(self, topic: str, partition: int, offsets: list[int], keys: list[bytes | None],
+                 values: list[bytes | None]) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offsets = offsets
+        self.keys = keys
+        self.values = values
+
+    @classmethod
+    def from_records(cls, topic: str, partition: int, records: Sequence[Any]) -> RecordBatch:
+        """From aiokafka ``ConsumerRecord``s (anything with ``offset``, ``key``, ``value``)."""
+        return cls(topic, partition, [r.offset for r in records], [r.key for r in records],
+                   [r.value for r in records])
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def raws(self) -> list[Raw]:
+        """The records as the core's :class:`Raw` messages (a tombstone's value becomes ``b""``)."""
+        t, p = self.topic, self.partition
+        return [Raw(v if v is not None else b"", t, p, o, k) for o, k, v in zip(self.offsets, self.keys, self.values, strict=True)]
+
+
+class BatchMessage(ConsumerMessage):  # type: ignore[misc]
+    """A faust message standing for a :class:`RecordBatch`: ``offset`` is the batch's last offset."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, tp: Any, batch: RecordBatch, last_record: Any, generation_id: int | None) -> BatchMessage:
+        """The message of ``batch``; timestamp and type are those of its last record."""
+        ts = last_record.timestamp
+        return cls(batch.topic, batch.partition, batch.offsets[-1], ts / 1000.0 if ts is not None else 0.0,
+                   last_record.timestamp_type, [], None, cast(bytes, batch), None, 0,
+                   sum(len(v) for v in batch.values if v is not None), tp, generation_id=generation_id)
+
+    @property
+    def batch(self) -> RecordBatch:
+        """The records this message stands for (its ``value``)."""
+        return cast(RecordBatch, self.value)
+
+
+class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+    """faust's aiokafka consumer delivering batch topics as :class:`BatchMessage`s, others per message.
+
+    ``app.batch_topics`` (a set of topic names) selects the batch topics. The fetch loop is faust
+    0.15.3's ``Consumer._drain_messages`` + ``getmany`` with two changes: a batch topic's records of
+    one fetch become one message, and a delivery is awaited directly (without ``wait_first``'s four
+    tasks per message) when nothing can block it — flow not suspended, flow control active, no
+    destination queue full; otherwise faust's interruptible path is taken. Read offsets, gaps and the
+    commit-every check are faust's, applied to the batch's first and last offsets.
+    """
+
+    def _batch_topics(self) -> frozenset[str]:
+        return frozenset(getattr(self.app, "batch_topics", ()))
+
+    def _items(self, records: dict[Any, list[Any]], batch_topics: frozenset[str]) -> Iterator[tuple[Any, Any]]:
+        """``(tp, message)``: one batch message per batch-topic tp, then faust's round robin of the rest."""
+        rest: dict[Any, list[Any]] = {}
+        generation_id = self.app.consumer_generation_id
+        for tp, recs in records.items():
+            if tp.topic in batch_topics:
+                if recs:
+                    batch = RecordBatch.from_records(tp.topic, tp.partition, recs)
+                    yield tp, BatchMessage.of(tp, batch, recs[-1], generation_id)
+            else:
+                rest[tp] = recs
+        if rest:
+            to_message = self._to_message
+            for tp, record in self.scheduler.iterate(rest):
+                yield tp, to_message(tp, record)
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - run by faust's Fetcher
+        callback = self.callback
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        suspended = self.suspend_flow.is_set
+        flow_active = self.app.flow_control.is_active
+        tp_index = self.app.topics._tp_index  # type: ignore[attr-defined]
+        batch_topics = self._batch_topics()
+        yield_every, num_since_yield = 100, 0
+        sleep = asyncio.sleep
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag("FETCHING")
+                records, active_partitions = await self._wait_next_records(1.0)
+                await self.sleep(0)
+                if records is None or self.should_stop:
+                    continue
+                if not self.flow_active:
+                    # as faust's getmany: records fetched while flow stopped are dropped, seek back
+                    try:
+                        await self.perform_seek()
+                    except Exception as ex:
+                        self.log.warning(f"exception performing seek when flow not active {ex}")
+                    continue
+                generation_id = self.app.consumer_generation_id
+                for tp, message in self._items(dict(records), batch_topics):
+                    if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                        break
+                    if not (active_partitions is None or tp in active_partitions
+                            or tp in self._buffered_partitions):
+                        continue
+                    num_since_yield += 1
+                    if num_since_yield > yield_every:
+                        await sleep(0)
+                        num_since_yield = 0
+                    r_offset = get_read_offset(tp)
+                    if type(message) is BatchMessage:
+                        message = await self._admit_batch(tp, message, r_offset)
+                        if message is None:
+                            continue
+                        first = message.batch.offsets[0]
+                    else:
+                        first = message.offset
+                        if not (r_offset is None or first >= r_offset):
+                            continue
+                    gap = first - (r_offset or 0)
+                    if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, r_offset + 1, first)
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    # (a full producer buffer is flushed inside the callback: that ends by itself)
+                    if not suspended() and flow_active() and not any(ch.queue.full() for ch in tp_index.get(tp, ())):
+                        await callback(message)  # cannot block: no task needed
+                    else:
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                    set_read_offset(tp, message.offset)
+                unset_flag("FETCHING")
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        finally:
+            unset_flag("FETCHING")
+
+    async def _admit_batch(self, tp: Any, message: BatchMessage, r_offset: int | None) -> BatchMessage | None:
+        """Drop records already read (offset < read offset, as faust does per message); add inner gaps.
+
+        Offsets missing *inside* a batch (compaction, transaction markers) are registered as gaps the
+        way faust registers a gap between two messages, so commits can pass them.
+        """
+        batch = message.batch
+        offs = batch.offsets
+        if r_offset is not None and offs[0] < r_offset:
+            keep = [i for i, o in enumerate(offs) if o >= r_offset]
+            if not keep:
+                return None
+            batch.offsets = [offs[i] for i in keep]
+            batch.keys = [batch.keys[i] for i in keep]
+            batch.values = [batch.values[i] for i in keep]
+            offs = batch.offsets
+        if offs[-1] - offs[0] != len(offs) - 1 and self.app.topics.acks_enabled_for(message.topic):
+            for prev, nxt in zip(offs, offs[1:], strict=False):
+                if nxt - prev > 1:
+                    await self._add_gap(tp, prev + 1, nxt)
+        return message
+
+    def ack(self, message: Any) -> bool:
+        """Ack a message; a :class:`BatchMessage` acks every offset of its batch (faust's bookkeeping)."""
+        if type(message) is not BatchMessage:
+            return bool(super().ack(message))
+        with ack_lock:
+            if message.acked:
+                return False
+            message.acked = True
+            self._unacked_messages.discard(message)
+            try:
+                if not self.app.topics.acks_enabled_for(message.topic):
+                    return False
+                tp = message.tp
+                offsets = message.batch.offsets
+                committed = self._committed_offset[tp]
+                if committed is not None and offsets and offsets[0] < committed:
+                    offsets = [o for o in offsets if o >= committed]
+                acked_index = self._acked_index[tp]
+                if not acked_index.isdisjoint(offsets):
+                    offsets = [o for o in offsets if o not in acked_index]
+                if not offsets:
+                    return False
+                acked_index.update(offsets)
+                self._acked[tp].extend(offsets)
+                self._n_acked += len(offsets)
+                return True
+            finally:
+                notify(self._waiting_for_ack)
+
+
+class BatchingTransport(faust_aiokafka.Transport):  # type: ignore[misc]
+    """faust's aiokafka transport with :class:`BatchingConsumer`."""
+
+    Consumer = BatchingConsumer

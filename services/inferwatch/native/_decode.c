@@ -36,6 +36,8 @@
 
 #define NAME_OK 1u                 /* [A-Za-z0-9_.:/@+-]{1,128} */
 #define VERSION_OK 2u              /* [A-Za-z0-9_.:/@+-]{1,64} */
+#define PLAIN 4u                   /* no '"', '\\' or control character: its JSON form is its bytes */
+#define SHORT 8u                   /* at most SHORT_TEXT code points */
 
 /* Parsers return OK (1), REFUSE (0: the row is not ok) or FAIL (-1: a Python exception is set). */
 #define OK 1
@@ -78,6 +80,15 @@ static inline int vec_reserve(Vec *v, size_t extra) {
  * Entries are only ever removed newest-first (a refused row takes back what it added), which a
  * chained table with insertion at the chain's head supports by restoring the bucket's head.
  */
+/* A decoded JSON string: UTF-8 bytes (in the message or in the scratch buffer), code points. */
+typedef struct {
+    const char *p;
+    size_t len;
+    size_t cps;
+    int ascii;
+    const char *lim;  /* bytes up to here are readable (word-wise hashing and compares) */
+} Str;
+
 typedef struct {
     uint64_t h;
     uint32_t koff, klen;   /* key bytes in the arena */
@@ -97,7 +108,22 @@ typedef struct {
     int make_obj;
 } Intern;
 
-static uint64_t hash_bytes(const char *p, size_t n) {
+#define ARENA_SLACK 16  /* readable bytes after the arena's last key: word-wise compares */
+
+/* n (1..8) bytes at p as a little-endian word, zero-padded; one load when lim allows reading 8. */
+static inline uint64_t load_word(const char *p, size_t n, const char *lim) {
+    uint64_t w = 0;
+    if (lim - p >= 8) {
+        memcpy(&w, p, 8);
+        if (n < 8) w &= ((uint64_t)1 << (8 * n)) - 1;
+    } else {
+        for (size_t i = 0; i < n; i++) w |= (uint64_t)(unsigned char)p[i] << (8 * i);
+    }
+    return w;
+}
+
+/* Hash of n bytes at p (bytes up to lim are readable). */
+static inline uint64_t hash_bytes(const char *p, size_t n, const char *lim) {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xC2B2AE3D27D4EB4Full);
     while (n >= 8) {
         uint64_t w;
@@ -108,13 +134,26 @@ static uint64_t hash_bytes(const char *p, size_t n) {
         n -= 8;
     }
     if (n) {
-        uint64_t w = 0;
-        memcpy(&w, p, n);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+        h = (h ^ load_word(p, n, lim)) * 0xFF51AFD7ED558CCDull;
         h ^= h >> 32;
     }
     h *= 0xC4CEB9FE1A85EC53ull;
     return h ^ (h >> 29);
+}
+
+/* n bytes at a (readable up to lim) equal n bytes at b (an arena key: ARENA_SLACK readable after). */
+static inline int same_bytes(const char *a, const char *b, size_t n, const char *lim) {
+    if (n <= 16 && lim - a >= 16) {
+        uint64_t x0, y0, x1, y1;
+        memcpy(&x0, a, 8);
+        memcpy(&y0, b, 8);
+        memcpy(&x1, a + 8, 8);
+        memcpy(&y1, b + 8, 8);
+        uint64_t m0 = n >= 8 ? ~(uint64_t)0 : ((uint64_t)1 << (8 * n)) - 1;
+        uint64_t m1 = n >= 16 ? ~(uint64_t)0 : n <= 8 ? 0 : ((uint64_t)1 << (8 * (n - 8))) - 1;
+        return (((x0 ^ y0) & m0) | ((x1 ^ y1) & m1)) == 0;
+    }
+    return memcmp(a, b, n) == 0;
 }
 
 static int intern_init(Intern *t, int make_obj) {
@@ -166,13 +205,6 @@ static uint32_t name_flags(const char *p, size_t n) {
     return n <= 64 ? (NAME_OK | VERSION_OK) : NAME_OK;
 }
 
-/* A decoded JSON string: UTF-8 bytes (in the message or in the scratch buffer), code points. */
-typedef struct {
-    const char *p;
-    size_t len;
-    size_t cps;
-    int ascii;
-} Str;
 
 static PyObject *make_str(const Str *s) {
     if (s->ascii) {
@@ -204,10 +236,10 @@ static int intern_rehash(Intern *t) {
 
 /* Index of s in t (added when new); -1 with an exception set on failure. */
 static int32_t intern(Intern *t, const Str *s) {
-    uint64_t h = hash_bytes(s->p, s->len);
+    uint64_t h = hash_bytes(s->p, s->len, s->lim);
     for (int32_t i = t->b[h & t->mask]; i >= 0; i = t->e[i].next) {
         Ent *e = &t->e[i];
-        if (e->h == h && e->klen == s->len && memcmp(t->a + e->koff, s->p, s->len) == 0) return i;
+        if (e->h == h && e->klen == s->len && same_bytes(s->p, t->a + e->koff, s->len, s->lim)) return i;
     }
     if (t->n == INT32_MAX || s->len > UINT32_MAX / 2) {
         PyErr_SetString(PyExc_OverflowError, "too many distinct strings in one batch");
@@ -224,9 +256,9 @@ static int32_t intern(Intern *t, const Str *s) {
         t->e = ne;
         t->cap = nc;
     }
-    if (t->alen + s->len > t->acap) {
+    if (t->alen + s->len + ARENA_SLACK > t->acap) {
         size_t nc = t->acap ? t->acap * 2 : 8192;
-        while (nc < t->alen + s->len) nc *= 2;
+        while (nc < t->alen + s->len + ARENA_SLACK) nc *= 2;
         if (nc > UINT32_MAX) {
             PyErr_SetString(PyExc_OverflowError, "too many distinct strings in one batch");
             return -1;
@@ -248,31 +280,51 @@ static int32_t intern(Intern *t, const Str *s) {
     if (s->len) memcpy(t->a + t->alen, s->p, s->len);
     t->alen += s->len;
     e->stamp = 0;
-    e->flags = s->ascii ? name_flags(s->p, s->len) : 0;
+    e->flags = (s->ascii ? name_flags(s->p, s->len) : 0) | (s->cps <= SHORT_TEXT ? SHORT : 0);
+    int plain = 1;
+    for (size_t i = 0; i < s->len; i++) {
+        unsigned char c = (unsigned char)s->p[i];
+        plain &= c >= 0x20 && c != '"' && c != '\\';
+    }
+    if (plain) e->flags |= PLAIN;
     e->obj = obj;
     e->next = t->b[h & t->mask];
     t->b[h & t->mask] = t->n;
     return t->n++;
 }
 
+/* When the message at p (just after an opening quote) holds exactly entry k's text and then the
+ * closing quote, the position after that quote: a key or value that repeats at the same place as in
+ * the previous row is recognised without decoding or hashing it. NULL otherwise. */
+static inline const unsigned char *match_entry(const Intern *t, int32_t k, const unsigned char *p,
+                                               const unsigned char *end) {
+    if (k < 0 || k >= t->n) return NULL;
+    const Ent *e = &t->e[k];
+    size_t n = e->klen;
+    if (!(e->flags & PLAIN) || (size_t)(end - p) <= n || p[n] != '"') return NULL;
+    if (!same_bytes((const char *)p, t->a + e->koff, n, (const char *)end)) return NULL;
+    return p + n + 1;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * decoder state
  */
+enum { V_IN_KEY, V_IN_KIND, V_IN_NUM, V_IN_CAT, V_PROB_KEY, V_PROB_VAL, V_SEG_KEY, V_SEG_VAL, V_TAG_KEY,
+       V_TAG_VAL, N_VECS };
+enum { MAP_INPUTS, MAP_SEGMENT, MAP_TAGS, MAP_PROBS, N_MAPS };
+static const size_t MAP_MAX[N_MAPS] = {MAX_INPUTS, MAX_SEGMENT, MAX_TAGS, MAX_PROBS};
+static const int MAP_KEYS[N_MAPS] = {V_IN_KEY, V_SEG_KEY, V_TAG_KEY, V_PROB_KEY};
+
 typedef struct {
     const unsigned char *end;
     Vec scratch;
     Intern names, strings, models, unknown;
     uint32_t stamp;
-    Vec in_key, in_kind, in_num, in_cat, prob_key, prob_val, seg_key, seg_val, tag_key, tag_val;
+    Vec v[N_VECS];
+    /* the previous row's keys and string values by position, per map (see match_entry) */
+    int32_t *pred_key[N_MAPS], *pred_val[N_MAPS];
+    int32_t pred_label, pred_model, pred_version;
 } D;
-
-#define N_VECS 10
-
-static Vec *vecs(D *d, int i) {
-    Vec *all[N_VECS] = {&d->in_key, &d->in_kind, &d->in_num, &d->in_cat, &d->prob_key,
-                        &d->prob_val, &d->seg_key, &d->seg_val, &d->tag_key, &d->tag_val};
-    return all[i];
-}
 
 static inline const unsigned char *ws(const unsigned char *p, const unsigned char *end) {
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
@@ -299,14 +351,31 @@ static int read_u4(const unsigned char *p, const unsigned char *end, uint32_t *o
 }
 
 /* *pp is just after the opening quote; on OK it is just after the closing one. */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
 static int parse_string(D *d, const unsigned char **pp, Str *s) {
     const unsigned char *p = *pp, *end = d->end, *start = p;
+    /* 8 bytes at a time: stop at the first '"', '\\', control character or non-ASCII byte (the
+     * first flagged byte is exact: a borrow only ever spills into bytes above a flagged one) */
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+        uint64_t m = ((w - ONES * 0x20) | w | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS;
+        if (m) {
+            p += __builtin_ctzll(m) >> 3;
+            break;
+        }
+        p += 8;
+    }
     while (p < end) {
         unsigned char c = *p;
         if (c == '"') {
             s->p = (const char *)start;
             s->len = s->cps = (size_t)(p - start);
             s->ascii = 1;
+            s->lim = (const char *)end;
             *pp = p + 1;
             return OK;
         }
@@ -317,7 +386,7 @@ static int parse_string(D *d, const unsigned char **pp, Str *s) {
     /* Slow path: escapes or non-ASCII. Decoded bytes never outnumber the encoded ones. */
     Vec *sc = &d->scratch;
     sc->len = 0;
-    TRY(vec_reserve(sc, (size_t)(end - start)));
+    TRY(vec_reserve(sc, (size_t)(end - start) + ARENA_SLACK));
     unsigned char *o = (unsigned char *)sc->p;
     size_t cps = (size_t)(p - start);
     memcpy(o, start, cps);
@@ -409,6 +478,7 @@ static int parse_string(D *d, const unsigned char **pp, Str *s) {
     s->len = (size_t)(o - (unsigned char *)sc->p);
     s->cps = cps;
     s->ascii = ascii;
+    s->lim = sc->p + sc->cap;
     *pp = p + 1;
     return OK;
 }
@@ -416,6 +486,8 @@ static int parse_string(D *d, const unsigned char **pp, Str *s) {
 /* ---------------------------------------------------------------------------------------------
  * numbers: RFC 8259 grammar; integers exactly in int64; other numbers exactly as Python's float()
  */
+static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
 typedef struct {
     int is_int;
     int64_t i;
@@ -698,9 +770,24 @@ static int slow_float(const unsigned char *start, size_t len, double *out) {
 }
 
 
-static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
-/* *pp is at the number's first byte ('-' or a digit). */
+/* 8 ASCII digits at once (little-endian word), as in fast_float. */
+static inline int eight_digits(uint64_t w) {
+    return ((w & 0xF0F0F0F0F0F0F0F0ull) | (((w + 0x0606060606060606ull) & 0xF0F0F0F0F0F0F0F0ull) >> 4))
+           == 0x3333333333333333ull;
+}
+
+static inline uint32_t parse_eight(uint64_t w) {
+    w -= 0x3030303030303030ull;
+    w = (w * 10) + (w >> 8);
+    w = (((w & 0x000000FF000000FFull) * (100 + (1000000ull << 32)))
+         + (((w >> 16) & 0x000000FF000000FFull) * (1 + (10000ull << 32)))) >> 32;
+    return (uint32_t)w;
+}
+
+/* *pp is at the number's first byte ('-' or a digit). One pass: the first 19 significant digits
+ * go into m, the value is m * 10^q exactly unless a dropped digit was non-zero (then Python's own
+ * conversion decides). */
 static int parse_number(D *d, const unsigned char **pp, Num *num) {
     const unsigned char *p = *pp, *end = d->end, *start = p;
     int neg = 0;
@@ -708,24 +795,66 @@ static int parse_number(D *d, const unsigned char **pp, Num *num) {
         neg = 1;
         p++;
     }
-    const unsigned char *istart = p;
+    uint64_t m = 0;
+    int nd = 0, exact = 1;
+    int64_t q = 0;
+    size_t int_len;
     if (p < end && *p == '0') {
         p++;
+        int_len = 1;
     } else if (p < end && *p >= '1' && *p <= '9') {
-        p++;
-        while (p < end && is_digit(*p)) p++;
+        const unsigned char *istart = p;
+        while (end - p >= 8 && nd <= 11) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (!eight_digits(w)) break;
+            m = m * 100000000u + parse_eight(w);
+            nd += 8;
+            p += 8;
+        }
+        while (p < end && is_digit(*p)) {
+            unsigned dg = (unsigned)(*p - '0');
+            if (nd < 19) {
+                m = m * 10 + dg;
+                nd++;
+            } else {
+                q++;
+                exact &= dg == 0;
+            }
+            p++;
+        }
+        int_len = (size_t)(p - istart);
     } else {
         return REFUSE;
     }
-    const unsigned char *iend = p, *fstart = p, *fend = p;
-    int64_t e = 0;
     int is_int = 1;
     if (p < end && *p == '.') {
         p++;
-        fstart = p;
         if (p >= end || !is_digit(*p)) return REFUSE;
-        while (p < end && is_digit(*p)) p++;
-        fend = p;
+        /* (leading zeros of 0.000ddd may count in nd here: m < 10^nd still holds, so m cannot
+         * overflow; at worst a digit more is left to the exact slow path) */
+        while (end - p >= 8 && nd <= 11) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (!eight_digits(w)) break;
+            m = m * 100000000u + parse_eight(w);
+            nd += 8;
+            q -= 8;
+            p += 8;
+        }
+        while (p < end && is_digit(*p)) {
+            unsigned dg = (unsigned)(*p - '0');
+            if (nd < 19) {
+                if (nd || dg) {
+                    m = m * 10 + dg;
+                    nd++;
+                }
+                q--;
+            } else {
+                exact &= dg == 0;
+            }
+            p++;
+        }
         is_int = 0;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
@@ -733,57 +862,24 @@ static int parse_number(D *d, const unsigned char **pp, Num *num) {
         int eneg = 0;
         if (p < end && (*p == '+' || *p == '-')) eneg = *p++ == '-';
         if (p >= end || !is_digit(*p)) return REFUSE;
+        int64_t e = 0;
         while (p < end && is_digit(*p)) {
             if (e < 1000000) e = e * 10 + (*p - '0');  /* beyond: inf or 0 either way (slow path) */
             p++;
         }
-        if (eneg) e = -e;
+        q += eneg ? -e : e;
         is_int = 0;
     }
     *pp = p;
     num->is_int = is_int;
-    if (is_int) {  /* exactly an int64, or refused */
-        size_t n = (size_t)(iend - istart);
-        if (n > 19) return REFUSE;
-        uint64_t v = 0;
-        for (const unsigned char *q = istart; q < iend; q++) v = v * 10 + (uint64_t)(*q - '0');
-        if (v > (uint64_t)INT64_MAX + (uint64_t)neg) return REFUSE;
-        num->i = neg ? (int64_t)(0 - v) : (int64_t)v;
+    if (is_int) {  /* exactly an int64, or refused; with at most 19 digits m holds them all */
+        if (int_len > 19 || m > (uint64_t)INT64_MAX + (uint64_t)neg) return REFUSE;
+        num->i = neg ? (int64_t)(0 - m) : (int64_t)m;
         num->d = (double)num->i;  /* round-half-even, as Python's float(int) */
         return OK;
     }
-    /* The first 19 significant digits in m; the value is m * 10^q exactly unless a dropped digit
-     * was non-zero (then Python's own conversion decides). */
-    uint64_t m = 0;
-    int nd = 0, exact = 1;
-    int64_t q = e;
-    for (const unsigned char *c = istart; c < iend; c++) {
-        unsigned dg = (unsigned)(*c - '0');
-        if (nd == 0 && dg == 0) continue;
-        if (nd < 19) {
-            m = m * 10 + dg;
-            nd++;
-        } else {
-            q++;
-            exact &= dg == 0;
-        }
-    }
-    for (const unsigned char *c = fstart; c < fend; c++) {
-        unsigned dg = (unsigned)(*c - '0');
-        if (nd == 0 && dg == 0) {
-            q--;
-            continue;
-        }
-        if (nd < 19) {
-            m = m * 10 + dg;
-            nd++;
-            q--;
-        } else {
-            exact &= dg == 0;
-        }
-    }
     double v;
-    if (exact && q >= -1000000 && q <= 1000000 && eisel_lemire(m, (int)q, &v)) {
+    if (exact && q >= POW5_MIN_Q && q <= POW5_MAX_Q && eisel_lemire(m, (int)q, &v)) {
         num->d = neg ? -v : v;
         return OK;
     }
@@ -874,15 +970,30 @@ static int unknown_key(D *d, const Str *key, uint32_t stamp) {
     return OK;
 }
 
-enum { MAP_INPUTS, MAP_SEGMENT, MAP_TAGS, MAP_PROBS };
+/* A string value interned into strings (at most SHORT_TEXT code points); *pp is just after the opening
+ * quote, *pred the index the previous row had here (updated). */
+static int string_value(D *d, const unsigned char **pp, int32_t *pred, int32_t *out) {
+    const unsigned char *q = match_entry(&d->strings, *pred, *pp, d->end);
+    if (q != NULL) {
+        *pp = q;
+        *out = *pred;
+        return OK;
+    }
+    Str s;
+    TRY(parse_string(d, pp, &s));
+    if (s.cps > SHORT_TEXT) return REFUSE;
+    int32_t k = intern(&d->strings, &s);
+    if (k < 0) return FAIL;
+    *out = *pred = k;
+    return OK;
+}
 
 /* An object of the map fields; *pp at '{'. */
 static int parse_map(D *d, const unsigned char **pp, int kind) {
     const unsigned char *p = *pp, *end = d->end;
-    size_t max = kind == MAP_INPUTS ? MAX_INPUTS : kind == MAP_SEGMENT ? MAX_SEGMENT
-               : kind == MAP_TAGS ? MAX_TAGS : MAX_PROBS;
-    Vec *kv = kind == MAP_INPUTS ? &d->in_key : kind == MAP_SEGMENT ? &d->seg_key
-            : kind == MAP_TAGS ? &d->tag_key : &d->prob_key;
+    size_t max = MAP_MAX[kind];
+    Vec *kv = &d->v[MAP_KEYS[kind]];
+    int32_t *pk = d->pred_key[kind], *pv = d->pred_val[kind];
     if (p >= end || *p != '{') return REFUSE;
     uint32_t stamp = ++d->stamp;
     size_t count = 0;
@@ -894,17 +1005,22 @@ static int parse_map(D *d, const unsigned char **pp, int kind) {
     for (;;) {
         if (p >= end || *p != '"') return REFUSE;
         p++;
-        Str key;
-        TRY(parse_string(d, &p, &key));
-        if (kind == MAP_PROBS ? key.cps > SHORT_TEXT : (!key.ascii || key.len == 0 || key.len > 128))
-            return REFUSE;
-        int32_t k = intern(&d->names, &key);
-        if (k < 0) return FAIL;
+        if (count == max) return REFUSE;
+        int32_t k;
+        const unsigned char *q = match_entry(&d->names, pk[count], p, end);
+        if (q != NULL) {
+            k = pk[count];
+            p = q;
+        } else {
+            Str key;
+            TRY(parse_string(d, &p, &key));
+            if ((k = intern(&d->names, &key)) < 0) return FAIL;
+            pk[count] = k;
+        }
         Ent *e = &d->names.e[k];
-        if (kind != MAP_PROBS && !(e->flags & NAME_OK)) return REFUSE;
+        if (!(e->flags & (kind == MAP_PROBS ? SHORT : NAME_OK))) return REFUSE;
         if (e->stamp == stamp) return REFUSE;  /* duplicate key */
         e->stamp = stamp;
-        if (++count > max) return REFUSE;
         VEC_PUSH(kv, int32_t, k);
         p = ws(p, end);
         if (p >= end || *p != ':') return REFUSE;
@@ -916,11 +1032,8 @@ static int parse_map(D *d, const unsigned char **pp, int kind) {
             double x = NAN;
             int32_t cat = -1;
             if (c == '"') {
-                Str s;
                 p++;
-                TRY(parse_string(d, &p, &s));
-                if (s.cps > SHORT_TEXT) return REFUSE;
-                if ((cat = intern(&d->strings, &s)) < 0) return FAIL;
+                TRY(string_value(d, &p, &pv[count], &cat));
                 vk = 1;
             } else if (c == '-' || is_digit(c)) {
                 Num n;
@@ -940,24 +1053,22 @@ static int parse_map(D *d, const unsigned char **pp, int kind) {
             } else {
                 return REFUSE;
             }
-            VEC_PUSH(&d->in_kind, int8_t, vk);
-            VEC_PUSH(&d->in_num, double, x);
-            VEC_PUSH(&d->in_cat, int32_t, cat);
+            VEC_PUSH(&d->v[V_IN_KIND], int8_t, vk);
+            VEC_PUSH(&d->v[V_IN_NUM], double, x);
+            VEC_PUSH(&d->v[V_IN_CAT], int32_t, cat);
         } else if (kind == MAP_PROBS) {
             double x;
             TRY(parse_float_value(d, &p, &x));
             if (!(x >= 0.0 && x <= 1.0)) return REFUSE;
-            VEC_PUSH(&d->prob_val, double, x);
+            VEC_PUSH(&d->v[V_PROB_VAL], double, x);
         } else {
             if (c != '"') return REFUSE;
-            Str s;
             p++;
-            TRY(parse_string(d, &p, &s));
-            if (s.cps > SHORT_TEXT) return REFUSE;
-            int32_t v = intern(&d->strings, &s);
-            if (v < 0) return FAIL;
-            VEC_PUSH(kind == MAP_SEGMENT ? &d->seg_val : &d->tag_val, int32_t, v);
+            int32_t v;
+            TRY(string_value(d, &p, &pv[count], &v));
+            VEC_PUSH(&d->v[kind == MAP_SEGMENT ? V_SEG_VAL : V_TAG_VAL], int32_t, v);
         }
+        count++;
         p = ws(p, end);
         if (p >= end) return REFUSE;
         if (*p == ',') {
@@ -1014,11 +1125,8 @@ static int parse_outputs(D *d, const unsigned char **pp, Row *r) {
                 any = 1;
                 if (bit == 1) {
                     if (*p != '"') return REFUSE;
-                    Str s;
                     p++;
-                    TRY(parse_string(d, &p, &s));
-                    if (s.cps > SHORT_TEXT) return REFUSE;
-                    if ((r->label = intern(&d->strings, &s)) < 0) return FAIL;
+                    TRY(string_value(d, &p, &d->pred_label, &r->label));
                 } else if (bit == 2) {
                     TRY(parse_float_value(d, &p, &r->score));
                 } else if (bit == 8) {
@@ -1086,15 +1194,22 @@ static int string_obj(D *d, const unsigned char **pp, size_t lo, size_t hi, PyOb
     return OK;
 }
 
-static int model_name(D *d, const unsigned char **pp, uint32_t flag, PyObject **out) {
+static int model_name(D *d, const unsigned char **pp, uint32_t flag, int32_t *pred, PyObject **out) {
     const unsigned char *p = *pp;
     if (*p != '"') return REFUSE;
     p++;
-    Str s;
-    TRY(parse_string(d, &p, &s));
-    if (!s.ascii || s.len == 0 || s.len > 128) return REFUSE;
-    int32_t k = intern(&d->models, &s);
-    if (k < 0) return FAIL;
+    int32_t k;
+    const unsigned char *q = match_entry(&d->models, *pred, p, d->end);
+    if (q != NULL) {
+        k = *pred;
+        p = q;
+    } else {
+        Str s;
+        TRY(parse_string(d, &p, &s));
+        if (!s.ascii || s.len == 0 || s.len > 128) return REFUSE;
+        if ((k = intern(&d->models, &s)) < 0) return FAIL;
+        *pred = k;
+    }
     Ent *e = &d->models.e[k];
     if (!(e->flags & flag)) return REFUSE;
     Py_INCREF(e->obj);
@@ -1144,8 +1259,8 @@ static int parse_row(D *d, const unsigned char *p, Row *r) {
             r->ts = n.i;
             break;
         }
-        case F_MODEL: TRY(model_name(d, &p, NAME_OK, &r->model)); break;
-        case F_VERSION: TRY(model_name(d, &p, VERSION_OK, &r->model_version)); break;
+        case F_MODEL: TRY(model_name(d, &p, NAME_OK, &d->pred_model, &r->model)); break;
+        case F_VERSION: TRY(model_name(d, &p, VERSION_OK, &d->pred_version, &r->model_version)); break;
         case F_LATENCY:
             if (!is_null(d, &p)) {
                 double x;
@@ -1196,13 +1311,120 @@ static PyObject *new_buffer(size_t nbytes, char **data) {
     return b;
 }
 
+/* Decoder state outlives a call (one cached instance): its buffers and tables are reused, so a
+ * batch does not pay for fresh memory (page faults) every time. Anything grown beyond KEEP_BYTES by
+ * an unusual batch is given back. */
+#define KEEP_BYTES (8u << 20)
+
 static void d_free(D *d) {
     PyMem_Free(d->scratch.p);
     intern_free(&d->names);
     intern_free(&d->strings);
     intern_free(&d->models);
     intern_free(&d->unknown);
-    for (int i = 0; i < N_VECS; i++) PyMem_Free(vecs(d, i)->p);
+    for (int i = 0; i < N_VECS; i++) PyMem_Free(d->v[i].p);
+    PyMem_Free(d->pred_key[0]);
+    memset(d, 0, sizeof *d);
+}
+
+static void reset_preds(D *d) {
+    for (int k = 0; k < N_MAPS; k++) {
+        memset(d->pred_key[k], 0xff, sizeof(int32_t) * MAP_MAX[k]);
+        memset(d->pred_val[k], 0xff, sizeof(int32_t) * MAP_MAX[k]);
+    }
+    d->pred_label = d->pred_model = d->pred_version = -1;
+}
+
+static int d_setup(D *d) {
+    memset(d, 0, sizeof *d);
+    if (intern_init(&d->names, 1) != OK || intern_init(&d->strings, 1) != OK
+        || intern_init(&d->models, 1) != OK || intern_init(&d->unknown, 0) != OK)
+        return FAIL;
+    size_t total = 0;
+    for (int k = 0; k < N_MAPS; k++) total += 2 * MAP_MAX[k];
+    int32_t *pred = PyMem_Malloc(sizeof(int32_t) * total);
+    if (pred == NULL) {
+        PyErr_NoMemory();
+        return FAIL;
+    }
+    for (int k = 0; k < N_MAPS; k++) {
+        d->pred_key[k] = pred;
+        d->pred_val[k] = pred + MAP_MAX[k];
+        pred += 2 * MAP_MAX[k];
+    }
+    reset_preds(d);
+    return OK;
+}
+
+static void shrink(char **p, size_t *cap) {
+    if (*cap > KEEP_BYTES) {
+        PyMem_Free(*p);
+        *p = NULL;
+        *cap = 0;
+    }
+}
+
+static void intern_clear(Intern *t) {
+    intern_truncate(t, 0);
+    if ((size_t)t->cap * sizeof(Ent) > KEEP_BYTES || (size_t)(t->mask + 1) * 4 > KEEP_BYTES) {
+        int make_obj = t->make_obj;
+        intern_free(t);
+        if (intern_init(t, make_obj) != OK) PyErr_Clear();  /* b stays NULL: the cache is not reused */
+        return;
+    }
+    memset(t->b, 0xff, sizeof(int32_t) * ((size_t)t->mask + 1));
+    shrink(&t->a, &t->acap);
+}
+
+/* Empty for the next batch (the objects not handed out are released). */
+static void d_reset(D *d) {
+    intern_clear(&d->names);
+    intern_clear(&d->strings);
+    intern_clear(&d->models);
+    intern_clear(&d->unknown);
+    for (int i = 0; i < N_VECS; i++) {
+        d->v[i].len = 0;
+        shrink(&d->v[i].p, &d->v[i].cap);
+    }
+    d->scratch.len = 0;
+    shrink(&d->scratch.p, &d->scratch.cap);
+    d->stamp = 0;
+    reset_preds(d);
+}
+
+static D *cache = NULL;
+static int cache_busy = 0;
+
+static D *d_acquire(void) {
+    if (cache != NULL && !cache_busy && cache->names.b && cache->strings.b && cache->models.b
+        && cache->unknown.b) {
+        cache_busy = 1;
+        return cache;
+    }
+    D *d = PyMem_Malloc(sizeof(D));
+    if (d == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (d_setup(d) != OK) {
+        d_free(d);
+        PyMem_Free(d);
+        return NULL;
+    }
+    return d;
+}
+
+static void d_release(D *d) {
+    if (d == cache) {
+        d_reset(d);
+        cache_busy = 0;
+    } else if (cache == NULL) {
+        d_reset(d);
+        cache = d;
+    } else {
+        d_free(d);
+        PyMem_Free(d);
+    }
 }
 
 static void row_clear(Row *r) {
@@ -1254,11 +1476,16 @@ static PyObject *decode_predictions(PyObject *self, PyObject *arg) {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     PyObject **items = PySequence_Fast_ITEMS(seq);
     PyObject *res = PyTuple_New(COL_COUNT);
-    D d;
-    memset(&d, 0, sizeof d);
-    if (res == NULL || intern_init(&d.names, 1) != OK || intern_init(&d.strings, 1) != OK
-        || intern_init(&d.models, 1) != OK || intern_init(&d.unknown, 0) != OK)
-        goto fail;
+    if (res == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    D *d = d_acquire();
+    if (d == NULL) {
+        Py_DECREF(res);
+        Py_DECREF(seq);
+        return NULL;
+    }
     char *ok_b, *ts_b, *lat_b, *hout_b, *label_b, *score_b, *value_b, *off_b[4];
     PyObject *o;
 #define NEWBUF(slot, size, ptr) \
@@ -1310,13 +1537,13 @@ static PyObject *decode_predictions(PyObject *self, PyObject *arg) {
             len = (size_t)view.len;
         }
         size_t saved[N_VECS];
-        for (int k = 0; k < N_VECS; k++) saved[k] = vecs(&d, k)->len;
-        int32_t saved_names = d.names.n, saved_strings = d.strings.n;
+        for (int k = 0; k < N_VECS; k++) saved[k] = d->v[k].len;
+        int32_t saved_names = d->names.n, saved_strings = d->strings.n;
         Row r = {NULL, NULL, NULL, NULL, NULL, 0, NAN, NAN, NAN, -1, 0};
         int rc = REFUSE;
         if (p != NULL) {
-            d.end = p + len;
-            rc = parse_row(&d, p, &r);
+            d->end = p + len;
+            rc = parse_row(d, p, &r);
         }
         if (have_view) PyBuffer_Release(&view);
         if (rc == FAIL) {
@@ -1325,9 +1552,9 @@ static PyObject *decode_predictions(PyObject *self, PyObject *arg) {
         }
         if (rc == REFUSE) {
             row_clear(&r);
-            for (int k = 0; k < N_VECS; k++) vecs(&d, k)->len = saved[k];
-            intern_truncate(&d.names, saved_names);
-            intern_truncate(&d.strings, saved_strings);
+            for (int k = 0; k < N_VECS; k++) d->v[k].len = saved[k];
+            intern_truncate(&d->names, saved_names);
+            intern_truncate(&d->strings, saved_strings);
             r.ts = 0;
             r.latency = r.score = r.value = nan;
             r.label = -1;
@@ -1340,8 +1567,8 @@ static PyObject *decode_predictions(PyObject *self, PyObject *arg) {
         memcpy(label_b + 4 * i, &r.label, 4);
         memcpy(score_b + 8 * i, &r.score, 8);
         memcpy(value_b + 8 * i, &r.value, 8);
-        int64_t offs[4] = {(int64_t)(d.in_key.len / 4), (int64_t)(d.prob_key.len / 4),
-                           (int64_t)(d.seg_key.len / 4), (int64_t)(d.tag_key.len / 4)};
+        int64_t offs[4] = {(int64_t)(d->v[V_IN_KEY].len / 4), (int64_t)(d->v[V_PROB_KEY].len / 4),
+                           (int64_t)(d->v[V_SEG_KEY].len / 4), (int64_t)(d->v[V_TAG_KEY].len / 4)};
         for (int k = 0; k < 4; k++) memcpy(off_b[k] + 8 * (i + 1), &offs[k], 8);
         PyList_SET_ITEM(l_eid, i, or_none(r.event_id));
         PyList_SET_ITEM(l_pid, i, or_none(r.prediction_id));
@@ -1350,19 +1577,19 @@ static PyObject *decode_predictions(PyObject *self, PyObject *arg) {
         PyList_SET_ITEM(l_err, i, or_none(r.error));
     }
     for (int k = 0; k < N_VECS; k++) {
-        Vec *v = vecs(&d, k);
+        Vec *v = &d->v[k];
         if ((o = PyByteArray_FromStringAndSize(v->p ? v->p : "", (Py_ssize_t)v->len)) == NULL) goto fail;
         PyTuple_SET_ITEM(res, VEC_SLOT[k], o);
     }
-    if ((o = list_of(&d.names)) == NULL) goto fail;
+    if ((o = list_of(&d->names)) == NULL) goto fail;
     PyTuple_SET_ITEM(res, COL_NAMES, o);
-    if ((o = list_of(&d.strings)) == NULL) goto fail;
+    if ((o = list_of(&d->strings)) == NULL) goto fail;
     PyTuple_SET_ITEM(res, COL_STRINGS, o);
-    d_free(&d);
+    d_release(d);
     Py_DECREF(seq);
     return res;
 fail:
-    d_free(&d);
+    d_release(d);
     Py_XDECREF(res);
     Py_DECREF(seq);
     return NULL;

@@ -1521,6 +1521,13 @@ static PyObject *decode_predictions(PyObject *self, PyObject *arg) {
              *l_model = PyTuple_GET_ITEM(res, COL_MODEL), *l_ver = PyTuple_GET_ITEM(res, COL_VERSION),
              *l_err = PyTuple_GET_ITEM(res, COL_ERROR);
     const double nan = NAN;
+    /* The allocations above may have run a garbage collection, and with it arbitrary finalizers:
+     * take the items only now, and insist the sequence kept its length. */
+    if (PySequence_Fast_GET_SIZE(seq) != n) {
+        PyErr_SetString(PyExc_RuntimeError, "raws changed size during decode_predictions");
+        goto fail;
+    }
+    items = PySequence_Fast_ITEMS(seq);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = items[i];
         Py_buffer view;

@@ -23,7 +23,6 @@ from scipy.spatial.distance import jensenshannon
 
 from bench.context import BenchContext
 from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.core.decode import Raw
 from inferwatch.processor.core.engine import ProcessorCore
 from inferwatch.processor.scenarios import wide_event
 
@@ -41,7 +40,8 @@ def run_core(raws: list[bytes], batch: int = 5000) -> int:
     core = ProcessorCore(cfg)
     n_snap = 0
     for i in range(0, len(raws), batch):
-        out = core.process_predictions([Raw(v, "p", 0, i + j) for j, v in enumerate(raws[i:i + batch])])
+        # the worker's batches are one topic-partition's values and offsets (no Raw object per message)
+        out = core.process_prediction_values(raws[i:i + batch], "p", 0, range(i, i + len(raws[i:i + batch])))
         n_snap += len(out.snapshots)
     return n_snap + len(core.flush_all().snapshots)
 

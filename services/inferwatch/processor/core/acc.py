@@ -252,6 +252,14 @@ class WindowAcc:
         features per slot from one ``bincount`` each over ``(slot, feature[, bin])`` keys."""
         s, nf, fb = self.n_slots, len(names), FEATURE_BINS.size
         miss = np.isnan(x)
+        if not miss.any():  # the usual case: the same cells in the same order, without masks
+            bins = FEATURE_BINS.index(x)
+            key = (slot[:, None] * nf + np.arange(nf)[None, :]).ravel()
+            cnt = tot = np.bincount(key, minlength=s * nf).reshape(s, nf)
+            sums = np.bincount(key, weights=x[rows].ravel(), minlength=s * nf).reshape(s, nf)
+            hist = np.bincount(key * fb + bins[rows].ravel(), minlength=s * nf * fb).reshape(s, nf, fb)
+            self._add_matrix_sums(names, cnt, tot, sums, hist)
+            return
         bins = FEATURE_BINS.index(np.where(miss, 0.0, x))  # [n, F]
         good = ~miss[rows]  # [R, F]
         key = slot[:, None] * nf + np.arange(nf)[None, :]  # [R, F]: (slot, feature)
@@ -260,6 +268,11 @@ class WindowAcc:
         tot = np.bincount(key.ravel(), minlength=s * nf).reshape(s, nf)
         sums = np.bincount(kg, weights=x[rows][good], minlength=s * nf).reshape(s, nf)
         hist = np.bincount(kg * fb + bins[rows][good], minlength=s * nf * fb).reshape(s, nf, fb)
+        self._add_matrix_sums(names, cnt, tot, sums, hist)
+
+    def _add_matrix_sums(self, names: list[str], cnt: np.ndarray, tot: np.ndarray, sums: np.ndarray,
+                         hist: np.ndarray) -> None:
+        s, fb = self.n_slots, FEATURE_BINS.size
         for j, name in enumerate(names):
             self._arr(f"n:{name}")[:s] += cnt[:, j]
             self._arr(f"miss:{name}")[:s] += tot[:, j] - cnt[:, j]

@@ -100,7 +100,7 @@ class ProcessorCore:
         self._fast = fast
         """Columnar fast path: None = when the compiled decoder is built (its pure-Python twin is
         slower than msgspec), True = always (the twin when not built; parity tests), False = never."""
-        self._pending: dict[str, dict[str, list[Any]]] = {}
+        self._pending: dict[str, dict[str, Any]] = {}
         self.reload()
 
     # ---- state -----------------------------------------------------------------------------
@@ -290,7 +290,7 @@ class ProcessorCore:
 
     def _join_predictions(self, acc: WindowAcc, evs: list[Prediction], tag: str) -> None:
         """Join labelled predictions with labels already waiting; park the others in this batch's bucket."""
-        parked: dict[str, dict[str, list[Any]]] = defaultdict(dict)
+        parked: dict[str, dict[str, Any]] = defaultdict(dict)
         start = acc.start_ms
         for e in evs:
             o = e.outputs
@@ -303,7 +303,7 @@ class ProcessorCore:
         self._park(parked, acc)
         self._flush_park(tag)
 
-    def _park(self, parked: dict[str, dict[str, list[Any]]], acc: WindowAcc) -> None:
+    def _park(self, parked: dict[str, dict[str, Any]], acc: WindowAcc) -> None:
         """Join records (``model -> prediction_id -> record``) with labels already waiting; keep the
         rest for :meth:`_flush_park`."""
         joined: list[tuple[list[Any], Any]] = []

@@ -27,6 +27,7 @@ from inferwatch.native.predictions import CAT, NUM, PredictionColumns
 from inferwatch.processor.core.columns import Coded, Columns
 
 I64 = npt.NDArray[np.int64]
+_NUMERIC_STRINGS: dict[str, bool] = {}
 
 
 class Batch:
@@ -38,6 +39,7 @@ class Batch:
         self._err: npt.NDArray[np.bool_] | None = None
         self._names_obj: np.ndarray | None = None
         self._strings_obj: np.ndarray | None = None
+        self._numstr: npt.NDArray[np.bool_] | None = None
 
     @property
     def name_rank(self) -> I64:
@@ -49,6 +51,23 @@ class Batch:
             rank[order] = np.arange(len(names))
             self._rank = rank
         return self._rank
+
+    @property
+    def numeric_strings(self) -> npt.NDArray[np.bool_]:
+        """Whether numpy turns each ``strings`` entry into a float (what the exact path tries on a
+        column); cached across batches per string."""
+        if self._numstr is None:
+            cache = _NUMERIC_STRINGS
+            if len(cache) > 100_000:  # bounded memory when values are unbounded
+                cache.clear()
+            flags = []
+            for v in self.cols.strings:
+                f = cache.get(v)
+                if f is None:
+                    f = cache[v] = _parses_as_numbers([v])
+                flags.append(f)
+            self._numstr = np.array(flags, dtype=np.bool_)
+        return self._numstr
 
     @property
     def has_error(self) -> npt.NDArray[np.bool_]:
@@ -127,10 +146,10 @@ def group_columns(b: Batch, rows: I64, max_features: int) -> Columns | None:
         ce = is_cat[ecol]
         cat_vals = c.in_cat[ent[ce]]
         cat_col = ecol[ce]
-        for j in cat_j.tolist():
-            distinct = np.unique(cat_vals[cat_col == j])
-            if _parses_as_numbers([c.strings[v] for v in distinct.tolist()]):
-                return None  # the exact path would make this column numeric
+        # nulls (code -1) do not count: numpy turns None into NaN
+        not_num = np.bincount(cat_col, weights=(cat_vals >= 0) & ~b.numeric_strings[cat_vals], minlength=nf)
+        if (not_num[cat_j] == 0).any():
+            return None  # every value of a string column parses as a number: the exact path makes it numeric
     # The exact path stacks into one matrix the features whose first event's value is a number,
     # when there are at least two and every event has them; the rest go one by one (same values,
     # but the accumulator's arrays are created in that order, so keep it).
@@ -220,7 +239,7 @@ def _row_dicts(b: Batch, off: np.ndarray, key: np.ndarray, val: np.ndarray, rows
     return out
 
 
-def join_records(b: Batch, rows: I64, start: int) -> tuple[list[str], list[list[Any]]]:
+def join_records(b: Batch, rows: I64, start: int) -> tuple[list[str], list[Any]]:
     """``(prediction ids, records)`` of the labelled rows of ``rows`` (outputs with a label or a
     value), in batch order: the engine's join record ``[version, window start, segment dict, label,
     positive class, its probability, value, ts]``."""
@@ -244,19 +263,32 @@ def join_records(b: Batch, rows: I64, start: int) -> tuple[list[str], list[list[
         second = b.name_rank[k2] > b.name_rank[k1]
         pos_code[two] = np.where(second, k2, k1)
         pos_score[two] = np.where(second, c.prob_val[plo[two] + 1], c.prob_val[plo[two]])
-    pos_score_l: list[Any] = pos_score.tolist()
-    if (pn == 0).any():
-        for i in np.flatnonzero(pn == 0).tolist():
-            pos_score_l[i] = None
+    none = pn == 0  # no probabilities: (None, None), as the exact path
+    if none.all():
+        pos_score_l: list[Any] = [None] * n
+    elif none.any():
+        ps = pos_score.astype(object)
+        ps[none] = None
+        pos_score_l = ps.tolist()
+    else:
+        pos_score_l = pos_score.tolist()
     labels = b.strings_obj()[lab].tolist()
     pos_names = b.names_obj()[pos_code].tolist()
-    values: list[Any] = val.tolist()
-    if np.isnan(val).any():
-        values = [None if v != v else v for v in values]
+    nan_v = np.isnan(val)
+    if nan_v.all():
+        values: list[Any] = [None] * n
+    elif nan_v.any():
+        vo = val.astype(object)
+        vo[nan_v] = None
+        values = vo.tolist()
+    else:
+        values = val.tolist()
     segs = _row_dicts(b, c.seg_off, c.seg_key, c.seg_val, r)
     ridx = r.tolist()
     version = c.model_version[ridx[0]]
-    recs = list(map(list, zip(repeat(version, n), repeat(start, n), segs, labels, pos_names, pos_score_l,
-                              values, c.ts[r].tolist(), strict=False)))
+    # tuples, not lists: msgpack stores both as arrays (the store's bytes are the same) and the join
+    # only reads records
+    recs: list[Any] = list(zip(repeat(version, n), repeat(start, n), segs, labels, pos_names, pos_score_l,
+                               values, c.ts[r].tolist(), strict=False))
     pids: list[str] = list(map(c.prediction_id.__getitem__, ridx))  # type: ignore[arg-type]
     return pids, recs

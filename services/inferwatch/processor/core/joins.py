@@ -78,8 +78,9 @@ class JoinBook:
         self._dirty.add(bk)
         return rec
 
-    def put_many(self, kind: str, model: str, recs: dict[str, list[Any]], tag: str) -> None:
-        """Park records (``prediction_id -> record``, last element the event ts) in bucket ``tag``."""
+    def put_many(self, kind: str, model: str, recs: dict[str, Any], tag: str) -> None:
+        """Park records (``prediction_id -> record``, a list or tuple whose last element is the event ts) in
+        bucket ``tag``."""
         if not recs:
             return
         bk = f"{kind}b|{model}|{tag}"

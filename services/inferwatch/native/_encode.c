@@ -26,6 +26,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -146,24 +147,42 @@ static int write_str(Buf *b, PyObject *v) {
 /* ------------------------------------------------------------------------------------------ */
 /* numbers                                                                                     */
 
+static const char DIGIT_PAIRS[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 /* decimal digits of v, written at p; returns the end */
 static char *u64_digits(char *p, uint64_t v) {
     char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n) *p++ = tmp[--n];
-    return p;
+    char *t = tmp + sizeof tmp;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        t -= 2;
+        memcpy(t, DIGIT_PAIRS + 2 * r, 2);
+    }
+    if (v >= 10) {
+        t -= 2;
+        memcpy(t, DIGIT_PAIRS + 2 * v, 2);
+    } else {
+        *--t = (char)('0' + v);
+    }
+    size_t n = (size_t)(tmp + sizeof tmp - t);
+    memcpy(p, t, n);
+    return p + n;
 }
 
 /* v written with exactly `width` digits, zero-padded on the left */
 static char *u64_digits_padded(char *p, uint64_t v, int width) {
-    for (int i = width - 1; i >= 0; i--) {
-        p[i] = (char)('0' + v % 10);
-        v /= 10;
+    int i = width;
+    while (i >= 2) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        i -= 2;
+        memcpy(p + i, DIGIT_PAIRS + 2 * r, 2);
     }
+    if (i) p[0] = (char)('0' + v % 10);
     return p + width;
 }
 
@@ -249,6 +268,32 @@ static char *double_slow(char *p, double ax) {
     return layout(p, digits, nd, k);
 }
 
+/* The integer closest to x * 10**f (x = m / 2**s) inside x's rounding interval [lo, hi] (units
+ * of 2**-(s+2)), ties to even; 0 when there is none. Only floor and ceil of x * 10**f can be the
+ * closest, and if any integer is inside, one of them is (the interval holds x). Exact: every
+ * product stays below 2**127 for f <= 21 and m < 2**53. */
+static inline int pick_at(uint64_t m, int s, u128 lo, u128 hi, int inclusive, int f, uint64_t *out) {
+    u128 P = POW10[f];
+    u128 mp = (u128)m * P;
+    u128 c = mp >> s;
+    u128 rem = mp - (c << s);
+    int sh = s + 2;
+    u128 lop = lo * P, hip = hi * P;
+    u128 c0 = c << sh, c1 = (c + 1) << sh;
+    int in0 = inclusive ? (c0 >= lop && c0 <= hip) : (c0 > lop && c0 < hip);
+    int in1 = inclusive ? (c1 >= lop && c1 <= hip) : (c1 > lop && c1 < hip);
+    if (in0 && in1) {
+        u128 half = (u128)1 << (s - 1);
+        *out = (uint64_t)(rem < half ? c : rem > half ? c + 1 : (c & 1) ? c + 1 : c);
+        return 1;
+    }
+    if (in0 | in1) {
+        *out = (uint64_t)(in0 ? c : c + 1);
+        return 1;
+    }
+    return 0;
+}
+
 /* A finite double in its shortest round-trip form, laid out like orjson. NULL on memory error. */
 static char *write_double(char *p, double x) {
     uint64_t bits;
@@ -280,39 +325,48 @@ static char *write_double(char *p, double x) {
     u128 hi = (u128)(4 * m + 2);
     u128 lo = (u128)(frac == 0 && ieee_exp > 1 ? 4 * m - 1 : 4 * m - 2);
     int inclusive = (m & 1) == 0;
-    int sh = s + 2;
-    for (int f = 0; f <= 21; f++) {
+    uint64_t d;
+    int f;
+    /* Short decimals (prices, halves, rounded features) first: 0..2 fractional digits. */
+    for (f = 0; f <= 2; f++)
+        if (pick_at(m, s, lo, hi, inclusive, f, &d)) goto emit;
+    {
+        /* Otherwise start from 17 significant digits, which always identify x, and drop digits
+         * while the interval still holds a number with one fewer: integers in [vm, vp] at f
+         * fractional digits; one exists at f - 1 iff ceil(vm / 10) <= floor(vp / 10). */
+        int sh = s + 2;
+        int k_est = ((52 - s) * 78913) >> 18; /* floor((52 - s) * log10(2)) <= floor(log10(x)) */
+        f = 16 - k_est;
+        if (f > 21) f = 21; /* x >= 1e-5 needs at most 21 */
+        if (f < 3) f = 3;
         u128 P = POW10[f];
-        u128 mp = (u128)m * P;           /* x * 10**f * 2**s, exact (< 2**127) */
-        u128 c = mp >> s;                /* floor(x * 10**f) */
-        u128 rem = mp - (c << s);
-        u128 lop = lo * P, hip = hi * P;
-        u128 c0 = c << sh, c1 = (c + 1) << sh;
-        int in0 = inclusive ? (c0 >= lop && c0 <= hip) : (c0 > lop && c0 < hip);
-        int in1 = inclusive ? (c1 >= lop && c1 <= hip) : (c1 > lop && c1 < hip);
-        if (!in0 && !in1) continue;
-        u128 pick;
-        if (in0 && in1) {
-            u128 half = (u128)1 << (s - 1);
-            if (rem < half) pick = c;
-            else if (rem > half) pick = c + 1;
-            else pick = (c & 1) ? c + 1 : c;
-        } else {
-            pick = in0 ? c : c + 1;
+        u128 hp = hi * P, lp = lo * P;
+        uint64_t vp = (uint64_t)(hp >> sh);
+        if (!inclusive && ((u128)vp << sh) == hp) vp--;
+        uint64_t vm = (uint64_t)((lp + (((u128)1 << sh) - 1)) >> sh);
+        if (!inclusive && ((u128)vm << sh) == lp) vm++;
+        while (f > 3) {
+            uint64_t vp10 = vp / 10, vm10 = (vm + 9) / 10;
+            if (vm10 > vp10) break;
+            vp = vp10;
+            vm = vm10;
+            f--;
         }
-        uint64_t d = (uint64_t)pick; /* < 10**17: the 17-digit candidate always fits */
-        if (f == 0) {
-            p = u64_digits(p, d);
-            memcpy(p, ".0", 2);
-            return p + 2;
-        }
-        uint64_t ip = d / (uint64_t)P, fp = d % (uint64_t)P;
-        p = u64_digits(p, ip);
-        *p++ = '.';
-        /* f digits, of which the trailing ones are not zero (else f - 1 would have done) */
-        return u64_digits_padded(p, fp, f);
+        if (!pick_at(m, s, lo, hi, inclusive, f, &d)) return double_slow(p, ax); /* cannot happen */
     }
-    return double_slow(p, ax);  /* needs more than 21 fractional digits: below 1e-4 only */
+emit:
+    if (f == 0) {
+        p = u64_digits(p, d);
+        memcpy(p, ".0", 2);
+        return p + 2;
+    }
+    {
+        uint64_t P = (uint64_t)POW10[f];
+        p = u64_digits(p, d / P);
+        *p++ = '.';
+        /* f digits, the last one not zero (else f - 1 digits would have done) */
+        return u64_digits_padded(p, d % P, f);
+    }
 }
 
 /* 1 written, 0 not a finite float (fall back), -1 error */
@@ -473,36 +527,34 @@ static int write_segment(Buf *b, PyObject *d) {
 
 typedef struct {
     PyObject_HEAD
-    PyObject *ids;       /* inferwatch.sdk.ids.IdGenerator: .prefix (str), .counter (itertools.count) */
     PyObject *mid;       /* bytes: ,"model":"M","model_version":"V","inputs": */
+    PyObject *counter;   /* the IdGenerator's itertools.count (shared with the checked path) */
+    char prefix[72];     /* the IdGenerator's prefix (ASCII) */
+    Py_ssize_t prefix_len;
 } Encoder;
 
-static PyObject *S_prefix, *S_counter;
-
 static int Encoder_init(Encoder *self, PyObject *args, PyObject *kwds) {
-    PyObject *model, *version, *ids;
-    static char *kw[] = {"model", "model_version", "ids", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UUO", kw, &model, &version, &ids)) return -1;
+    PyObject *model, *version;
+    static char *kw[] = {"model", "model_version", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UU", kw, &model, &version)) return -1;
     char stack[512];
     Buf b = {stack, stack + sizeof stack, stack, NULL};
     int ok = 1;
-    const char *a = ",\"model\":";
-    const char *c = ",\"model_version\":";
-    const char *e = ",\"inputs\":";
-    memcpy(b.p, a, strlen(a));
-    b.p += strlen(a);
+    static const char A[] = ",\"model\":", C[] = ",\"model_version\":", E[] = ",\"inputs\":";
+    memcpy(b.p, A, sizeof A - 1);
+    b.p += sizeof A - 1;
     /* names are checked by the logger before; a str of any content is still escaped right */
     if (write_str(&b, model) <= 0) ok = 0;
-    if (ok && (size_t)(b.end - b.p) > strlen(c)) {
-        memcpy(b.p, c, strlen(c));
-        b.p += strlen(c);
+    if (ok && (size_t)(b.end - b.p) > sizeof C) {
+        memcpy(b.p, C, sizeof C - 1);
+        b.p += sizeof C - 1;
     } else {
         ok = 0;
     }
     if (ok && write_str(&b, version) <= 0) ok = 0;
-    if (ok && (size_t)(b.end - b.p) > strlen(e)) {
-        memcpy(b.p, e, strlen(e));
-        b.p += strlen(e);
+    if (ok && (size_t)(b.end - b.p) > sizeof E) {
+        memcpy(b.p, E, sizeof E - 1);
+        b.p += sizeof E - 1;
     } else {
         ok = 0;
     }
@@ -515,35 +567,49 @@ static int Encoder_init(Encoder *self, PyObject *args, PyObject *kwds) {
     PyMem_Free(b.heap);
     if (mid == NULL) return -1;
     Py_XSETREF(self->mid, mid);
-    Py_INCREF(ids);
-    Py_XSETREF(self->ids, ids);
     return 0;
 }
 
 static void Encoder_dealloc(Encoder *self) {
-    Py_XDECREF(self->ids);
     Py_XDECREF(self->mid);
+    Py_XDECREF(self->counter);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* prediction(inputs, outputs, latency_ms, segment) -> (event_id, payload) | None */
-static PyObject *Encoder_prediction(Encoder *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "prediction(inputs, outputs, latency_ms, segment)");
+/* use_ids(prefix, counter): where event ids come from (IdGenerator.subscribe calls it at once and
+ * again in a forked child, which gets a fresh prefix and counter) */
+static PyObject *Encoder_use_ids(Encoder *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyUnicode_CheckExact(args[0]) || !PyUnicode_IS_COMPACT_ASCII(args[0]) ||
+        PyUnicode_GET_LENGTH(args[0]) > 64 || !PyIter_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "use_ids(prefix: ASCII str of at most 64 chars, counter: iterator of ints)");
         return NULL;
     }
-    PyObject *inputs = args[0], *outputs = args[1], *latency = args[2], *segment = args[3];
-    if (!PyDict_CheckExact(inputs) || !PyDict_CheckExact(outputs)) Py_RETURN_NONE;
+    self->prefix_len = PyUnicode_GET_LENGTH(args[0]);
+    memcpy(self->prefix, PyUnicode_DATA(args[0]), (size_t)self->prefix_len);
+    Py_INCREF(args[1]);
+    Py_XSETREF(self->counter, args[1]);
+    Py_RETURN_NONE;
+}
+
+/* The common event's payload (new reference) and its id (*eid_out, new reference); NULL without
+ * an exception set when the call is not the common case (take the checked path). */
+static PyObject *encode_event(Encoder *self, PyObject *inputs, PyObject *outputs, PyObject *latency,
+                              PyObject *segment, PyObject **eid_out) {
+    if (!PyDict_CheckExact(inputs) || !PyDict_CheckExact(outputs)) return NULL;
     double lat = 0.0;
     if (latency != Py_None) {
-        if (!PyFloat_CheckExact(latency)) Py_RETURN_NONE;
+        if (!PyFloat_CheckExact(latency)) return NULL;
         lat = PyFloat_AS_DOUBLE(latency);
-        if (!(lat >= 0.0 && lat < 1e300)) Py_RETURN_NONE;  /* NaN fails too */
+        if (!(lat >= 0.0 && lat < 1e300)) return NULL;  /* NaN fails too */
     }
     int with_segment = 0;
     if (segment != Py_None) {
-        if (!PyDict_CheckExact(segment)) Py_RETURN_NONE;  /* "", [] ...: the checked path decides */
+        if (!PyDict_CheckExact(segment)) return NULL;  /* "", [] ...: the checked path decides */
         with_segment = PyDict_GET_SIZE(segment) > 0;
+    }
+    if (self->counter == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Encoder: use_ids() was never called");
+        return NULL;
     }
 
     /* the body, from the inputs on */
@@ -577,42 +643,26 @@ static PyObject *Encoder_prediction(Encoder *self, PyObject *const *args, Py_ssi
     if (r > 0 && (size_t)(b.end - b.p) < 1 && buf_grow(&b, 1) < 0) r = -1;
     if (r <= 0) {
         PyMem_Free(b.heap);
-        if (r < 0) return NULL;
-        Py_RETURN_NONE;
+        return NULL;  /* r < 0: the exception is set */
     }
     *b.p++ = '}';
 
-    /* The id: the IdGenerator's prefix and next counter value (shared with the checked path,
-     * re-read every call because a forked child gets new ones). */
-    PyObject *prefix = PyObject_GetAttr(self->ids, S_prefix);
-    PyObject *counter = prefix ? PyObject_GetAttr(self->ids, S_counter) : NULL;
-    PyObject *n = counter ? PyIter_Next(counter) : NULL;
-    Py_XDECREF(counter);
-    if (n == NULL || !PyUnicode_CheckExact(prefix) || !PyUnicode_IS_COMPACT_ASCII(prefix)) {
-        Py_XDECREF(prefix);
-        Py_XDECREF(n);
+    /* the id: prefix + the shared counter's next value */
+    PyObject *n = PyIter_Next(self->counter);
+    if (n == NULL) {
         PyMem_Free(b.heap);
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "ids: need an ASCII prefix and a counter");
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "Encoder: the id counter is exhausted");
         return NULL;
     }
     unsigned long long seq = PyLong_AsUnsignedLongLong(n);
     Py_DECREF(n);
     if (seq == (unsigned long long)-1 && PyErr_Occurred()) {
-        Py_DECREF(prefix);
         PyMem_Free(b.heap);
         return NULL;
     }
-    char idbuf[200];
-    Py_ssize_t plen = PyUnicode_GET_LENGTH(prefix);
-    if (plen > 160) {
-        Py_DECREF(prefix);
-        PyMem_Free(b.heap);
-        PyErr_SetString(PyExc_ValueError, "ids: prefix too long");
-        return NULL;
-    }
-    memcpy(idbuf, PyUnicode_DATA(prefix), (size_t)plen);
-    Py_DECREF(prefix);
-    char *ie = u64_digits(idbuf + plen, (uint64_t)seq);
+    char idbuf[100];
+    memcpy(idbuf, self->prefix, (size_t)self->prefix_len);
+    char *ie = u64_digits(idbuf + self->prefix_len, (uint64_t)seq);
     Py_ssize_t idlen = ie - idbuf;
 
     struct timespec ts;
@@ -646,6 +696,22 @@ static PyObject *Encoder_prediction(Encoder *self, PyObject *const *args, Py_ssi
     memcpy(out + hlen + mlen, b.start, (size_t)blen);
     PyMem_Free(b.heap);
     memcpy(PyUnicode_DATA(eid), idbuf, (size_t)idlen);
+    *eid_out = eid;
+    return payload;
+}
+
+/* prediction(inputs, outputs, latency_ms, segment) -> (event_id, payload) | None */
+static PyObject *Encoder_prediction(Encoder *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "prediction(inputs, outputs, latency_ms, segment)");
+        return NULL;
+    }
+    PyObject *eid = NULL;
+    PyObject *payload = encode_event(self, args[0], args[1], args[2], args[3], &eid);
+    if (payload == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
     PyObject *res = PyTuple_New(2);
     if (res == NULL) {
         Py_DECREF(payload);
@@ -656,6 +722,226 @@ static PyObject *Encoder_prediction(Encoder *self, PyObject *const *args, Py_ssi
     PyTuple_SET_ITEM(res, 1, payload);
     return res;
 }
+
+static PyMethodDef Encoder_methods[] = {
+    {"prediction", (PyCFunction)(void (*)(void))Encoder_prediction, METH_FASTCALL,
+     "prediction(inputs, outputs, latency_ms, segment) -> (event_id, payload) or None (use the checked path)"},
+    {"use_ids", (PyCFunction)(void (*)(void))Encoder_use_ids, METH_FASTCALL,
+     "use_ids(prefix, counter): event ids are prefix + str(next(counter))"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject EncoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "inferwatch.native._encode.Encoder",
+    .tp_basicsize = sizeof(Encoder),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Encoder(model, model_version): the common prediction.v1 event straight to JSON bytes.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Encoder_init,
+    .tp_dealloc = (destructor)Encoder_dealloc,
+    .tp_methods = Encoder_methods,
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* FastPrediction: InferenceLogger.prediction's common case end to end                        */
+
+/*
+ * A callable with prediction()'s signature, bound to one logger:
+ *   (inputs=None, outputs=None, *, latency_ms=None, segment=None, embedding=None, llm=None,
+ *    lineage=None, tags=None, error=None, prediction_id=None, ts_ms=None) -> prediction_id
+ * It does what the Python method's fast path does -- encode, count `logged`, produce(), spool on
+ * BufferError, count a KafkaException, serve delivery reports every 256 events -- without the
+ * interpreter. Everything else goes to the logger's Python code: `checked` (the full check) for
+ * uncommon events or once disabled (closed), `full` (the Python method itself) for argument
+ * lists it does not parse, so TypeErrors read the same.
+ */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    Encoder *enc;
+    PyObject *produce;          /* Producer.produce (bound) */
+    PyObject *topic, *key;
+    PyObject *logged;           /* itertools.count of Counters.logged_c */
+    PyObject *on_overflow;      /* (payload) -> None: BufferError, spool it */
+    PyObject *on_produce_error; /* (exc, payload) -> None */
+    PyObject *kafka_exc;        /* confluent_kafka.KafkaException */
+    PyObject *every;            /* () -> None, called every 256 events: serve delivery reports */
+    PyObject *checked;          /* (inputs, outputs, latency_ms, segment, embedding, llm, lineage, tags,
+                                   error, prediction_id, ts_ms) -> str */
+    PyObject *full;             /* the Python method, for argument lists not parsed here */
+    int disabled;
+} FastPrediction;
+
+static PyObject *KW[11];  /* interned keyword names in signature order */
+static const char *KW_NAMES[11] = {"inputs", "outputs", "latency_ms", "segment", "embedding", "llm",
+                                   "lineage", "tags", "error", "prediction_id", "ts_ms"};
+
+static PyObject *FastPrediction_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
+                                           PyObject *kwnames) {
+    FastPrediction *self = (FastPrediction *)callable;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *a[11] = {Py_None, Py_None, Py_None, Py_None, Py_None, Py_None,
+                       Py_None, Py_None, Py_None, Py_None, Py_None};
+    if (nargs > 2) goto full;
+    for (Py_ssize_t i = 0; i < nargs; i++) a[i] = args[i];
+    if (kwnames != NULL) {
+        Py_ssize_t nk = PyTuple_GET_SIZE(kwnames);
+        for (Py_ssize_t j = 0; j < nk; j++) {
+            PyObject *name = PyTuple_GET_ITEM(kwnames, j);
+            int slot = -1;
+            for (int i = 0; i < 11; i++)
+                if (name == KW[i]) { slot = i; break; }
+            if (slot < 0) {  /* not interned (e.g. **dict with built keys): compare by value */
+                for (int i = 0; i < 11; i++)
+                    if (PyUnicode_Check(name) && PyUnicode_Compare(name, KW[i]) == 0) { slot = i; break; }
+            }
+            if (slot < 0 || slot < nargs) goto full;  /* unknown or given twice: Python's TypeError */
+            a[slot] = args[nargs + j];
+        }
+    }
+    if (self->disabled) goto checked;
+    for (int i = 4; i < 11; i++)
+        if (a[i] != Py_None) goto checked;
+    {
+        PyObject *eid = NULL;
+        PyObject *payload = encode_event(self->enc, a[0], a[1], a[2], a[3], &eid);
+        if (payload == NULL) {
+            if (PyErr_Occurred()) return NULL;
+            goto checked;
+        }
+        PyObject *n = PyIter_Next(self->logged);
+        if (n == NULL) {
+            Py_DECREF(payload);
+            Py_DECREF(eid);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "the logged counter is exhausted");
+            return NULL;
+        }
+        long long seq = PyLong_AsLongLong(n);
+        Py_DECREF(n);
+        PyObject *pargs[3] = {self->topic, payload, self->key};
+        PyObject *res = PyObject_Vectorcall(self->produce, pargs, 3, NULL);
+        if (res != NULL) {
+            Py_DECREF(res);
+        } else if (PyErr_ExceptionMatches(PyExc_BufferError)) {
+            PyErr_Clear();
+            res = PyObject_CallOneArg(self->on_overflow, payload);
+            if (res == NULL) goto fail;
+            Py_DECREF(res);
+        } else if (PyErr_ExceptionMatches(self->kafka_exc)) {
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_NormalizeException(&type, &value, &tb);
+            Py_XDECREF(type);
+            Py_XDECREF(tb);
+            PyObject *eargs[2] = {value ? value : Py_None, payload};
+            res = PyObject_Vectorcall(self->on_produce_error, eargs, 2, NULL);
+            Py_XDECREF(value);
+            if (res == NULL) goto fail;
+            Py_DECREF(res);
+        } else {
+            goto fail;
+        }
+        Py_DECREF(payload);
+        if ((seq & 255) == 0) {
+            res = PyObject_CallNoArgs(self->every);
+            if (res == NULL) {
+                Py_DECREF(eid);
+                return NULL;
+            }
+            Py_DECREF(res);
+        }
+        return eid;
+    fail:
+        Py_DECREF(payload);
+        Py_DECREF(eid);
+        return NULL;
+    }
+checked:
+    return PyObject_Vectorcall(self->checked, a, 11, NULL);
+full:
+    return PyObject_Vectorcall(self->full, args, nargsf, kwnames);
+}
+
+static int FastPrediction_init(FastPrediction *self, PyObject *args, PyObject *kwds) {
+    static char *kw[] = {"encoder", "produce", "topic", "key", "logged", "on_overflow", "on_produce_error",
+                         "kafka_exception", "every_256", "checked", "full", NULL};
+    PyObject *o[11];
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OUSOOOOOOO", kw, &EncoderType, &o[0], &o[1], &o[2], &o[3],
+                                     &o[4], &o[5], &o[6], &o[7], &o[8], &o[9], &o[10]))
+        return -1;
+    PyObject **slots[11] = {(PyObject **)&self->enc, &self->produce, &self->topic, &self->key, &self->logged,
+                            &self->on_overflow, &self->on_produce_error, &self->kafka_exc, &self->every,
+                            &self->checked, &self->full};
+    for (int i = 0; i < 11; i++) {
+        Py_INCREF(o[i]);
+        Py_XSETREF(*slots[i], o[i]);
+    }
+    self->vectorcall = FastPrediction_vectorcall;
+    self->disabled = 0;
+    return 0;
+}
+
+static int FastPrediction_traverse(FastPrediction *self, visitproc visit, void *arg) {
+    Py_VISIT(self->enc);
+    Py_VISIT(self->produce);
+    Py_VISIT(self->logged);
+    Py_VISIT(self->on_overflow);
+    Py_VISIT(self->on_produce_error);
+    Py_VISIT(self->kafka_exc);
+    Py_VISIT(self->every);
+    Py_VISIT(self->checked);
+    Py_VISIT(self->full);
+    return 0;
+}
+
+static int FastPrediction_clear(FastPrediction *self) {
+    Py_CLEAR(self->enc);
+    Py_CLEAR(self->produce);
+    Py_CLEAR(self->topic);
+    Py_CLEAR(self->key);
+    Py_CLEAR(self->logged);
+    Py_CLEAR(self->on_overflow);
+    Py_CLEAR(self->on_produce_error);
+    Py_CLEAR(self->kafka_exc);
+    Py_CLEAR(self->every);
+    Py_CLEAR(self->checked);
+    Py_CLEAR(self->full);
+    return 0;
+}
+
+static void FastPrediction_dealloc(FastPrediction *self) {
+    PyObject_GC_UnTrack(self);
+    FastPrediction_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *FastPrediction_disable(FastPrediction *self, PyObject *unused) {
+    self->disabled = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef FastPrediction_methods[] = {
+    {"disable", (PyCFunction)FastPrediction_disable, METH_NOARGS,
+     "Send every later call to the checked path (the logger is closing)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject FastPredictionType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "inferwatch.native._encode.FastPrediction",
+    .tp_basicsize = sizeof(FastPrediction),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "InferenceLogger.prediction's common case in C (see inferwatch.sdk.encode.install_fast_prediction).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)FastPrediction_init,
+    .tp_dealloc = (destructor)FastPrediction_dealloc,
+    .tp_traverse = (traverseproc)FastPrediction_traverse,
+    .tp_clear = (inquiry)FastPrediction_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(FastPrediction, vectorcall),
+    .tp_methods = FastPrediction_methods,
+};
 
 /* format_float(x) -> bytes: one float as the encoder writes it (for the parity tests) */
 static PyObject *format_float(PyObject *mod, PyObject *arg) {
@@ -670,24 +956,6 @@ static PyObject *format_float(PyObject *mod, PyObject *arg) {
     if (p == NULL) return NULL;
     return PyBytes_FromStringAndSize(tmp, p - tmp);
 }
-
-static PyMethodDef Encoder_methods[] = {
-    {"prediction", (PyCFunction)(void (*)(void))Encoder_prediction, METH_FASTCALL,
-     "prediction(inputs, outputs, latency_ms, segment) -> (event_id, payload) or None (use the checked path)"},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyTypeObject EncoderType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "inferwatch.native._encode.Encoder",
-    .tp_basicsize = sizeof(Encoder),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Encoder(model, model_version, ids): the common prediction.v1 event straight to JSON bytes.",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Encoder_init,
-    .tp_dealloc = (destructor)Encoder_dealloc,
-    .tp_methods = Encoder_methods,
-};
 
 static PyMethodDef module_methods[] = {
     {"format_float", format_float, METH_O, "format_float(x) -> bytes: x as the encoder writes it"},
@@ -707,15 +975,21 @@ PyMODINIT_FUNC PyInit__encode(void) {
     S_label = PyUnicode_InternFromString("label");
     S_score = PyUnicode_InternFromString("score");
     S_value = PyUnicode_InternFromString("value");
-    S_prefix = PyUnicode_InternFromString("prefix");
-    S_counter = PyUnicode_InternFromString("counter");
-    if (!S_label || !S_score || !S_value || !S_prefix || !S_counter) return NULL;
-    if (PyType_Ready(&EncoderType) < 0) return NULL;
+    if (!S_label || !S_score || !S_value) return NULL;
+    for (int i = 0; i < 11; i++)
+        if ((KW[i] = PyUnicode_InternFromString(KW_NAMES[i])) == NULL) return NULL;
+    if (PyType_Ready(&EncoderType) < 0 || PyType_Ready(&FastPredictionType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
     Py_INCREF(&EncoderType);
     if (PyModule_AddObject(m, "Encoder", (PyObject *)&EncoderType) < 0) {
         Py_DECREF(&EncoderType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&FastPredictionType);
+    if (PyModule_AddObject(m, "FastPrediction", (PyObject *)&FastPredictionType) < 0) {
+        Py_DECREF(&FastPredictionType);
         Py_DECREF(m);
         return NULL;
     }

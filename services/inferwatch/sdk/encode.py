@@ -16,8 +16,10 @@ invalid, only that it is not the common case; both implementations accept exactl
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
@@ -40,6 +42,10 @@ class EncoderLike(Protocol):
 
     def prediction(self, inputs: Any, outputs: Any, latency_ms: Any, segment: Any, /) -> Encoded | None:
         """``(event_id, payload)`` for the common call, else None (take the checked path)."""
+        ...
+
+    def use_ids(self, prefix: str, counter: itertools.count[int], /) -> None:
+        """Event ids are ``prefix + str(next(counter))`` (see ``IdGenerator.subscribe``)."""
         ...
 
 
@@ -75,10 +81,16 @@ def _plain_value(v: Any) -> bool:
 class PyEncoder:
     """The reference implementation (and the fallback where the C module is not built)."""
 
-    def __init__(self, model: str, model_version: str, ids: IdGenerator) -> None:
+    def __init__(self, model: str, model_version: str) -> None:
         self.model = model
         self.model_version = model_version
-        self.ids = ids
+        self.prefix = ""
+        self.counter: itertools.count[int] | None = None
+
+    def use_ids(self, prefix: str, counter: itertools.count[int], /) -> None:
+        """Event ids are ``prefix + str(next(counter))`` (see ``IdGenerator.subscribe``)."""
+        self.prefix = prefix
+        self.counter = counter
 
     def prediction(self, inputs: Any, outputs: Any, latency_ms: Any, segment: Any, /) -> Encoded | None:
         """``(event_id, payload)`` for the common call, else None (see the module docstring)."""
@@ -108,7 +120,9 @@ class PyEncoder:
             for k, v in segment.items():
                 if not _name(k) or not _short_str(v):
                     return None
-        eid = self.ids.next_id()
+        if self.counter is None:
+            raise RuntimeError("PyEncoder: use_ids() was never called")
+        eid = f"{self.prefix}{next(self.counter)}"
         ev: dict[str, Any] = {
             "schema_version": "prediction.v1",
             "event_id": eid,
@@ -129,13 +143,39 @@ class PyEncoder:
 def make_encoder(model: str, model_version: str, ids: IdGenerator) -> EncoderLike:
     """The C encoder when it is built, else :class:`PyEncoder` (same results, slower)."""
     native = load("_encode")
-    if native is not None:
-        enc: EncoderLike = native.Encoder(model, model_version, ids)
-        return enc
-    return PyEncoder(model, model_version, ids)
+    enc: EncoderLike = PyEncoder(model, model_version) if native is None else native.Encoder(model, model_version)
+    ids.subscribe(enc.use_ids)
+    return enc
 
 
 def encoder_kind(enc: EncoderLike) -> str:
     """``"c"`` or ``"python"``: which implementation ``enc`` is (for stats and benchmarks)."""
     return "python" if isinstance(enc, PyEncoder) else "c"
 
+
+
+def fast_prediction(
+    enc: EncoderLike,
+    produce: Callable[..., Any],
+    topic: str,
+    key: bytes,
+    logged: itertools.count[int],
+    on_overflow: Callable[[bytes], Any],
+    on_produce_error: Callable[[Any, bytes], Any],
+    kafka_exception: type[BaseException],
+    every_256: Callable[[], Any],
+    checked: Callable[..., str],
+    full: Callable[..., str],
+) -> Any | None:
+    """The C version of ``InferenceLogger.prediction`` for one logger, or None without the C module.
+
+    It has the method's signature and does what the method's fast path does (encode, count,
+    ``produce``, spool on ``BufferError``, serve delivery reports every 256 events) without the
+    interpreter; uncommon events go to ``checked`` and argument lists it does not parse to ``full``
+    (the Python method), so both behave alike (the Python method is its twin; tests compare them).
+    """
+    native = load("_encode")
+    if native is None or isinstance(enc, PyEncoder):
+        return None
+    return native.FastPrediction(enc, produce, topic, key, logged, on_overflow, on_produce_error,
+                                 kafka_exception, every_256, checked, full)

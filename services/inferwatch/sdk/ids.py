@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import weakref
+from collections.abc import Callable
 
 
 class IdGenerator:
@@ -21,9 +22,10 @@ class IdGenerator:
     child, so parent and child never repeat ids.
     """
 
-    __slots__ = ("__weakref__", "counter", "prefix")
+    __slots__ = ("__weakref__", "_subscribers", "counter", "prefix")
 
     def __init__(self) -> None:
+        self._subscribers: list[Callable[[str, itertools.count[int]], object]] = []
         self._reset()
         _LIVE.add(self)
 
@@ -31,6 +33,17 @@ class IdGenerator:
         self.prefix = os.urandom(8).hex() + "-"
         # itertools.count's __next__ is a single C call, hence atomic under the GIL.
         self.counter = itertools.count(1)
+        for fn in self._subscribers:
+            fn(self.prefix, self.counter)
+
+    def subscribe(self, fn: Callable[[str, itertools.count[int]], object]) -> None:
+        """Call ``fn(prefix, counter)`` now and whenever they are replaced (in a forked child).
+
+        The C encoder keeps both instead of reading two attributes per event; it draws from the
+        same counter, so its ids never repeat the ones ``next_id()`` gives.
+        """
+        self._subscribers.append(fn)
+        fn(self.prefix, self.counter)
 
     def next_id(self) -> str:
         """A new id, unique within this process and (with overwhelming probability) across processes."""

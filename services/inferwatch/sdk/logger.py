@@ -9,6 +9,7 @@ See :mod:`inferwatch.sdk.transport` for what happens when Kafka is away.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import weakref
@@ -23,7 +24,7 @@ from confluent_kafka import KafkaException
 
 from inferwatch.config import Settings
 from inferwatch.sdk import validate as v
-from inferwatch.sdk.encode import make_encoder
+from inferwatch.sdk.encode import fast_prediction, make_encoder
 from inferwatch.sdk.errors import EventValidationError, SpoolError
 from inferwatch.sdk.ids import IdGenerator
 from inferwatch.sdk.producer_config import producer_config as build_producer_config
@@ -134,6 +135,36 @@ class InferenceLogger:
         self._next_logged = self._c.logged_c.__next__
         self._close_timeout_s = close_timeout_s
         self._finalizer = weakref.finalize(self, self._transport.close, close_timeout_s)
+        self._fast_prediction = self._install_fast_prediction() if self._fast else None
+
+    def _install_fast_prediction(self) -> Any:
+        """Shadow ``prediction`` on this instance with its C version, when the C module is built.
+
+        Same signature, same behaviour (the Python method below is its reference and its fallback);
+        it saves the interpreter's share of a call, about half of what ``prediction()`` costs. The
+        callbacks reach the logger through a weak reference, so the logger is not kept alive by a
+        cycle and is still finalised (closed) as soon as it is dropped.
+        """
+        ref = weakref.ref(self)
+
+        def checked(*args: Any) -> str:
+            me = ref()
+            if me is None:  # pragma: no cover - the instance attribute dies with the logger
+                raise RuntimeError("the logger is gone")
+            return me._prediction_checked(*args)
+
+        def full(*args: Any, **kwargs: Any) -> str:
+            return InferenceLogger.prediction(ref(), *args, **kwargs)  # type: ignore[arg-type]
+
+        t = self._transport
+        fast = fast_prediction(
+            self._encoder, t.producer.produce, self.predictions_topic, self._key, self._c.logged_c,
+            functools.partial(t.overflow, KIND_PREDICTION, self._key), t.produce_error, KafkaException,
+            t.serve_if_hot, checked, full,
+        )
+        if fast is not None:
+            vars(self)["prediction"] = fast  # an instance attribute: found before the class's method
+        return fast
 
     # -- predictions --------------------------------------------------------------------------
     def prediction(
@@ -183,15 +214,15 @@ class InferenceLogger:
                     self._transport.overflow(KIND_PREDICTION, self._key, enc[1])
                 except KafkaException as exc:
                     self._transport.produce_error(exc, enc[1])
-                if not n & _POLL_MASK and self._transport.hot_poll:
-                    self._transport.serve_reports()
+                if not n & _POLL_MASK:
+                    self._transport.serve_if_hot()
                 return enc[0]
         return self._prediction_checked(
             inputs, outputs, latency_ms, segment, embedding, llm, lineage, tags, error, prediction_id, ts_ms
         )
 
     def _send_prediction(self, payload: bytes) -> None:
-        """Enqueue one serialised prediction; serve delivery reports now and then (see ``_POLL_EVERY``)."""
+        """Enqueue one serialised prediction; serve delivery reports every 256 events (``_POLL_MASK``)."""
         n = self._next_logged()
         try:
             self._produce(self.predictions_topic, payload, self._key)
@@ -199,8 +230,8 @@ class InferenceLogger:
             self._transport.overflow(KIND_PREDICTION, self._key, payload)
         except KafkaException as exc:
             self._transport.produce_error(exc, payload)
-        if not n & _POLL_MASK and self._transport.hot_poll:
-            self._transport.serve_reports()
+        if not n & _POLL_MASK:
+            self._transport.serve_if_hot()
 
     def _prediction_checked(
         self,
@@ -378,6 +409,8 @@ class InferenceLogger:
             return
         self._closed = True
         self._fast = False
+        if self._fast_prediction is not None:
+            self._fast_prediction.disable()
         self._finalizer.detach()
         self._transport.close(self._close_timeout_s if timeout_s is None else timeout_s)
 

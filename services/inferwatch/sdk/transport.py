@@ -130,10 +130,11 @@ class Transport:
             where = "no spool is configured" if sp is None else f"the spool {sp.directory} is full ({sp.max_bytes} bytes)"
             log.warning("inferwatch: dropping events (%s and %s); see InferenceLogger.stats()", why, where)
 
-    def serve_reports(self) -> None:
-        """Serve pending delivery reports on the calling thread (the logger's hot path)."""
-        self._hot_polls += 1
-        self.producer.poll(0)
+    def serve_if_hot(self) -> None:
+        """Called by the logging thread every 256 events: serve reports unless the poller has taken over."""
+        if self.hot_poll:
+            self._hot_polls += 1
+            self.producer.poll(0)
 
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:

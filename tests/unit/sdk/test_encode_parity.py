@@ -51,7 +51,10 @@ def _ids() -> IdGenerator:
 
 def _pair() -> tuple[Any, PyEncoder]:
     assert native is not None
-    return native.Encoder("m-1", "v2.0", _ids()), PyEncoder("m-1", "v2.0", _ids())
+    c_enc, py_enc = native.Encoder("m-1", "v2.0"), PyEncoder("m-1", "v2.0")
+    _ids().subscribe(c_enc.use_ids)
+    _ids().subscribe(py_enc.use_ids)
+    return c_enc, py_enc
 
 
 EDGE_FLOATS = [
@@ -156,7 +159,8 @@ def test_ids_are_shared_with_the_generator_and_timestamps_are_now() -> None:
 
     g = _ids()
     assert native is not None
-    enc = native.Encoder("m", "1", g)
+    enc = native.Encoder("m", "1")
+    g.subscribe(enc.use_ids)
     t0 = time.time_ns() // 1_000_000
     eid, payload = enc.prediction({"a": 1.0}, {"score": 0.5}, None, None)
     t1 = time.time_ns() // 1_000_000

@@ -10,8 +10,8 @@ Everything here is vectorised over the batch: no Python code runs per row or per
 map-shaped fields arrive as flat arrays (one entry per key/value, ``*_off`` giving each row's
 slice) and keys/strings as indexes into per-batch tables of distinct names and strings, so a map
 column is a ``take`` of its keys and values plus offsets; the inputs map is split into numeric,
-categorical and missing parts with one mask each, a part's offsets being the running count of its
-entries sampled at the row boundaries.
+categorical and missing parts by kind, a part's offsets being the number of its entries before each
+row boundary.
 
 The table has one row per message, ``ok`` or not; a row that is not ``ok`` is empty (null ids)
 and the caller leaves it out (see :mod:`inferwatch.sink.batch`). The blocks the fast decoder never
@@ -55,11 +55,14 @@ def _map(off: np.ndarray, keys: pa.Array, values: pa.Array) -> pa.Array:
     return pa.MapArray.from_arrays(_int32_offsets(off), keys, values)
 
 
-def _part_offsets(row_off: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Row offsets of the entries selected by ``mask``: their running count at each row boundary."""
-    run = np.zeros(len(mask) + 1, np.int64)
-    np.cumsum(mask, out=run[1:])
-    return run[row_off]
+def _part(row_off: np.ndarray, kind: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The entries of kind ``k`` (their positions) and their row offsets: the number of such entries
+    before each row boundary (a binary search of the boundaries among the sorted positions, cheaper
+    than a running count over every entry)."""
+    pos = np.flatnonzero(kind == k)
+    if not len(pos):
+        return pos, np.zeros(len(row_off), np.int64)
+    return pos, np.searchsorted(pos, row_off)
 
 
 def _inputs(c: PredictionColumns, names: pa.Array, strings: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
@@ -68,17 +71,16 @@ def _inputs(c: PredictionColumns, names: pa.Array, strings: pa.Array) -> tuple[p
     if not len(c.in_key):
         return _empty_map(n, _F64), _empty_map(n, _STR), _empty_lists(n, _STR)
     kind = c.in_kind
-    parts: list[tuple[np.ndarray, np.ndarray]] = []
-    for k in (NUM, CAT, NULL):
-        mask = kind == k
-        parts.append((mask, _part_offsets(c.in_off, mask)))
-    (m_num, o_num), (m_cat, o_cat), (m_null, o_null) = parts
-    if m_num.all():  # the usual all-numeric batch: no filtering at all
+    p_cat, o_cat = _part(c.in_off, kind, CAT)
+    p_null, o_null = _part(c.in_off, kind, NULL)
+    if not len(p_cat) and not len(p_null):  # an all-numeric batch: no filtering at all
         num = _map(c.in_off, _lookup(names, c.in_key), pa.array(c.in_num, _F64))
     else:
+        m_num = kind == NUM
+        o_num = c.in_off - o_cat - o_null
         num = _map(o_num, _lookup(names, c.in_key[m_num]), pa.array(c.in_num[m_num], _F64))
-    cat = _map(o_cat, _lookup(names, c.in_key[m_cat]), _lookup(strings, c.in_cat[m_cat]))
-    null = pa.ListArray.from_arrays(_int32_offsets(o_null), _lookup(names, c.in_key[m_null]))
+    cat = _map(o_cat, _lookup(names, c.in_key[p_cat]), _lookup(strings, c.in_cat[p_cat]))
+    null = pa.ListArray.from_arrays(_int32_offsets(o_null), _lookup(names, c.in_key[p_null]))
     return num, cat, null
 
 

@@ -22,14 +22,16 @@ is committed until the write succeeds, the process does not exit, and the health
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
@@ -51,6 +53,25 @@ log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 _RETRYABLE = (StoreError, DeadletterDeliveryError)
+_GC_YOUNG = 50_000  # allocations between young-generation collections while the loop runs
+
+
+@contextmanager
+def _sparse_gc(young: int) -> Iterator[None]:
+    """Run the cyclic GC's young generation every ``young`` allocations instead of every 700.
+
+    Every consumed ``confluent_kafka.Message`` is a GC-tracked object and the loop keeps up to two
+    batches of them alive; they form no cycles. With the default thresholds the collector ran ~400
+    times per 300k messages, the older generations walking every buffered message (15-25% of the
+    loop's time). One young collection per ``young`` allocations does the same work in a few large
+    passes, and promotes far fewer survivors. The thresholds are process-wide: they are restored on exit.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], young), old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 @dataclass
@@ -131,6 +152,13 @@ class Sink:
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
             "fetch.wait.max.ms": 100,
+            # Large fetches and a deep prefetch queue: fewer fetch round trips to the broker, and the
+            # librdkafka threads keep fetching (and decompressing) while the main thread decodes a
+            # batch — the sink reads at the broker's pace instead of waiting on one 1 MiB fetch per
+            # partition at a time (raw consume here: ~120k -> ~140-170k msgs/s).
+            "max.partition.fetch.bytes": 16 << 20,
+            "fetch.max.bytes": 64 << 20,
+            "queued.max.messages.kbytes": 128 << 10,
             "max.poll.interval.ms": 600_000,
             "session.timeout.ms": self.options.session_timeout_ms,
         }
@@ -140,27 +168,28 @@ class Sink:
         c.subscribe(list(self.schemas), on_assign=self._on_assign, on_revoke=self._on_revoke)
         last_msg = time.monotonic()
         cap = 2 * self.options.batch_rows  # buffered messages beyond which reading pauses (back-pressure)
-        try:
-            while not stop.is_set():
-                self._step()
-                self._set_paused(self._retry is not None or self._buffered >= cap)
-                room = cap - self._buffered
-                msgs = c.consume(num_messages=max(1, min(10_000, room)), timeout=0.05 if self._paused else 0.1)
-                if msgs:
-                    last_msg = time.monotonic()
-                    self._buffer(msgs)
-                elif (idle_exit_s is not None and not self._buffered and self._idle()
-                      and time.monotonic() - last_msg > idle_exit_s):
-                    break
-                self._update_lag()
-            self._drain()
-        finally:
-            self._closing = True
+        with _sparse_gc(_GC_YOUNG):
             try:
-                c.close()
+                while not stop.is_set():
+                    self._step()
+                    self._set_paused(self._retry is not None or self._buffered >= cap)
+                    room = cap - self._buffered
+                    msgs = c.consume(num_messages=max(1, min(10_000, room)), timeout=0.05 if self._paused else 0.1)
+                    if msgs:
+                        last_msg = time.monotonic()
+                        self._buffer(msgs)
+                    elif (idle_exit_s is not None and not self._buffered and self._idle()
+                          and time.monotonic() - last_msg > idle_exit_s):
+                        break
+                    self._update_lag()
+                self._drain()
             finally:
-                self._writer.shutdown(wait=True)
-                self._close_producer()
+                self._closing = True
+                try:
+                    c.close()
+                finally:
+                    self._writer.shutdown(wait=True)
+                    self._close_producer()
 
     def _idle(self) -> bool:
         return self._inflight is None and self._retry is None and self._next is None

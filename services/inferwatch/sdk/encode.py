@@ -26,6 +26,7 @@ import orjson
 
 from inferwatch.native import load
 from inferwatch.sdk.ids import IdGenerator
+from inferwatch.sdk.validate import known_names_superset as _known_names_superset
 
 _NAME = re.compile(r"[A-Za-z0-9_.:/@+-]{1,128}")
 _SHORT = 256
@@ -50,32 +51,23 @@ class EncoderLike(Protocol):
 
 
 def _name(k: Any) -> bool:
-    return type(k) is str and k.isascii() and _NAME.fullmatch(k) is not None
+    return type(k) is str and _NAME.fullmatch(k) is not None
 
 
-def _short_str(v: Any) -> bool:
-    if type(v) is not str or len(v) > _SHORT:
-        return False
+def _names(d: dict[Any, Any]) -> bool:
+    # Names that passed validate.check_name before are in its set: one C call for the common case.
+    return _known_names_superset(d) or all(_name(k) for k in d)
+
+
+def _utf8(v: str) -> bool:
+    """Whether ``v`` is valid UTF-8 material (lone surrogates are not; orjson refuses them)."""
+    if v.isascii():
+        return True
     try:
-        v.encode()  # lone surrogates: orjson refuses them, the checked path names the field
+        v.encode()
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _finite(v: Any) -> bool:
-    return type(v) is float and v - v == 0.0
-
-
-def _plain_value(v: Any) -> bool:
-    t = type(v)
-    if t is float:
-        return bool(v - v == 0.0)
-    if t is str:
-        return _short_str(v)
-    if t is int:
-        return bool(_I64_MIN <= v <= _U64_MAX)
-    return v is None or t is bool
 
 
 class PyEncoder:
@@ -100,25 +92,38 @@ class PyEncoder:
             return None
         if segment is not None and type(segment) is not dict:
             return None
-        for k, v in inputs.items():
-            if not _name(k) or not _plain_value(v):
+        # The same checks as the C module, inline: a call per value would double the cost.
+        if not _names(inputs):
+            return None
+        for v in inputs.values():
+            t = type(v)
+            if t is float:
+                if v - v != 0.0:  # inf - inf and nan - nan are nan
+                    return None
+            elif t is str:
+                if len(v) > _SHORT or not _utf8(v):
+                    return None
+            elif t is int:
+                if not _I64_MIN <= v <= _U64_MAX:
+                    return None
+            elif v is not None and t is not bool:
                 return None
         for k, v in outputs.items():
             if type(k) is not str:
                 return None
             if k == "label":
-                if not _short_str(v):
+                if type(v) is not str or len(v) > _SHORT or not _utf8(v):
                     return None
             elif k == "score" or k == "value":
-                if not _finite(v):
+                if type(v) is not float or v - v != 0.0:
                     return None
             else:
                 return None
         if segment:
-            if len(segment) > _MAX_SEGMENT:
+            if len(segment) > _MAX_SEGMENT or not _names(segment):
                 return None
-            for k, v in segment.items():
-                if not _name(k) or not _short_str(v):
+            for v in segment.values():
+                if type(v) is not str or len(v) > _SHORT or not _utf8(v):
                     return None
         if self.counter is None:
             raise RuntimeError("PyEncoder: use_ids() was never called")

@@ -174,3 +174,14 @@ def test_ids_are_shared_with_the_generator_and_timestamps_are_now() -> None:
 
 def test_make_encoder_prefers_the_c_module() -> None:
     assert encoder_kind(make_encoder("m", "1", IdGenerator())) == "c"
+
+
+def test_encoder_follows_the_id_generator_after_a_fork_reset() -> None:
+    assert native is not None
+    g = IdGenerator()
+    enc = native.Encoder("m", "1")
+    g.subscribe(enc.use_ids)
+    before = enc.prediction({}, {"score": 0.5}, None, None)[0]
+    g._reset()  # what a forked child runs: new prefix, new counter
+    after = enc.prediction({}, {"score": 0.5}, None, None)[0]
+    assert before.split("-")[0] != after.split("-")[0] and after == f"{g.prefix}1"

@@ -125,3 +125,26 @@ def test_after_close_events_are_dropped_and_counted(tmp_path: Path) -> None:
     assert log.prediction({"a": 1.0}, {"score": 0.5})
     st = log.stats()
     assert st["dropped"] == 1 and st["logged"] == 0
+
+
+def test_without_the_c_module_the_python_twin_writes_the_same_events(tmp_path: Path, monkeypatch: Any) -> None:
+    import inferwatch.sdk.encode as encode
+
+    c_log = _logger(tmp_path / "c")
+    monkeypatch.setattr(encode, "load", lambda name: None)  # as on a machine without a compiler
+    py_log = _logger(tmp_path / "py")
+    assert "prediction" not in vars(py_log) and encode.encoder_kind(py_log._encoder) == "python"
+    calls: list[tuple[Any, ...]] = [
+        ({"a": 1.5, "b": "x\n\u00e9", "c": None, "d": True, "e": 2**64 - 1, "f": 0.1 + 0.2}, {"label": "ok", "score": 0.93},
+         12.5, {"device": "p9"}),
+        ({}, {"value": 1e-7}, None, None),
+        ({"a": float("nan")}, {"score": 0.5}, None, None),  # refused by both
+    ]
+    for log in (c_log, py_log):
+        for inputs, outputs, lat, seg in calls:
+            _outcome(log.prediction, inputs, outputs, latency_ms=lat, segment=seg)
+        log.close(0.2)
+    strip = ("event_id", "prediction_id", "ts")
+    c_events = [{k: v for k, v in ev.items() if k not in strip} for ev in _spooled(tmp_path / "c")]
+    py_events = [{k: v for k, v in ev.items() if k not in strip} for ev in _spooled(tmp_path / "py")]
+    assert len(c_events) == 2 and c_events == py_events

@@ -21,6 +21,7 @@ from confluent_kafka import Producer
 from bench.context import BenchContext
 from inferwatch.config import Settings
 from inferwatch.kafka.admin import apply_topics
+from inferwatch.sdk.encode import encoder_kind
 from inferwatch.sdk.producer_config import producer_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +122,7 @@ def caller_cost(ctx: BenchContext, settings: Settings, n: int) -> None:
     base50 = _pct(raw, 0.5)
     p50, p99 = _pct(sdk, 0.5), _pct(sdk, 0.99)
     ctx.record("sdk.caller_p50_us", p50, "us", baseline="kafka.raw_produce", baseline_value=base50,
-               events=len(sdk), features=15, spooled=st["spooled"], blocks=blocks,
+               events=len(sdk), features=15, spooled=st["spooled"], blocks=blocks, encoder=encoder_kind(log._encoder),
                baseline_with_build_us=_pct(built, 0.5), ratio_to_baseline_with_build=p50 / _pct(built, 0.5))
     ctx.record("sdk.caller_p99_us", p99, "us", baseline="kafka.raw_produce", baseline_value=_pct(raw, 0.99),
                events=len(sdk), target_us=50)
@@ -143,8 +144,10 @@ def throughput(ctx: BenchContext, settings: Settings, n: int) -> None:
     blocks = 5
     per = n // blocks
     raw_s = sdk_s = 0.0
+    raw_cpu = sdk_cpu = 0.0  # CPU of the logging thread alone: less swayed by other processes than wall time
     for b in range(blocks):
         t0 = time.perf_counter()
+        c0 = time.thread_time()
         for i in range(b * per, (b + 1) * per):
             v = orjson.dumps(_event(i, inputs[i % 1000]))
             while True:
@@ -154,17 +157,22 @@ def throughput(ctx: BenchContext, settings: Settings, n: int) -> None:
                 except BufferError:
                     p.poll(0.005)
         p.flush(60)
+        raw_cpu += time.thread_time() - c0
         raw_s += time.perf_counter() - t0
         t0 = time.perf_counter()
+        c0 = time.thread_time()
         for i in range(b * per, (b + 1) * per):
             pred(inputs[i % 1000], OUTPUTS, latency_ms=1.5, segment=SEGMENT)
         log.flush(120)
+        sdk_cpu += time.thread_time() - c0
         sdk_s += time.perf_counter() - t0
     st = log.stats()
     log.close()
     ctx.record("sdk.throughput", blocks * per / sdk_s, "events/s", baseline="kafka.raw_produce",
                baseline_value=blocks * per / raw_s, events=blocks * per, blocks=blocks, target=150_000,
-               spooled=st["spooled"], replayed=st["replayed"], dropped=st["dropped"], delivered=st["delivered"])
+               spooled=st["spooled"], replayed=st["replayed"], dropped=st["dropped"], delivered=st["delivered"],
+               thread_cpu_us_per_event=round(sdk_cpu / (blocks * per) * 1e6, 3),
+               baseline_thread_cpu_us_per_event=round(raw_cpu / (blocks * per) * 1e6, 3))
 
 
 def _rss_child(n: int, spool_dir: str) -> None:

@@ -327,9 +327,15 @@ static char *write_double(char *p, double x) {
     int inclusive = (m & 1) == 0;
     uint64_t d;
     int f;
-    /* Short decimals (prices, halves, rounded features) first: 0..2 fractional digits. */
-    for (f = 0; f <= 2; f++)
-        if (pick_at(m, s, lo, hi, inclusive, f, &d)) goto emit;
+    /* Short decimals (prices, halves, rounded features) first: 0..2 fractional digits -- unless
+     * x * 100 is clearly not within x's rounding interval of an integer (the interval is
+     * narrower than 2**-52 * x * 100, the rounding of ax * 100.0 adds at most 2**-52 of it;
+     * 1e-14 leaves ample margin), as for most computed values. */
+    double y = ax * 100.0;
+    if (fabs(y - floor(y + 0.5)) <= y * 1e-14) {
+        for (f = 0; f <= 2; f++)
+            if (pick_at(m, s, lo, hi, inclusive, f, &d)) goto emit;
+    }
     {
         /* Otherwise start from 17 significant digits, which always identify x, and drop digits
          * while the interval still holds a number with one fewer: integers in [vm, vp] at f

@@ -30,7 +30,6 @@ from faust.streams import _current_event
 from inferwatch.config import Settings
 from inferwatch.processor.batching import BatchingTransport, RecordBatch
 from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.core.decode import Raw
 from inferwatch.processor.core.engine import Output, ProcessorCore
 from inferwatch.processor.topics import TABLES, app_id, references_topic
 
@@ -109,6 +108,8 @@ class ProcessorApp(faust.App):  # type: ignore[misc]
 
     #: Topics whose fetched records reach the agents as one :class:`RecordBatch` event per fetch.
     batch_topics: frozenset[str] = frozenset()
+    #: The broker's longest wait for data on a fetch (see ``ShortWaitConsumerThread``).
+    fetch_max_wait_ms: int | None = None
 
     def _new_transport(self) -> Any:
         return BatchingTransport(self.conf.broker_consumer, self)
@@ -166,7 +167,8 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000) -
         topic_disable_leader=True,
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
-        broker_commit_every=batch_max,
+        # acks count batch events now: commit every few batches (and at least every second)
+        broker_commit_every=4,
         broker_commit_interval=1.0,
         table_standby_replicas=0,
         producer_compression_type="zstd",
@@ -183,6 +185,7 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000) -
     preds = app.topic(settings.predictions_topic, schema=RawSchema(**raw), maxsize=BATCH_QUEUE)
     feed = app.topic(settings.feedback_topic, schema=RawSchema(**raw), maxsize=BATCH_QUEUE)
     app.batch_topics = frozenset({settings.predictions_topic, settings.feedback_topic})
+    app.fetch_max_wait_ms = cfg.fetch_max_wait_ms
     metrics = app.topic(settings.metrics_topic, **raw)
     dead = app.topic(settings.deadletter_topic, **raw)
     refs = app.topic(references_topic(settings), **raw)
@@ -218,16 +221,19 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000) -
     async def handle(ev: Any, kind: str) -> None:
         """Process one batch event (a :class:`RecordBatch` of one partition) and send its outputs."""
         batch = ev.value
-        if isinstance(batch, RecordBatch):
-            raws, keys = batch.raws(), set(batch.keys)
-        else:  # a lone message (the topic was not delivered in batches): the same path, one record
+        if not isinstance(batch, RecordBatch):  # a lone message (its topic is not delivered in batches)
             m = ev.message
-            raws, keys = [Raw(batch if batch is not None else b"", m.topic, m.partition, m.offset, ev.key)], {ev.key}
-        if not raws:
+            batch = RecordBatch(m.topic, m.partition, [m.offset], [ev.key], [batch])
+        if not len(batch):
             return
+        keys = set(batch.keys)
         c = core()
         with in_partition_of(ev):
-            out = c.process_predictions(raws) if kind == "p" else c.process_feedback(raws)
+            if kind == "p":  # the core's entry without a Raw object per message
+                out = c.process_prediction_values(batch.bytes_values(), batch.topic, batch.partition, batch.offsets,
+                                                  batch.keys)
+            else:
+                out = c.process_feedback(batch.raws())
         where = PartitionOf(ev.message.topic, ev.message.partition)
         for k in keys:
             if k:

@@ -12,12 +12,12 @@ conductor as **one** :class:`BatchMessage` whose value is the :class:`RecordBatc
 per-message machinery (conductor, channel queue, stream, acks, sensors) runs once per batch.
 
 What stays faust's: the fetcher, flow control, rebalances (generation check, revoked partitions,
-seek on resume), the read-offset/gap bookkeeping, commits (``_new_offset``/``_commit_offsets``,
-which flush the producer before committing), tables and changelogs. Acking a batch message acks
-each of its offsets exactly as acking the single messages one by one would (same
-``_acked``/``_acked_index``/``_n_acked`` bookkeeping), so an offset is committable only after the
-agent finished the batch — the stream acks an event when the agent asks for the next one, after
-the batch's table writes and sends — and the commit still flushes the producer first.
+seek on resume), the read-offset/gap bookkeeping, acks and commits (``_new_offset`` /
+``_commit_offsets``, which flush the producer before committing), tables and changelogs. A batch
+message carries the batch's last offset, which faust acks when the agent asks for the next event
+(after the batch's table writes and sends); the batch's other offsets are registered as a gap that
+faust's commit fills in only up to an acked offset, so a batch becomes committable as a whole, only
+once it was processed, and the commit still flushes the producer first.
 
 Other topics (changelogs, the references topic) keep faust's per-message path.
 """
@@ -29,8 +29,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types.tuples import ConsumerMessage, ack_lock
-from mode.utils.futures import notify
+from faust.types.tuples import ConsumerMessage
 
 from inferwatch.processor.core.decode import Raw
 
@@ -57,10 +56,17 @@ class RecordBatch:
     def __len__(self) -> int:
         return len(self.offsets)
 
+    def bytes_values(self) -> list[bytes]:
+        """The values, a tombstone's (``None``) as ``b""``: invalid input like any other, dead-lettered."""
+        vals = self.values
+        if None in vals:
+            return [v if v is not None else b"" for v in vals]
+        return cast(list[bytes], vals)
+
     def raws(self) -> list[Raw]:
-        """The records as the core's :class:`Raw` messages (a tombstone's value becomes ``b""``)."""
+        """The records as the core's :class:`Raw` messages (values as in :meth:`bytes_values`)."""
         t, p = self.topic, self.partition
-        return [Raw(v if v is not None else b"", t, p, o, k) for o, k, v in zip(self.offsets, self.keys, self.values, strict=True)]
+        return [Raw(v, t, p, o, k) for o, k, v in zip(self.offsets, self.keys, self.bytes_values(), strict=True)]
 
 
 class BatchMessage(ConsumerMessage):  # type: ignore[misc]
@@ -82,6 +88,27 @@ class BatchMessage(ConsumerMessage):  # type: ignore[misc]
         return cast(RecordBatch, self.value)
 
 
+class ShortWaitConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+    """faust's aiokafka consumer thread with a configurable fetch wait (faust hard-codes 1500 ms).
+
+    aiokafka sends one fetch request per broker at a time, for every partition with nothing
+    buffered. While a busy partition's fetched records are being processed, the next request holds
+    only idle partitions (feedback, changelogs, references), and the broker keeps it up to
+    ``fetch_max_wait_ms`` when none has data; the busy partition, drained meanwhile, cannot be
+    fetched again before that request returns. With 1500 ms the worker sat idle ~1 s after every
+    fetch under load. ``app.fetch_max_wait_ms`` sets the wait (an idle worker then polls a little
+    more often: ~1000 / wait requests per second).
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        wait_ms = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait_ms is not None:
+            # read by AIOKafkaConsumer.start() when it builds its Fetcher (there is no public setter)
+            consumer._fetch_max_wait_ms = int(wait_ms)
+        return consumer
+
+
 class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
     """faust's aiokafka consumer delivering batch topics as :class:`BatchMessage`s, others per message.
 
@@ -92,6 +119,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
     destination queue full; otherwise faust's interruptible path is taken. Read offsets, gaps and the
     commit-every check are faust's, applied to the batch's first and last offsets.
     """
+
+    def _new_consumer_thread(self) -> ShortWaitConsumerThread:
+        return ShortWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def _batch_topics(self) -> frozenset[str]:
         return frozenset(getattr(self.app, "batch_topics", ()))
@@ -188,10 +218,14 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
             unset_flag("FETCHING")
 
     async def _admit_batch(self, tp: Any, message: BatchMessage, r_offset: int | None) -> BatchMessage | None:
-        """Drop records already read (offset < read offset, as faust does per message); add inner gaps.
+        """Drop records already read (offset < read offset, as faust does per message); register the batch.
 
-        Offsets missing *inside* a batch (compaction, transaction markers) are registered as gaps the
-        way faust registers a gap between two messages, so commits can pass them.
+        The message's offset is the batch's last offset, and that is the offset faust acks — in
+        ``Consumer.ack`` or inlined in its compiled stream iterator, which cannot be overridden. The
+        batch's other offsets (first … last - 1, with any holes from compaction or transaction markers)
+        are registered as a gap with faust's ``_add_gap``: ``_new_offset`` fills a gap in only up to
+        the highest acked offset, so they become committable exactly when the last one is acked, i.e.
+        after the agent finished the whole batch, and never before.
         """
         batch = message.batch
         offs = batch.offsets
@@ -203,40 +237,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
             batch.keys = [batch.keys[i] for i in keep]
             batch.values = [batch.values[i] for i in keep]
             offs = batch.offsets
-        if offs[-1] - offs[0] != len(offs) - 1 and self.app.topics.acks_enabled_for(message.topic):
-            for prev, nxt in zip(offs, offs[1:], strict=False):
-                if nxt - prev > 1:
-                    await self._add_gap(tp, prev + 1, nxt)
+        if len(offs) > 1 and self.app.topics.acks_enabled_for(message.topic):
+            await self._add_gap(tp, offs[0], offs[-1] - 1)
         return message
-
-    def ack(self, message: Any) -> bool:
-        """Ack a message; a :class:`BatchMessage` acks every offset of its batch (faust's bookkeeping)."""
-        if type(message) is not BatchMessage:
-            return bool(super().ack(message))
-        with ack_lock:
-            if message.acked:
-                return False
-            message.acked = True
-            self._unacked_messages.discard(message)
-            try:
-                if not self.app.topics.acks_enabled_for(message.topic):
-                    return False
-                tp = message.tp
-                offsets = message.batch.offsets
-                committed = self._committed_offset[tp]
-                if committed is not None and offsets and offsets[0] < committed:
-                    offsets = [o for o in offsets if o >= committed]
-                acked_index = self._acked_index[tp]
-                if not acked_index.isdisjoint(offsets):
-                    offsets = [o for o in offsets if o not in acked_index]
-                if not offsets:
-                    return False
-                acked_index.update(offsets)
-                self._acked[tp].extend(offsets)
-                self._n_acked += len(offsets)
-                return True
-            finally:
-                notify(self._waiting_for_ack)
 
 
 class BatchingTransport(faust_aiokafka.Transport):  # type: ignore[misc]

@@ -21,6 +21,10 @@ class ProcessorConfig(BaseSettings):
     idle_flush_s: float = Field(30.0, gt=0, description="Wall seconds without events after which a model's open windows close.")
     baseline_s: int = Field(300, ge=0, description="Pinned baseline: the first baseline_s of a version's traffic is its reference.")
     join_retention_s: int = Field(7 * 86400, ge=60, description="How long a prediction waits for its label (and vice versa).")
+    fetch_max_wait_ms: int = Field(100, ge=1, le=30000, description=(
+        "faust worker: longest time the broker holds a fetch that finds no data. A busy partition is "
+        "fetched again only after the pending fetch of the idle ones returns, so a long wait idles the "
+        "worker under load (faust's default is 1500)."))
     top_k: int = Field(10, ge=1, le=100, description="Segment values per key emitted per window (by volume); the rest is 'other'.")
     max_tracked_values: int = Field(50, ge=1, le=1000, description="Hard cap on distinct segment values per key per window.")
     max_categories: int = Field(64, ge=2, le=1000, description="Distinct values kept per categorical feature; the rest is '__other__'.")

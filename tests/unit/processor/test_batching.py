@@ -1,0 +1,166 @@
+"""The faust worker's batch delivery (``inferwatch.processor.batching``) against faust's per-message path.
+
+No broker: the consumer objects are built but never started. A batch event is acked by faust like
+one message (its last offset); the batch's other offsets must become committable with it — whole,
+and only once it was acked (i.e. processed) — through faust's own gap and commit bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from inferwatch.config import Settings
+from inferwatch.processor.app import build_app
+from inferwatch.processor.batching import BatchingConsumer, BatchMessage, RecordBatch
+from inferwatch.processor.config import ProcessorConfig
+from inferwatch.processor.core.decode import Raw
+
+TOPIC = "t-inferwatch.predictions"
+
+
+class Rec:
+    """What the batch is built from: aiokafka's records (offset, key, value, timestamp, type)."""
+
+    def __init__(self, offset: int, key: bytes | None, value: bytes | None) -> None:
+        self.offset, self.key, self.value = offset, key, value
+        self.timestamp, self.timestamp_type = 1_700_000_000_000 + offset, 0
+
+
+@pytest.fixture(scope="module")
+def consumers(tmp_path_factory: pytest.TempPathFactory) -> tuple[BatchingConsumer, BatchingConsumer]:
+    """Two unstarted worker consumers."""
+    out = []
+    for name in ("batch", "single"):
+        s = Settings(kafka_bootstrap="127.0.0.1:9", topic_prefix="t-", data_dir=tmp_path_factory.mktemp(name))
+        app = build_app(s, ProcessorConfig())
+        app.topics._acking_topics.add(TOPIC)  # done by the conductor when the agents subscribe
+        out.append(app.consumer)
+    assert isinstance(out[0], BatchingConsumer)
+    return out[0], out[1]
+
+
+def _reset(c: Any, tp: TP, committed: int | None) -> None:
+    c._acked.clear()
+    c._acked_index.clear()
+    c._gap.clear()
+    c._n_acked = 0
+    c._committed_offset[tp] = committed
+
+
+def _batch(offsets: list[int]) -> RecordBatch:
+    return RecordBatch.from_records(TOPIC, 0, [Rec(o, b"m", b"v%d" % o) for o in offsets])
+
+
+def _deliver(c: Any, tp: TP, offsets: list[int]) -> BatchMessage | None:
+    """What the drain loop does with one fetched batch: faust's gap rule for its first offset, then admit."""
+    message = BatchMessage.of(tp, _batch(offsets), Rec(offsets[-1], b"m", b"v"), generation_id=1)
+    r_offset = c._read_offset[tp]
+    admitted = asyncio.run(c._admit_batch(tp, message, r_offset))
+    if admitted is None:
+        return None
+    first = admitted.batch.offsets[0]
+    if first - (r_offset or 0) > 1 and r_offset:
+        asyncio.run(c._add_gap(tp, r_offset + 1, first))
+    c._read_offset[tp] = admitted.offset
+    return admitted
+
+
+def _commit(c: Any, tp: TP) -> int | None:
+    """What faust's commit does to its bookkeeping, repeated until stable (faust's per-message gap rule
+    may need more than one round to pass a hole), without Kafka."""
+    for _ in range(50):
+        off = c._new_offset(tp)
+        if off is not None and c._should_commit(tp, off):
+            c._committed_offset[tp] = off
+    committed: int | None = c._committed_offset[tp]
+    return committed
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 3), min_size=1, max_size=40), st.lists(st.integers(1, 8), min_size=1, max_size=8),
+       st.integers(0, 8), st.booleans())
+def test_a_batch_commits_whole_and_only_once_acked(consumers: tuple[Any, Any], steps: list[int], sizes: list[int],
+                                                   n_acked: int, resumed: bool) -> None:
+    c, single = consumers
+    tp = TP(TOPIC, 0)
+    offsets = [10 + sum(steps[:i]) for i in range(len(steps))]  # holes where a step is > 1 (compaction)
+    batches, i = [], 0
+    for n in sizes:
+        if i < len(offsets):
+            batches.append(offsets[i:i + n])
+            i += n
+    _reset(c, tp, 10 if resumed else None)  # a resumed group starts at its committed offset
+    c._read_offset[tp] = 10 if resumed else None
+    delivered = [_deliver(c, tp, b) for b in batches]
+    assert all(m is not None for m in delivered)
+    start = 10 if resumed else None
+    assert _commit(c, tp) == start  # nothing acked: nothing more committed, although every batch was read
+    n_acked = min(n_acked, len(delivered))
+    for m in delivered[:n_acked]:  # faust acks the message (its last offset) when the agent takes the next
+        assert m is not None and c.ack(m)
+    want = batches[n_acked - 1][-1] + 1 if n_acked else start
+    assert _commit(c, tp) == want
+    # faust's per-message path over the same records reaches the same committed offset
+    _reset(single, tp, 10 if resumed else None)
+    single._read_offset[tp] = 10 if resumed else None
+    for b in batches:
+        for o in b:
+            r_offset = single._read_offset[tp]
+            if o - (r_offset or 0) > 1 and r_offset:
+                asyncio.run(single._add_gap(tp, r_offset + 1, o))
+            single._read_offset[tp] = o
+    for b in batches[:n_acked]:
+        for o in b:
+            single.ack(ConsumerMessage(TOPIC, 0, o, 0.0, 0, [], b"m", b"v", None, tp=tp))
+    assert _commit(single, tp) == want
+
+
+def test_batch_message_stands_for_its_last_record() -> None:
+    tp = TP(TOPIC, 3)
+    b = RecordBatch.from_records(TOPIC, 3, [Rec(10, b"a", b"x"), Rec(11, None, None), Rec(12, b"b", b"yz")])
+    m = BatchMessage.of(tp, b, Rec(12, b"b", b"yz"), generation_id=7)
+    assert (m.topic, m.partition, m.offset, m.tp, m.generation_id) == (TOPIC, 3, 12, tp, 7)
+    assert m.batch is b and m.value is b and m.key is None
+    assert m.timestamp == (1_700_000_000_000 + 12) / 1000.0
+    assert m.serialized_value_size == 3
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), st.binary(max_size=8)), st.one_of(st.none(), st.binary(max_size=30))),
+                min_size=1, max_size=30))
+def test_raws_equal_per_message_raws(kv: list[tuple[bytes | None, bytes | None]]) -> None:
+    recs = [Rec(100 + i, k, v) for i, (k, v) in enumerate(kv)]
+    b = RecordBatch.from_records(TOPIC, 2, recs)
+    # what the per-message path built for each event; a tombstone becomes b"" (dead-lettered as invalid)
+    assert b.raws() == [Raw(r.value if r.value is not None else b"", TOPIC, 2, r.offset, r.key) for r in recs]
+    assert b.bytes_values() == [r.value if r.value is not None else b"" for r in recs]
+    assert len(b) == len(recs) and b.offsets == [r.offset for r in recs] and b.keys == [r.key for r in recs]
+
+
+def test_admit_drops_records_already_read_and_covers_the_batch_by_a_gap(consumers: tuple[Any, Any]) -> None:
+    c, _ = consumers
+    tp = TP(TOPIC, 0)
+    _reset(c, tp, None)
+    b = _batch([3, 4, 5, 6, 9, 10])
+    m = BatchMessage.of(tp, b, Rec(10, b"m", b"v"), generation_id=1)
+    admitted = asyncio.run(c._admit_batch(tp, m, 5))  # read offset 5: 3 and 4 were delivered before
+    assert admitted is m and b.offsets == [5, 6, 9, 10] and b.values == [b"v5", b"v6", b"v9", b"v10"]
+    assert sorted((i.begin, i.end) for i in c._gap[tp]) == [(5, 10)]  # all but the last; it is acked
+    assert c._new_offset(tp) is None  # not acked yet: nothing to commit
+    c.ack(m)
+    assert c._new_offset(tp) == 11
+    assert asyncio.run(c._admit_batch(tp, BatchMessage.of(tp, _batch([1, 2]), Rec(2, b"m", b"v"), 1), 5)) is None
+
+
+def test_the_app_delivers_its_input_topics_in_batches(consumers: tuple[Any, Any], tmp_path: Path) -> None:
+    s = Settings(kafka_bootstrap="127.0.0.1:9", topic_prefix="t-", data_dir=tmp_path)
+    app = build_app(s, ProcessorConfig(fetch_max_wait_ms=50))
+    assert app.batch_topics == {s.predictions_topic, s.feedback_topic}
+    assert app.fetch_max_wait_ms == 50

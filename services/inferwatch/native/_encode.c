@@ -277,6 +277,10 @@ static inline int pick_at(uint64_t m, int s, u128 lo, u128 hi, int inclusive, in
     u128 mp = (u128)m * P;
     u128 c = mp >> s;
     u128 rem = mp - (c << s);
+    if (rem == 0) {  /* x * 10**f is an integer: x itself, inside and closest */
+        *out = (uint64_t)c;
+        return 1;
+    }
     int sh = s + 2;
     u128 lop = lo * P, hip = hi * P;
     u128 c0 = c << sh, c1 = (c + 1) << sh;
@@ -333,7 +337,9 @@ static char *write_double(char *p, double x) {
      * 1e-14 leaves ample margin), as for most computed values. */
     double y = ax * 100.0;
     if (fabs(y - floor(y + 0.5)) <= y * 1e-14) {
-        for (f = 0; f <= 2; f++)
+        /* f = 0 never holds for a non-integer below 2**53: x and the integers are multiples of
+         * the ulp, so the nearest integer is a whole ulp away, beyond the half-ulp interval. */
+        for (f = 1; f <= 2; f++)
             if (pick_at(m, s, lo, hi, inclusive, f, &d)) goto emit;
     }
     {

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+from confluent_kafka import Message
 
 from inferwatch.contract.events import DeadletterV1
 from inferwatch.native.predictions import decode_predictions
@@ -155,8 +156,8 @@ def _predictions(topic: str, partition: int, msgs: Sequence[MessageLike]) -> tup
     decodes them like before and gives the dead letters their reasons. Rows keep message order.
     """
     n = len(msgs)
-    cols = decode_predictions(list(map(_VALUE, msgs)))
-    offsets = np.fromiter(map(_OFFSET, msgs), np.int64, n)
+    cols = decode_predictions(_values(msgs))
+    offsets = _offsets(msgs)
     ok = cols.ok
     n_ok = int(np.count_nonzero(ok))
     if n_ok == n:  # the common case
@@ -172,6 +173,28 @@ def _predictions(topic: str, partition: int, msgs: Sequence[MessageLike]) -> tup
     idx = np.concatenate([np.flatnonzero(ok), n + np.arange(slow.num_rows)])
     key = np.concatenate([offsets[ok], slow.column("kafka_offset").to_numpy().astype(np.int64)])
     return pa.concat_tables([fast, slow]).take(pa.array(idx[np.argsort(key, kind="stable")])), dls
+
+
+def _values(msgs: Sequence[MessageLike]) -> list[bytes | None]:
+    """Every message's value. The unbound ``Message.value`` costs a third of a ``methodcaller``
+    (~40 vs ~140 ns a message); other message types (tests, replays) take the generic way."""
+    if type(msgs[0]) is Message:
+        try:
+            return list(map(Message.value, msgs))  # type: ignore[arg-type]
+        except TypeError:  # not all of them are confluent-kafka messages
+            pass
+    return list(map(_VALUE, msgs))
+
+
+def _offsets(msgs: Sequence[MessageLike]) -> np.ndarray:
+    """The messages' offsets (int64). They strictly increase within a partition, so when the first and
+    last are ``n - 1`` apart they are exactly first..last, with no call per message (the usual case:
+    gaps come only from compaction or transaction markers)."""
+    n = len(msgs)
+    first, last = msgs[0].offset(), msgs[-1].offset()
+    if last - first == n - 1:
+        return np.arange(first, last + 1, dtype=np.int64)
+    return np.fromiter(map(_OFFSET, msgs), np.int64, n)
 
 
 def _exact(schema: str, topic: str, partition: int,

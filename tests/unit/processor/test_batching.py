@@ -164,3 +164,38 @@ def test_the_app_delivers_its_input_topics_in_batches(consumers: tuple[Any, Any]
     app = build_app(s, ProcessorConfig(fetch_max_wait_ms=50))
     assert app.batch_topics == {s.predictions_topic, s.feedback_topic}
     assert app.fetch_max_wait_ms == 50
+
+
+def _partition_records(topic: str, values: list[bytes | None]) -> Any:
+    """aiokafka's PartitionRecords over one real v2 record batch holding ``values`` (key b"m")."""
+    from aiokafka.consumer.fetcher import PartitionRecords
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+    from aiokafka.record.memory_records import MemoryRecords
+    from aiokafka.structs import TopicPartition
+
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0, producer_id=-1,
+                                  producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+    for i, v in enumerate(values):
+        b.append(i, timestamp=1_700_000_000_000 + i, key=b"m", value=v, headers=[])
+    return PartitionRecords(TopicPartition(topic, 0), MemoryRecords(bytes(b.build())), [], 0, None, None, True,
+                            0)
+
+
+@given(st.lists(st.one_of(st.none(), st.binary(max_size=40)), min_size=1, max_size=20))
+def test_bare_records_make_the_same_batch(values: list[bytes | None]) -> None:
+    from types import SimpleNamespace
+
+    from inferwatch.processor.batching import use_bare_records
+
+    other = "t-inferwatch.metrics"
+    bare, usual, untouched = (_partition_records(TOPIC, values), _partition_records(TOPIC, values),
+                              _partition_records(other, values))
+    fetcher = SimpleNamespace(_records={TP(TOPIC, 0): SimpleNamespace(_partition_records=bare),
+                                        TP(other, 0): SimpleNamespace(_partition_records=untouched)})
+    use_bare_records(fetcher, frozenset({TOPIC}))
+    got, want = list(bare), list(usual)
+    assert type(got[0]).__name__ != "ConsumerRecord" and type(list(untouched)[0]).__name__ == "ConsumerRecord"
+    a, b = RecordBatch.from_records(TOPIC, 0, got), RecordBatch.from_records(TOPIC, 0, want)
+    assert (a.offsets, a.keys, a.values) == (b.offsets, b.keys, b.values)
+    ma, mb = (BatchMessage.of(TP(TOPIC, 0), a, got[-1], 1), BatchMessage.of(TP(TOPIC, 0), b, want[-1], 1))
+    assert (ma.offset, ma.timestamp, ma.timestamp_type) == (mb.offset, mb.timestamp, mb.timestamp_type)

@@ -50,6 +50,15 @@ class Joined:
 
 
 @dataclass
+class SlotBlock:
+    """Events and their slots for one part of the slot space: ``rows`` (None = every event, in
+    order) and ``slot`` (one per listed event)."""
+
+    rows: I64 | None
+    slot: I64
+
+
+@dataclass
 class WindowAcc:
     """Mergeable metric state of one model version over one window (or a reference period)."""
 
@@ -142,8 +151,14 @@ class WindowAcc:
 
     def expand(self, segments: dict[str, StrCol], n: int) -> tuple[I64, I64]:
         """``(rows, slot)``: each event once for the whole version and once per segment key it has."""
-        rows = [np.arange(n, dtype=np.int64)]
-        slot = [np.zeros(n, dtype=np.int64)]
+        blocks = self.slot_blocks(segments, n)
+        rows = [np.arange(n, dtype=np.int64) if b.rows is None else b.rows for b in blocks]
+        return np.concatenate(rows), np.concatenate([b.slot for b in blocks])
+
+    def slot_blocks(self, segments: dict[str, StrCol], n: int) -> list[SlotBlock]:
+        """The events' slots as blocks: the whole version (every event, slot 0), then per segment key
+        the events that have it with their slot. Slots of different blocks never overlap."""
+        blocks = [SlotBlock(None, np.zeros(n, dtype=np.int64))]
         for key, vals in segments.items():
             # one slot lookup per distinct value (in order of first appearance, so slot numbers and
             # which values overflow into __other__ are deterministic), then a C-level map over the events
@@ -155,12 +170,10 @@ class WindowAcc:
                 missing = None in table
             if missing:
                 idx = np.flatnonzero(codes >= 0)
-                rows.append(idx)
-                slot.append(codes[idx])
+                blocks.append(SlotBlock(idx, codes[idx]))
             else:
-                rows.append(np.arange(n, dtype=np.int64))
-                slot.append(codes)
-        return np.concatenate(rows), np.concatenate(slot)
+                blocks.append(SlotBlock(None, codes))
+        return blocks
 
     @staticmethod
     def _lookup(col: Coded, index: Callable[[str], int]) -> tuple[I64, bool]:
@@ -195,7 +208,9 @@ class WindowAcc:
 
     def add_columns(self, cols: Columns, rng: np.random.Generator | None = None) -> None:
         """Absorb one group's columns (all events of this model version and window)."""
-        rows, slot = self.expand(cols.segments, cols.n)
+        blocks = self.slot_blocks(cols.segments, cols.n)
+        rows = np.concatenate([np.arange(cols.n, dtype=np.int64) if b.rows is None else b.rows for b in blocks])
+        slot = np.concatenate([b.slot for b in blocks])
         s = self.n_slots
         self._add("count", slot)
         self._add("errors", slot, cols.error[rows].astype(np.float64))
@@ -211,7 +226,7 @@ class WindowAcc:
         fb = FEATURE_BINS.size
         stacked: set[str] = set()
         if cols.matrix is not None:
-            self._add_matrix(cols.matrix[0], cols.matrix[1], rows, slot)
+            self._add_matrix(cols.matrix[0], cols.matrix[1], blocks)
             stacked = set(cols.matrix[0])
         for name, x in cols.num.items():
             if name in stacked:
@@ -247,27 +262,50 @@ class WindowAcc:
             self._add_embeddings(u, cols.embedding)
         assert self.n_slots == s
 
-    def _add_matrix(self, names: list[str], x: np.ndarray, rows: I64, slot: I64) -> None:
+    def _add_matrix(self, names: list[str], x: np.ndarray, blocks: list[SlotBlock]) -> None:
         """Numeric features ``x [n, F]`` at once: counts, missing, sums and log-bin histograms of all
-        features per slot from one ``bincount`` each over ``(slot, feature[, bin])`` keys."""
+        features per slot. Each event's bins are computed once (as ``feature * bins + bin`` keys)
+        and counted for each block of slots (whole version, then each segment key) by one
+        ``bincount`` over the block's own slots; every cell sees its values in event order, as a
+        single ``bincount`` over all (slot, feature[, bin]) keys would."""
         s, nf, fb = self.n_slots, len(names), FEATURE_BINS.size
         miss = np.isnan(x)
-        if not miss.any():  # the usual case: the same cells in the same order, without masks
-            bins = FEATURE_BINS.index(x)
-            key = (slot[:, None] * nf + np.arange(nf)[None, :]).ravel()
-            cnt = tot = np.bincount(key, minlength=s * nf).reshape(s, nf)
-            sums = np.bincount(key, weights=x[rows].ravel(), minlength=s * nf).reshape(s, nf)
-            hist = np.bincount(key * fb + bins[rows].ravel(), minlength=s * nf * fb).reshape(s, nf, fb)
-            self._add_matrix_sums(names, cnt, tot, sums, hist)
-            return
-        bins = FEATURE_BINS.index(np.where(miss, 0.0, x))  # [n, F]
-        good = ~miss[rows]  # [R, F]
-        key = slot[:, None] * nf + np.arange(nf)[None, :]  # [R, F]: (slot, feature)
-        kg = key[good]
-        cnt = np.bincount(kg, minlength=s * nf).reshape(s, nf)
-        tot = np.bincount(key.ravel(), minlength=s * nf).reshape(s, nf)
-        sums = np.bincount(kg, weights=x[rows][good], minlength=s * nf).reshape(s, nf)
-        hist = np.bincount(kg * fb + bins[rows][good], minlength=s * nf * fb).reshape(s, nf, fb)
+        anymiss = bool(miss.any())
+        fcol = np.arange(nf, dtype=np.int64)
+        h = FEATURE_BINS.index(np.where(miss, 0.0, x) if anymiss else x)  # [n, F]
+        h += fcol * fb
+        good_all = ~miss
+        cnt = np.zeros((s, nf), dtype=np.int64)
+        tot = np.zeros((s, nf), dtype=np.int64)
+        sums = np.zeros((s, nf))
+        hist = np.zeros((s, nf, fb), dtype=np.int64)
+        for b in blocks:
+            # the block's slots as local numbers 0..k-1, so each bincount spans only its own slots
+            present = np.bincount(b.slot, minlength=s).astype(bool)
+            slots = np.flatnonzero(present)
+            k = len(slots)
+            if k == 0:
+                continue
+            local = np.zeros(len(b.slot), dtype=np.int64) if k == 1 else (np.cumsum(present) - 1)[b.slot]
+            xb = x if b.rows is None else x[b.rows]
+            hb = h if b.rows is None else h[b.rows]
+            if not anymiss:
+                n_per = np.bincount(local, minlength=k)
+                cnt[slots] += n_per[:, None]
+                tot[slots] += n_per[:, None]
+                key = (local * nf)[:, None] + fcol
+                sums[slots] += np.bincount(key.ravel(), weights=xb.ravel(), minlength=k * nf).reshape(k, nf)
+                hkey = (local * (nf * fb))[:, None] + hb
+                hist[slots] += np.bincount(hkey.ravel(), minlength=k * nf * fb).reshape(k, nf, fb)
+                continue
+            gb = good_all if b.rows is None else good_all[b.rows]
+            key = (local * nf)[:, None] + fcol
+            kg = key[gb]
+            cnt[slots] += np.bincount(kg, minlength=k * nf).reshape(k, nf)
+            tot[slots] += np.bincount(key.ravel(), minlength=k * nf).reshape(k, nf)
+            sums[slots] += np.bincount(kg, weights=xb[gb], minlength=k * nf).reshape(k, nf)
+            hkey = (local * (nf * fb))[:, None] + hb
+            hist[slots] += np.bincount(hkey[gb], minlength=k * nf * fb).reshape(k, nf, fb)
         self._add_matrix_sums(names, cnt, tot, sums, hist)
 
     def _add_matrix_sums(self, names: list[str], cnt: np.ndarray, tot: np.ndarray, sums: np.ndarray,

@@ -52,8 +52,16 @@ class Coded:
 
     def first_seen(self) -> list[int]:
         """The distinct codes (``-1`` included when present) in order of first appearance."""
-        u, first = np.unique(self.codes, return_index=True)
-        return u[np.argsort(first, kind="stable")].tolist()  # type: ignore[no-any-return]
+        c = self.codes
+        if not len(c):
+            return []
+        present = np.bincount(c.astype(np.int64) + 1, minlength=len(self.values) + 1)
+        distinct = np.flatnonzero(present) - 1
+        if len(distinct) <= 32:  # the usual case: a few values, one vectorised scan each
+            first = {int(np.argmax(c == v)): v for v in distinct.tolist()}
+            return [first[i] for i in sorted(first)]
+        u, pos = np.unique(c, return_index=True)
+        return u[np.argsort(pos, kind="stable")].tolist()  # type: ignore[no-any-return]
 
 
 StrCol = list[str | None] | Coded

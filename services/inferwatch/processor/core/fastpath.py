@@ -106,7 +106,7 @@ def _ranges(off: np.ndarray, rows: I64) -> tuple[I64, I64]:
 
 def _sorted_keys(b: Batch, keys: np.ndarray) -> I64:
     """Distinct name indices of ``keys`` in sorted name order."""
-    u = np.unique(keys)
+    u = np.flatnonzero(np.bincount(keys, minlength=len(b.cols.names)))  # names are few: no sort/hash of keys
     return u[np.argsort(b.name_rank[u], kind="stable")]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -54,12 +55,26 @@ class LogBins:
     def zero_index(self) -> int:
         return self.half if self.signed else 0
 
+    @cached_property
+    def _log_gamma(self) -> float:
+        return math.log(self.gamma)
+
+    @cached_property
+    def _k_range(self) -> tuple[int, int]:
+        return self._kmin, self._kmax
+
     def index(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         """Bucket index of every value (NaNs must be removed first)."""
         a = np.abs(x)
-        with np.errstate(divide="ignore"):
-            k = np.ceil(np.log(np.maximum(a, self.min_value)) / math.log(self.gamma)).astype(np.int64)
-        k = np.clip(k, self._kmin, self._kmax) - self._kmin + 1  # 1..half
+        # in place, one temporary: ceil(log(max(|x|, min_value)) / log(gamma)), clipped to the grid
+        t = np.maximum(a, self.min_value)
+        np.log(t, out=t)
+        t /= self._log_gamma
+        np.ceil(t, out=t)
+        k = t.astype(np.int64)
+        kmin, kmax = self._k_range
+        np.clip(k, kmin, kmax, out=k)
+        k -= kmin - 1  # 1..half
         k[a < self.min_value] = 0
         if not self.signed:
             return k

@@ -12,10 +12,14 @@
  * laid out like orjson (plain for 1e-5 <= |x| < 1e16, "1.5e+16"/"1e-7" otherwise).
  *
  * It is an accelerator only: Encoder.prediction() returns None for anything it does not
- * recognise at once (a value of an unusual type, a name never checked, a non-finite float, a
- * lone surrogate, ...), and the caller then takes the fully checked path, which converts what
- * can be converted and names the offending field. The pure-Python twin is
+ * recognise at once (a value of an unusual type, an invalid name, a non-finite float, a lone
+ * surrogate, ...), and the caller then takes the fully checked path, which converts what can be
+ * converted and names the offending field. The pure-Python twin is
  * inferwatch.sdk.encode.PyEncoder (same acceptance, same bytes; a parity test compares them).
+ *
+ * FastPrediction wraps an Encoder into InferenceLogger.prediction's whole common case (encode,
+ * count, produce, spool on BufferError, serve delivery reports every 256 events); its twin and
+ * reference is the Python method itself (see inferwatch.sdk.encode.fast_prediction).
  *
  * Shortest floats: for 1e-5 <= |x| < 2**53 (the values features and scores nearly always take)
  * the digits are found with exact 128-bit integer arithmetic: the first number f of fractional

@@ -12,6 +12,11 @@ else; the logger then takes its fully checked path, which converts what can be c
 raises ``EventValidationError`` naming the field. So the encoder never decides that an event is
 invalid, only that it is not the common case; both implementations accept exactly the same calls
 (a hypothesis test compares them byte for byte).
+
+:func:`fast_prediction` builds the C module's ``FastPrediction``: ``InferenceLogger.prediction``'s
+whole common case (encode, count, ``produce()``, spool on ``BufferError``, serve delivery reports
+every 256 events) without the interpreter, installed by the logger on itself. Its twin and
+reference is the Python method, which a machine without the C module runs.
 """
 
 from __future__ import annotations

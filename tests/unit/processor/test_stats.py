@@ -95,3 +95,38 @@ def test_ks_pvalue_equals_scipy_kstwo_exactly() -> None:
                 want = float(st.kstwo.sf(d, float(n)))
             got = _kstwo_sf(float(d), n)
             assert (math.isnan(want) and math.isnan(got)) or got == want, (d, n, got, want)
+
+
+def test_hist_drift_many_is_bit_identical_to_one_pair_at_a_time() -> None:
+    """The vectorised numeric drift gives exactly (==, not approx) what psi/js_distance/ks_hist give on
+    each pair alone, for references whose coarse grids have different numbers of groups."""
+    from inferwatch.processor.core.logbins import FEATURE_BINS
+    from inferwatch.processor.core.stats import (
+        RefHist,
+        coarse_groups,
+        hist_drift_many,
+        js_distance,
+        ks_hist,
+        psi,
+        regroup,
+    )
+
+    rng = np.random.default_rng(11)
+    fb = FEATURE_BINS.size
+    for trial in range(30):
+        k = int(rng.integers(1, 20))
+        refs, curs = [], []
+        for _ in range(k):
+            r = np.zeros(fb, dtype=np.int64)
+            # a few distinct values only sometimes: fewer than 10 coarse groups
+            n_ref = int(rng.integers(1, 4)) if rng.random() < 0.3 else 2000
+            r += np.bincount(FEATURE_BINS.index(rng.normal(0, 1 + trial % 3, n_ref).round(int(rng.integers(0, 3)))),
+                             minlength=fb)
+            c = np.bincount(FEATURE_BINS.index(rng.normal(rng.random(), 1, int(rng.integers(1, 5000)))), minlength=fb)
+            refs.append(RefHist(r))
+            curs.append(c.astype(np.int64))
+        got = hist_drift_many(refs, curs)
+        for rh, c, g in zip(refs, curs, got, strict=True):
+            grp = coarse_groups(rh.fine)
+            rc, cc = regroup(rh.fine, grp), regroup(c, grp)
+            assert g == (psi(rc, cc), js_distance(rc, cc), *ks_hist(rh.fine, c))

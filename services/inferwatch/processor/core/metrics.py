@@ -95,27 +95,50 @@ def summary(acc: WindowAcc, slot: int, span_s: float) -> dict[str, float | None]
     return m
 
 
-def drift(acc: WindowAcc, slot: int, ref: WindowAcc, ref_slot: int, features: set[str] | None = None) -> dict[str, float | None]:
-    """Drift of ``slot``'s distributions against ``ref_slot`` of the reference: PSI, JS, KS, chi-square."""
+RefCache = dict[tuple[int, int, str], stats.RefHist]
+"""Per (reference object, reference slot, feature): what drift needs from the reference histogram,
+shared by every snapshot of a window (see :func:`drift`)."""
+
+
+def drift(acc: WindowAcc, slot: int, ref: WindowAcc, ref_slot: int, features: set[str] | None = None,
+          cache: RefCache | None = None) -> dict[str, float | None]:
+    """Drift of ``slot``'s distributions against ``ref_slot`` of the reference: PSI, JS, KS, chi-square.
+
+    The numeric features' statistics are computed together (:func:`stats.hist_drift_many`); ``cache``
+    (one dict per window's snapshots) keeps the reference side of each feature across calls."""
     m: dict[str, float | None] = {}
     max_psi = None
+    cache = {} if cache is None else cache
+    hist_names: list[str] = []
+    refs: list[stats.RefHist] = []
+    curs: list[np.ndarray] = []
+    for name in acc.a:
+        if not name.startswith("h:") or (features is not None and name[2:] not in features) or name not in ref.a:
+            continue
+        cur = acc.get(name, slot)
+        if cur.sum() == 0:
+            continue
+        key = (id(ref), ref_slot, name)
+        rh = cache.get(key)
+        if rh is None:
+            rh = cache[key] = stats.RefHist(ref.get(name, ref_slot))
+        if rh.n == 0:
+            continue
+        hist_names.append(name)
+        refs.append(rh)
+        curs.append(cur)
+    hist = dict(zip(hist_names, stats.hist_drift_many(refs, curs), strict=True))
     for name in acc.a:
         if name.startswith("h:"):
+            h = hist.get(name)
+            if h is None:
+                continue
             f = name[2:]
-            if features is not None and f not in features:
-                continue
-            cur = acc.get(name, slot)
-            rf = ref.get(name, ref_slot) if name in ref.a else None
-            if rf is None or cur.sum() == 0 or rf.sum() == 0:
-                continue
-            g = stats.coarse_groups(rf)
-            rc, cc = stats.regroup(rf, g), stats.regroup(cur, g)
             base = metric_base(f)
-            p = stats.psi(rc, cc)
+            p = h[0]
             m[f"{base}.psi"] = p
-            m[f"{base}.js"] = stats.js_distance(rc, cc)
-            ks, pv = stats.ks_hist(rf, cur)
-            m[f"{base}.ks"], m[f"{base}.ks_pvalue"] = ks, pv
+            m[f"{base}.js"] = h[1]
+            m[f"{base}.ks"], m[f"{base}.ks_pvalue"] = h[2], h[3]
             if not f.startswith("@"):
                 max_psi = p if max_psi is None else max(max_psi, p)
         elif name.startswith("c:"):

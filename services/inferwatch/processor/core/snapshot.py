@@ -48,6 +48,7 @@ def build_snapshots(acc: WindowAcc, ref: WindowAcc | None, cfg: ProcessorConfig,
     window_s = max(1, round(span_s))
     ts = now_ms if now_ms is not None else int(time.time() * 1000)
     ref_span = (ref.end_ms - ref.start_ms) / 1000 if ref is not None else 0.0
+    cache: mx.RefCache = {}  # the reference side of the drift statistics, shared by all snapshots
 
     def compute(slot: int, name: tuple[str, str]) -> tuple[dict[str, float | None], dict[str, float | None], int]:
         m = mx.summary(acc, slot, span_s)
@@ -55,7 +56,7 @@ def build_snapshots(acc: WindowAcc, ref: WindowAcc | None, cfg: ProcessorConfig,
         rs = 0
         if ref is not None:
             rs = _ref_slot(ref, name, cfg)
-            m.update(mx.drift(acc, slot, ref, rs))
+            m.update(mx.drift(acc, slot, ref, rs, cache=cache))
             r = mx.summary(ref, rs, ref_span)
             if slot == 0:
                 m.update(mx.embedding_drift(acc, ref, cfg.embedding_permutations))
@@ -68,7 +69,7 @@ def build_snapshots(acc: WindowAcc, ref: WindowAcc | None, cfg: ProcessorConfig,
     if ref is not None:
         for metric, kind, value, refv, th in mx.judge(whole_m, whole_r, count0, float(acc.get("labeled", 0)), cfg):
             findings.append(Finding(metric=metric, kind=kind, value=value, reference=refv, threshold=th,  # type: ignore[arg-type]
-                                    top_segments=_localise(acc, ref, metric, value, refv, cfg)))
+                                    top_segments=_localise(acc, ref, metric, value, refv, cfg, cache)))
     out.append(_snap(acc, None, None, window_s, ts, whole_m, whole_r, findings, late_events))
     for name in acc.segment_names():
         s = acc.slots[name]
@@ -84,7 +85,7 @@ def build_snapshots(acc: WindowAcc, ref: WindowAcc | None, cfg: ProcessorConfig,
 
 
 def _localise(acc: WindowAcc, ref: WindowAcc, metric: str, value: float, refv: float | None,
-              cfg: ProcessorConfig) -> list[SegmentContribution]:
+              cfg: ProcessorConfig, cache: mx.RefCache | None = None) -> list[SegmentContribution]:
     """Segments ranked by the share of the whole-version deviation of ``metric`` they explain."""
     whole_bad = mx.badness(metric, value, refv)
     if not whole_bad or metric == "embedding.drift":
@@ -98,8 +99,8 @@ def _localise(acc: WindowAcc, ref: WindowAcc, metric: str, value: float, refv: f
         if float(rest.get("count", 0)) <= 0:
             continue
         if metric.endswith((".psi", ".js", ".ks")):
-            rest_v = mx.drift(rest, 0, ref, 0, feats).get(metric)
-            seg_v = mx.drift(acc, s, ref, _ref_slot(ref, name, cfg), feats).get(metric)
+            rest_v = mx.drift(rest, 0, ref, 0, feats, cache).get(metric)
+            seg_v = mx.drift(acc, s, ref, _ref_slot(ref, name, cfg), feats, cache).get(metric)
         else:
             rest_v = mx.summary(rest, 0, 1.0).get(metric)
             seg_v = mx.summary(acc, s, 1.0).get(metric)

@@ -140,3 +140,66 @@ def regroup(fine: npt.NDArray[np.int64], groups: npt.NDArray[np.int64]) -> npt.N
     """Sum fine-bin counts into the coarse groups of :func:`coarse_groups`."""
     out = np.bincount(groups, weights=fine, minlength=int(groups.max()) + 1 if len(groups) else 0)
     return out.astype(np.float64, copy=False)
+
+
+class RefHist:
+    """What the drift of any histogram against one reference histogram needs from the reference,
+    computed once: its coarse groups (:func:`coarse_groups`), its regrouped counts, its size and its
+    normalised CDF on the fine grid (for :func:`ks_hist`)."""
+
+    __slots__ = ("cdf", "fine", "groups", "n", "n_groups", "rc")
+
+    def __init__(self, fine: npt.NDArray[np.int64]) -> None:
+        self.fine = fine
+        self.groups = coarse_groups(fine)
+        self.rc = regroup(fine, self.groups)
+        self.n_groups = len(self.rc)
+        r = np.asarray(fine, dtype=np.float64)
+        self.n = int(r.sum())
+        self.cdf = np.cumsum(r) / self.n if self.n else r
+
+
+def hist_drift_many(refs: list[RefHist], current: list[npt.NDArray[np.int64]]) -> list[tuple[float, float, float, float]]:
+    """``(psi, js_distance, ks, ks_pvalue)`` of each ``current[i]`` against ``refs[i]`` (every pair
+    non-empty), bit for bit what :func:`psi`, :func:`js_distance` and :func:`ks_hist` give on the
+    regrouped / fine counts one pair at a time: the same element-wise operations, and every sum is
+    a row reduction of a C-contiguous ``[k, bins]`` array of pairs with the same number of bins
+    (numpy reduces each row as it reduces a 1-D array of that length)."""
+    k = len(refs)
+    if k == 0:
+        return []
+    fb = len(current[0])
+    cur = np.empty((k, fb), dtype=np.float64)
+    for i, c in enumerate(current):
+        cur[i] = c
+    # KS on the fine grid: CDF gaps at bin edges
+    n2 = cur.sum(axis=1)
+    ccdf = np.cumsum(cur, axis=1) / n2[:, None]
+    rcdf = np.stack([r.cdf for r in refs])
+    ks = np.max(np.abs(rcdf - ccdf), axis=1).tolist()
+    out: list[tuple[float, float, float, float]] = [(0.0, 0.0, 0.0, 0.0)] * k
+    # regroup every current histogram into its reference's groups with one bincount (feature-major
+    # keys: each coarse cell still sums its fine bins in bin order)
+    width = max(r.n_groups for r in refs)
+    gkey = np.stack([r.groups for r in refs]) + (np.arange(k, dtype=np.int64) * width)[:, None]
+    cc_all = np.bincount(gkey.ravel(), weights=cur.ravel(), minlength=k * width).reshape(k, width)
+    by_len: dict[int, list[int]] = {}
+    for i, r in enumerate(refs):
+        by_len.setdefault(r.n_groups, []).append(i)
+    n2i = n2.astype(np.int64).tolist()
+    for g, idx in by_len.items():
+        rc = np.stack([refs[i].rc for i in idx])
+        cc = np.ascontiguousarray(cc_all[idx, :g])
+        p_sh = rc / rc.sum(axis=1)[:, None]
+        q_sh = cc / cc.sum(axis=1)[:, None]
+        p = np.maximum(p_sh, PSI_EPS)
+        q = np.maximum(q_sh, PSI_EPS)
+        psis = np.sum((q - p) * np.log(q / p), axis=1).tolist()
+        m = 0.5 * (p_sh + q_sh)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kl_p = np.where(p_sh > 0, p_sh * np.log2(p_sh / m), 0.0)
+            kl_q = np.where(q_sh > 0, q_sh * np.log2(q_sh / m), 0.0)
+        d = (0.5 * (kl_p.sum(axis=1) + kl_q.sum(axis=1))).tolist()
+        for j, i in enumerate(idx):
+            out[i] = (psis[j], math.sqrt(max(d[j], 0.0)), ks[i], ks_pvalue(ks[i], n2i[i], refs[i].n))
+    return out

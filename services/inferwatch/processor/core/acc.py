@@ -34,6 +34,7 @@ WHOLE: tuple[str, str] = ("", "")
 I64 = npt.NDArray[np.int64]
 _LLM_SUMS = ("llm_n", "lp_sum", "lp_n", "ent_sum", "ent_n", "tok_sum", "tok_n", "chr_sum", "chr_n", "empty", "refusal")
 _INCONS_CAP = 5000  # distinct prompt hashes tracked per slot per window
+_DTYPE_NAMES: dict[np.dtype[Any], str] = {}  # str(dtype) is slow and asked for every array of every state write
 
 
 @dataclass
@@ -483,6 +484,7 @@ class WindowAcc:
     def to_bytes(self) -> bytes:
         """Compact msgpack: arrays stored sparse (non-zero positions and values)."""
         arrays = {}
+        names = _DTYPE_NAMES
         for name, arr in self.a.items():
             flat = arr.ravel()
             fill = np.inf if name.startswith("min:") else 0
@@ -491,7 +493,10 @@ class WindowAcc:
             # counts fit in int32 in practice; keep the exact dtype when they do not
             if vals.dtype == np.int64 and (len(vals) == 0 or vals.max() < 2**31):
                 vals = vals.astype(np.int32)
-            arrays[name] = [list(arr.shape), str(arr.dtype), nz.astype(np.int32).tobytes(), str(vals.dtype), vals.tobytes()]
+            dt, vdt = arr.dtype, vals.dtype
+            arrays[name] = [list(arr.shape), names.get(dt) or names.setdefault(dt, str(dt)),
+                            nz.astype(np.int32).tobytes(), names.get(vdt) or names.setdefault(vdt, str(vdt)),
+                            vals.tobytes()]
         doc = {
             "m": self.model, "v": self.version, "s": self.start_ms, "e": self.end_ms,
             "cfg": [self.max_tracked, self.max_categories, self.emb_k],

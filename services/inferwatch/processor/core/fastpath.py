@@ -99,6 +99,8 @@ def _ranges(off: np.ndarray, rows: I64) -> tuple[I64, I64]:
     pos = np.repeat(np.arange(len(rows), dtype=np.int64), lens)
     if total == 0:
         return np.zeros(0, np.int64), pos
+    if int(rows[-1]) - int(rows[0]) + 1 == len(rows) and (np.diff(rows) == 1).all():  # consecutive rows: one span
+        return np.arange(int(lo[0]), int(lo[0]) + total, dtype=np.int64), pos
     starts = np.cumsum(lens) - lens  # where each row's span begins in the output
     ent = np.arange(total, dtype=np.int64) + np.repeat(lo - starts, lens)
     return ent, pos

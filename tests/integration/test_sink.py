@@ -136,3 +136,25 @@ def test_kill_9_between_insert_and_commit_leaves_no_duplicates(settings: Setting
     with open_store(settings) as store:
         total, distinct = store.query("SELECT count(), uniqExact(event_id) FROM predictions").rows[0]
     assert (total, distinct) == (n, n)
+
+
+def test_the_end_of_a_backlog_is_written_without_waiting_for_batch_ms(settings: Settings) -> None:
+    # Neither batch_rows nor batch_ms will be reached: only "caught up and caught_up_rows buffered" writes.
+    n = 500
+    _produce(settings, settings.predictions_topic, [_pred(i) for i in range(n)])
+    store = open_store(settings)
+    store.migrate()
+    opts = SinkOptions(group_id=f"g-cu-{settings.topic_prefix}", batch_rows=1_000_000, batch_ms=600_000,
+                       caught_up_rows=100)
+    sink = Sink(settings, store, opts)
+    stop = threading.Event()
+    t = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    t.start()
+    try:
+        assert _wait_for(lambda: store.scalar("SELECT count() FROM predictions"), n, timeout_s=30) == n
+    finally:
+        stop.set()
+        t.join(30)
+    assert store.scalar("SELECT uniqExact(event_id) FROM predictions") == n
+    assert sink.health.last_commit_ms  # committed after the insert
+    store.close()

@@ -14,6 +14,10 @@ class SinkOptions(BaseSettings):
     group_id: str = Field("inferwatch-sink", description="Kafka consumer group of the sink.")
     batch_rows: int = Field(50_000, ge=1, description="Insert when this many messages are buffered ...")
     batch_ms: int = Field(1000, ge=1, description="... or when the oldest buffered message waited this long.")
+    caught_up_rows: int = Field(
+        5_000, ge=1, description="... or when a poll came back empty (read up to the end of the partitions) "
+        "and at least this many are buffered: waiting out batch_ms would not make the batch any fuller.",
+    )
     session_timeout_ms: int = Field(
         45_000, ge=1000, description="Kafka group session timeout: how soon a dead sink's partitions move on."
     )

@@ -1,16 +1,19 @@
 """The sink: every topic -> ClickHouse tables, at-least-once made exactly-once at the store.
 
-Commit order (DESIGN.md), per write job (the messages buffered when a batch became due):
+Commit order (DESIGN.md), per write job (one topic-partition's messages buffered when a batch
+became due):
 
-1. decode the buffered messages of each topic-partition into rows and dead letters;
+1. decode the messages into rows and dead letters;
 2. produce the dead letters and wait until Kafka has them;
-3. insert each topic-partition's rows with the token ``topic-partition-first_offset-last_offset``;
+3. insert the rows with the token ``topic-partition-first_offset-last_offset``;
 4. only then commit the offsets (``last_offset + 1``).
 
 Steps 2-3 run on one writer thread (the store's insert releases the GIL), so the main thread
-consumes and decodes the next batch while the previous one is inserted; at most one job is being
-written at a time and jobs are written and committed in order. Step 4 runs on the main thread
-once the job's write has succeeded.
+consumes and decodes while the writer inserts; at most one job is being written at a time and jobs
+are written and committed in order. When a batch becomes due its partitions are decoded one by one
+and each is handed to the writer as soon as it is ready, so the first insert starts after one
+partition's decode, not the whole batch's. Step 4 runs on the main thread once the job's write has
+succeeded.
 
 A crash between 3 and 4 replays the messages. Two guards make the replay harmless: messages at or
 below the highest ``kafka_offset`` already stored for their partition are skipped (read from the
@@ -28,6 +31,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -107,8 +111,9 @@ class Sink:
         self._writer: ThreadPoolExecutor | None = None
         self._inflight: _Job | None = None  # being written by the writer thread
         self._retry: _Job | None = None  # its write failed; resubmitted at retry_at
-        self._next: _Job | None = None  # decoded, waiting for the writer
+        self._pending: deque[_Job] = deque()  # decoded, waiting for the writer (in order)
         self._paused = False
+        self._caught_up = False
         self._closing = False
         self._last_lag = 0.0
 
@@ -120,13 +125,15 @@ class Sink:
             return
         self._finish_inflight(wait_s=60.0)
         revoked = {(p.topic, p.partition) for p in parts}
-        for name in ("_retry", "_next"):
-            job: _Job | None = getattr(self, name)
-            if job is not None:
-                job.batches = [b for b in job.batches if (b.topic, b.partition) not in revoked]
-                job.commits = {tp: o for tp, o in job.commits.items() if tp not in revoked}
-                if not job.commits:
-                    setattr(self, name, None)
+
+        def keep(job: _Job) -> bool:
+            job.batches = [b for b in job.batches if (b.topic, b.partition) not in revoked]
+            job.commits = {tp: o for tp, o in job.commits.items() if tp not in revoked}
+            return bool(job.commits)
+
+        if self._retry is not None and not keep(self._retry):
+            self._retry = None
+        self._pending = deque(j for j in self._pending if keep(j))
         for tp in revoked:
             self._buffered -= len(self._buf.pop(tp, []))
             self._watermarks.pop(tp, None)
@@ -179,6 +186,8 @@ class Sink:
                     self._set_paused(self._retry is not None or self._buffered >= cap)
                     room = cap - self._buffered
                     msgs = c.consume(num_messages=max(1, min(10_000, room)), timeout=0.05 if self._paused else 0.1)
+                    # An empty poll while reading (not paused): the sink is at the end of its partitions.
+                    self._caught_up = not msgs and not self._paused
                     if msgs:
                         last_msg = time.monotonic()
                         self._buffer(msgs)
@@ -196,7 +205,7 @@ class Sink:
                     self._close_producer()
 
     def _idle(self) -> bool:
-        return self._inflight is None and self._retry is None and self._next is None
+        return self._inflight is None and self._retry is None and not self._pending
 
     def _buffer(self, msgs: list[Message]) -> None:
         if any(map(Message.error, msgs)):  # rare: keep the good ones, log the errors
@@ -226,6 +235,8 @@ class Sink:
             return False
         if self._buffered >= self.options.batch_rows:
             return True
+        if self._caught_up and self._buffered >= self.options.caught_up_rows:
+            return True  # the end of a backlog: nothing more is coming to fill the batch
         return self._oldest is not None and (time.monotonic() - self._oldest) * 1000 >= self.options.batch_ms
 
     def _set_paused(self, paused: bool) -> None:
@@ -244,24 +255,27 @@ class Sink:
         if self._inflight is None and self._retry is not None and now >= self._retry.retry_at:
             job, self._retry = self._retry, None
             self._submit(job)
-        if self._next is None and self._retry is None and self._due():
-            self._next = self._prepare()
-        if self._inflight is None and self._retry is None and self._next is not None:
-            job, self._next = self._next, None
-            self._submit(job)
+        if not self._pending and self._retry is None and self._due():
+            for job in self._prepare():
+                self._pending.append(job)
+                self._submit_next()  # the writer starts on this partition while the next one decodes
+        self._submit_next()
 
-    def _prepare(self) -> _Job:
-        """Decode the buffered messages of every partition (step 1) and empty the buffer."""
-        batches: list[PartitionBatch] = []
-        commits: dict[TP, int] = {}
-        for (topic, partition), msgs in self._buf.items():
-            if msgs:
-                batches.append(process(self.schemas[topic], topic, partition, msgs))  # type: ignore[arg-type]
-                commits[(topic, partition)] = msgs[-1].offset() + 1  # type: ignore[operator]
-        self._buf = {}
+    def _submit_next(self) -> None:
+        """Hand the oldest decoded job to the writer if it is free (after committing the one it finished)."""
+        self._finish_inflight(wait_s=0.0)
+        if self._inflight is None and self._retry is None and self._pending:
+            self._submit(self._pending.popleft())
+
+    def _prepare(self) -> Iterator[_Job]:
+        """Empty the buffer and decode it (step 1), one job per topic-partition, yielded as each is ready."""
+        buf, self._buf = self._buf, {}
         self._buffered = 0
         self._oldest = None
-        return _Job(batches, commits)
+        for (topic, partition), msgs in buf.items():
+            if msgs:
+                batch = process(self.schemas[topic], topic, partition, msgs)  # type: ignore[arg-type]
+                yield _Job([batch], {(topic, partition): msgs[-1].offset() + 1})  # type: ignore[operator]
 
     def _submit(self, job: _Job) -> None:
         assert self._writer is not None
@@ -315,8 +329,14 @@ class Sink:
         committed for a write that keeps failing; the next start re-reads it)."""
         self._finish_inflight(wait_s=120.0)
         limit = (self._retry.failures if self._retry is not None else 0) + attempts
-        for _ in range(attempts + 3):
+        if self._buffered:
+            self._pending.extend(self._prepare())
+        # Every turn ends a write (committed, or failed and counted) or returns: it terminates.
+        while True:
             self._finish_inflight(wait_s=120.0)
+            if self._inflight is not None:
+                log.error("a write did not finish within 120 s of shutdown; its offsets are not committed")
+                return
             if self._retry is not None:
                 if self._retry.failures >= limit:
                     log.error("giving up on shutdown after %d failed writes; offsets not committed",
@@ -326,13 +346,9 @@ class Sink:
                 job, self._retry = self._retry, None
                 self._submit(job)
                 continue
-            if self._next is None and self._buffered:
-                self._next = self._prepare()
-            if self._next is None:
+            if not self._pending:
                 return
-            job, self._next = self._next, None
-            self._submit(job)
-        self._finish_inflight(wait_s=120.0)
+            self._submit(self._pending.popleft())
 
     # -- the writer thread ----------------------------------------------------------------------
     def _write(self, job: _Job) -> None:

@@ -3,7 +3,10 @@ prediction events, from the first consumed message to the last row written (the 
 join before it is recorded as ``startup_s``, and the rate including it as
 ``rows_per_s_incl_startup``); baseline ``store.arrow_insert``: the same rows as a pre-built Arrow
 table inserted straight into the same store (the store's own limit on this machine). The machine's
-1-minute load average is recorded too: the broker, chDB and the sink share its cores."""
+1-minute load average is recorded too: the broker, chDB and the sink share its cores. On a shared
+machine the wall-clock rates swing 2-3x, so the process CPU time per row of the sink (all of its
+threads: consumer, decoder, chDB's insert threads) and of the baseline insert are recorded beside
+them, and whether the compiled prediction decoder (``inferwatch.native._decode``) was built."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import orjson
 from confluent_kafka import Producer
 
 from bench.context import BenchContext
+from inferwatch import native
 from inferwatch.config import Settings
 from inferwatch.contract.events import PredictionV1
 from inferwatch.kafka.admin import apply_topics
@@ -61,9 +65,11 @@ def run(ctx: BenchContext) -> None:
     while sink.health.messages_consumed == 0 and time.perf_counter() < deadline:
         time.sleep(0.002)
     t_first = time.perf_counter()
+    cpu_first = time.process_time()
     while sink.health.rows_written.get("predictions", 0) < n and time.perf_counter() < deadline:
         time.sleep(0.005)
     t_end = time.perf_counter()
+    cpu_sink = time.process_time() - cpu_first
     stop.set()
     t.join(60)
     written = sink.health.rows_written.get("predictions", 0)
@@ -73,12 +79,17 @@ def run(ctx: BenchContext) -> None:
     base = EmbeddedStore(s.data_dir / "chdb", "baseline")
     base.migrate()
     b0 = time.perf_counter()
+    bcpu0 = time.process_time()
     for k in range(0, n, 100_000):
         base.insert("predictions", tbl.slice(k, 100_000), dedup_token=f"b-{k}")
     b_elapsed = time.perf_counter() - b0
+    cpu_base = time.process_time() - bcpu0
     base.close()
     store.close()
     ctx.record("sink.throughput", written / (t_end - t_first), "rows/s", baseline="store.arrow_insert",
                baseline_value=n / b_elapsed, rows=n, features=15, rows_written=written, batch_rows=batch_rows,
                startup_s=round(t_first - t0, 3), rows_per_s_incl_startup=round(written / (t_end - t0)),
-               load_avg_1m=os.getloadavg()[0], cpus=os.cpu_count())
+               load_avg_1m=os.getloadavg()[0], cpus=os.cpu_count(),
+               sink_cpu_us_per_row=round(cpu_sink / max(written, 1) * 1e6, 2),
+               baseline_cpu_us_per_row=round(cpu_base / n * 1e6, 2),
+               native_decode=native.load("_decode") is not None)

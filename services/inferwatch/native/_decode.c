@@ -15,12 +15,15 @@
  *
  * Speed notes: one pass over the bytes; strings without escapes or non-ASCII bytes are used in place;
  * keys and string values are interned per batch (a str object is created once per distinct value, and
- * the name pattern is checked once per distinct name); decimal numbers are converted with the
- * Eisel-Lemire algorithm when it is exact and with PyOS_string_to_double (Python's own, correctly
- * rounded, locale-independent) otherwise, so every float equals float(token) bit for bit.
+ * the name pattern is checked once per distinct name); keys and short values that repeat at the same
+ * place as in the previous row are recognised by one word compare; decimal numbers are converted
+ * with Clinger's fast path (<= 15 digits, |exponent| <= 22), else the Eisel-Lemire algorithm when it
+ * is exact, else PyOS_string_to_double (Python's own, correctly rounded, locale-independent), so every
+ * float equals float(token) bit for bit.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -70,10 +73,11 @@ static inline int vec_reserve(Vec *v, size_t extra) {
     return v->len + extra <= v->cap ? OK : vec_grow(v, extra);
 }
 
-#define VEC_PUSH(v, T, x) do { \
-        if (vec_reserve((v), sizeof(T)) != OK) return FAIL; \
+/* A push into room reserved before (vec_reserve). */
+#define VEC_PUT(v, T, x) do { \
         T tmp_ = (x); memcpy((v)->p + (v)->len, &tmp_, sizeof(T)); (v)->len += sizeof(T); \
     } while (0)
+
 
 /* ---------------------------------------------------------------------------------------------
  * per-batch interning: distinct UTF-8 byte strings -> index, with the str object made once.
@@ -96,6 +100,8 @@ typedef struct {
     uint32_t stamp;        /* last map (per-row) that used this key: duplicate detection */
     uint32_t flags;        /* NAME_OK / VERSION_OK */
     PyObject *obj;         /* the str (NULL for tables without objects) */
+    uint64_t qw, qmask;    /* PLAIN and at most 7 bytes: its bytes and the closing quote as a word
+                            * (qmask selects them), else qmask 0: match_entry in one compare */
 } Ent;
 
 typedef struct {
@@ -286,7 +292,16 @@ static int32_t intern(Intern *t, const Str *s) {
         unsigned char c = (unsigned char)s->p[i];
         plain &= c >= 0x20 && c != '"' && c != '\\';
     }
-    if (plain) e->flags |= PLAIN;
+    e->qw = e->qmask = 0;
+    if (plain) {
+        e->flags |= PLAIN;
+        if (s->len < 8) {
+            uint64_t w = 0;
+            for (size_t i = 0; i < s->len; i++) w |= (uint64_t)(unsigned char)s->p[i] << (8 * i);
+            e->qw = w | ((uint64_t)'"' << (8 * s->len));
+            e->qmask = s->len == 7 ? ~(uint64_t)0 : ((uint64_t)1 << (8 * (s->len + 1))) - 1;
+        }
+    }
     e->obj = obj;
     e->next = t->b[h & t->mask];
     t->b[h & t->mask] = t->n;
@@ -298,8 +313,13 @@ static int32_t intern(Intern *t, const Str *s) {
  * the previous row is recognised without decoding or hashing it. NULL otherwise. */
 static inline const unsigned char *match_entry(const Intern *t, int32_t k, const unsigned char *p,
                                                const unsigned char *end) {
-    if (k < 0 || k >= t->n) return NULL;
+    if ((uint32_t)k >= (uint32_t)t->n) return NULL;  /* also k < 0: no previous row */
     const Ent *e = &t->e[k];
+    if (e->qmask && end - p >= 8) {  /* the common short key or value: one word */
+        uint64_t w;
+        memcpy(&w, p, 8);
+        return ((w ^ e->qw) & e->qmask) == 0 ? p + e->klen + 1 : NULL;
+    }
     size_t n = e->klen;
     if (!(e->flags & PLAIN) || (size_t)(end - p) <= n || p[n] != '"') return NULL;
     if (!same_bytes((const char *)p, t->a + e->koff, n, (const char *)end)) return NULL;
@@ -309,6 +329,9 @@ static inline const unsigned char *match_entry(const Intern *t, int32_t k, const
 /* ---------------------------------------------------------------------------------------------
  * decoder state
  */
+#define KEY_SLOTS 16   /* positions of known keys remembered per object (top level, outputs) */
+#define KEY_NONE 0xFF
+
 enum { V_IN_KEY, V_IN_KIND, V_IN_NUM, V_IN_CAT, V_PROB_KEY, V_PROB_VAL, V_SEG_KEY, V_SEG_VAL, V_TAG_KEY,
        V_TAG_VAL, N_VECS };
 enum { MAP_INPUTS, MAP_SEGMENT, MAP_TAGS, MAP_PROBS, N_MAPS };
@@ -324,10 +347,17 @@ typedef struct {
     /* the previous row's keys and string values by position, per map (see match_entry) */
     int32_t *pred_key[N_MAPS], *pred_val[N_MAPS];
     int32_t pred_label, pred_model, pred_version;
+    /* the previous row's known top-level and outputs keys by position (index into TOP_KEYS /
+     * OUT_KEYS, KEY_NONE for an unknown key or none): see match_key */
+    uint8_t pred_top[KEY_SLOTS], pred_out[KEY_SLOTS];
 } D;
 
+#define WS_BITS ((1ull << ' ') | (1ull << '\n') | (1ull << '\r') | (1ull << '\t'))
+
+/* JSON whitespace skipped; every byte that may follow it in valid JSON is above ' ', so compact
+ * JSON (no whitespace at all, the common case) costs one test. */
 static inline const unsigned char *ws(const unsigned char *p, const unsigned char *end) {
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    while (p < end && __builtin_expect(*p <= ' ', 0) && ((WS_BITS >> *p) & 1)) p++;
     return p;
 }
 
@@ -785,79 +815,69 @@ static inline uint32_t parse_eight(uint64_t w) {
     return (uint32_t)w;
 }
 
-/* *pp is at the number's first byte ('-' or a digit). One pass: the first 19 significant digits
- * go into m, the value is m * 10^q exactly unless a dropped digit was non-zero (then Python's own
- * conversion decides). */
+/* 10^0..10^22: the powers of ten a double holds exactly (Clinger's fast path). */
+static const double P10[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
+                               1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The digits at p appended to *m (*m = *m * 10^k + the k digits; wraps beyond 19 digits, which the
+ * caller counts); returns the position after them. nd: significant digits before p. Words of 8
+ * digits while they keep m within 19 digits (model outputs usually have 16-17: two words, and no
+ * third attempt that would fail), then one by one. */
+static inline const unsigned char *read_digits(const unsigned char *p, const unsigned char *end,
+                                               size_t nd, uint64_t *mp) {
+    uint64_t m = *mp;
+    const unsigned char *from = p;
+    while (end - p >= 8 && nd + (size_t)(p - from) <= 11) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        if (!eight_digits(w)) break;
+        m = m * 100000000u + parse_eight(w);
+        p += 8;
+    }
+    while (p < end && is_digit(*p)) m = m * 10 + (uint64_t)(*p++ - '0');
+    *mp = m;
+    return p;
+}
+
+/* -v when neg, by the sign bit (signs are data: a branch would mispredict) */
+static inline double with_sign(double v, int neg) {
+    uint64_t b;
+    memcpy(&b, &v, 8);
+    b ^= (uint64_t)neg << 63;
+    memcpy(&v, &b, 8);
+    return v;
+}
+
+/* *pp is at the number's first byte ('-' or a digit). One pass: the significant digits go into m
+ * (m wraps beyond 19 of them, and then Python's own conversion decides), the value is m * 10^q. */
 static int parse_number(D *d, const unsigned char **pp, Num *num) {
     const unsigned char *p = *pp, *end = d->end, *start = p;
-    int neg = 0;
-    if (*p == '-') {
-        neg = 1;
-        p++;
-    }
+    int neg = *p == '-';
+    p += neg;
     uint64_t m = 0;
-    int nd = 0, exact = 1;
+    size_t nd = 0, int_len;  /* nd: significant digits so far (leading zeros of 0.000ddd excluded) */
+    if (p >= end || !is_digit(*p)) return REFUSE;
+    /* one path for "0" and "123" (which of them comes is data, a branch would mispredict) */
+    const unsigned char *istart = p;
+    p = read_digits(p, end, 0, &m);
+    int_len = (size_t)(p - istart);
+    if (__builtin_expect(*istart == '0' && int_len > 1, 0)) return REFUSE;  /* 01 */
+    nd = *istart != '0' ? int_len : 0;  /* the 0 of 0.5 is not a significant digit */
     int64_t q = 0;
-    size_t int_len;
-    if (p < end && *p == '0') {
-        p++;
-        int_len = 1;
-    } else if (p < end && *p >= '1' && *p <= '9') {
-        const unsigned char *istart = p;
-        while (end - p >= 8 && nd <= 11) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-            if (!eight_digits(w)) break;
-            m = m * 100000000u + parse_eight(w);
-            nd += 8;
-            p += 8;
-        }
-        while (p < end && is_digit(*p)) {
-            unsigned dg = (unsigned)(*p - '0');
-            if (nd < 19) {
-                m = m * 10 + dg;
-                nd++;
-            } else {
-                q++;
-                exact &= dg == 0;
-            }
-            p++;
-        }
-        int_len = (size_t)(p - istart);
-    } else {
-        return REFUSE;
-    }
     int is_int = 1;
     if (p < end && *p == '.') {
         p++;
+        const unsigned char *fstart = p;
         if (p >= end || !is_digit(*p)) return REFUSE;
-        /* (leading zeros of 0.000ddd may count in nd here: m < 10^nd still holds, so m cannot
-         * overflow; at worst a digit more is left to the exact slow path) */
-        while (end - p >= 8 && nd <= 11) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-            if (!eight_digits(w)) break;
-            m = m * 100000000u + parse_eight(w);
-            nd += 8;
-            q -= 8;
-            p += 8;
-        }
-        while (p < end && is_digit(*p)) {
-            unsigned dg = (unsigned)(*p - '0');
-            if (nd < 19) {
-                if (nd || dg) {
-                    m = m * 10 + dg;
-                    nd++;
-                }
-                q--;
-            } else {
-                exact &= dg == 0;
-            }
-            p++;
-        }
+        if (nd == 0)
+            while (p < end && *p == '0') p++;
+        const unsigned char *sig = p;
+        p = read_digits(p, end, nd, &m);
+        nd += (size_t)(p - sig);
+        q = -(int64_t)(p - fstart);
         is_int = 0;
     }
-    if (p < end && (*p == 'e' || *p == 'E')) {
+    if (p < end && (*p | 0x20) == 'e') {
         p++;
         int eneg = 0;
         if (p < end && (*p == '+' || *p == '-')) eneg = *p++ == '-';
@@ -878,10 +898,22 @@ static int parse_number(D *d, const unsigned char **pp, Num *num) {
         num->d = (double)num->i;  /* round-half-even, as Python's float(int) */
         return OK;
     }
-    double v;
-    if (exact && q >= POW5_MIN_Q && q <= POW5_MAX_Q && eisel_lemire(m, (int)q, &v)) {
-        num->d = neg ? -v : v;
-        return OK;
+    if (__builtin_expect(nd <= 19, 1)) {  /* m holds every significant digit */
+        double v;
+#if FLT_EVAL_METHOD == 0
+        /* Clinger: m < 10^15 < 2^53 and 10^|q| are exact doubles, so one IEEE operation rounds
+         * correctly (nd rather than m decides: the test predicts well on 17-digit data) */
+        if (nd <= 15 && q >= -22 && q <= 22) {
+            v = (double)m;
+            v = q < 0 ? v / P10[-q] : v * P10[q];
+            num->d = with_sign(v, neg);
+            return OK;
+        }
+#endif
+        if (q >= POW5_MIN_Q && q <= POW5_MAX_Q && eisel_lemire(m, (int)q, &v)) {
+            num->d = with_sign(v, neg);
+            return OK;
+        }
     }
     return slow_float(start, (size_t)(p - start), &num->d);
 }
@@ -1002,6 +1034,18 @@ static int parse_map(D *d, const unsigned char **pp, int kind) {
         *pp = p + 1;
         return OK;
     }
+    /* room for the most entries the map may have (a capacity check, not a write): the pushes below
+     * need no check of their own */
+    if (kind == MAP_INPUTS) {
+        TRY(vec_reserve(&d->v[V_IN_KIND], max));
+        TRY(vec_reserve(&d->v[V_IN_NUM], max * sizeof(double)));
+        TRY(vec_reserve(&d->v[V_IN_CAT], max * sizeof(int32_t)));
+    } else if (kind == MAP_PROBS) {
+        TRY(vec_reserve(&d->v[V_PROB_VAL], max * sizeof(double)));
+    } else {
+        TRY(vec_reserve(&d->v[kind == MAP_SEGMENT ? V_SEG_VAL : V_TAG_VAL], max * sizeof(int32_t)));
+    }
+    TRY(vec_reserve(kv, max * sizeof(int32_t)));
     for (;;) {
         if (p >= end || *p != '"') return REFUSE;
         p++;
@@ -1021,7 +1065,7 @@ static int parse_map(D *d, const unsigned char **pp, int kind) {
         if (!(e->flags & (kind == MAP_PROBS ? SHORT : NAME_OK))) return REFUSE;
         if (e->stamp == stamp) return REFUSE;  /* duplicate key */
         e->stamp = stamp;
-        VEC_PUSH(kv, int32_t, k);
+        VEC_PUT(kv, int32_t, k);
         p = ws(p, end);
         if (p >= end || *p != ':') return REFUSE;
         p = ws(p + 1, end);
@@ -1053,20 +1097,20 @@ static int parse_map(D *d, const unsigned char **pp, int kind) {
             } else {
                 return REFUSE;
             }
-            VEC_PUSH(&d->v[V_IN_KIND], int8_t, vk);
-            VEC_PUSH(&d->v[V_IN_NUM], double, x);
-            VEC_PUSH(&d->v[V_IN_CAT], int32_t, cat);
+            VEC_PUT(&d->v[V_IN_KIND], int8_t, vk);
+            VEC_PUT(&d->v[V_IN_NUM], double, x);
+            VEC_PUT(&d->v[V_IN_CAT], int32_t, cat);
         } else if (kind == MAP_PROBS) {
             double x;
             TRY(parse_float_value(d, &p, &x));
             if (!(x >= 0.0 && x <= 1.0)) return REFUSE;
-            VEC_PUSH(&d->v[V_PROB_VAL], double, x);
+            VEC_PUT(&d->v[V_PROB_VAL], double, x);
         } else {
             if (c != '"') return REFUSE;
             p++;
             int32_t v;
             TRY(string_value(d, &p, &pv[count], &v));
-            VEC_PUSH(&d->v[kind == MAP_SEGMENT ? V_SEG_VAL : V_TAG_VAL], int32_t, v);
+            VEC_PUT(&d->v[kind == MAP_SEGMENT ? V_SEG_VAL : V_TAG_VAL], int32_t, v);
         }
         count++;
         p = ws(p, end);
@@ -1094,6 +1138,28 @@ static int key_is(const Str *k, const char *lit, size_t n) {
     return k->len == n && memcmp(k->p, lit, n) == 0;
 }
 
+/* A known key as it appears in the message: its bytes and the closing quote (len counts both),
+ * padded to 16 readable bytes for word-wise compares. */
+typedef struct {
+    char pat[16];
+    unsigned len;
+} KeyLit;
+
+/* outputs' keys, index i is bit 1 << i of parse_outputs */
+static const KeyLit OUT_KEYS[] = {{"label\"", 6}, {"score\"", 6}, {"probabilities\"", 14}, {"value\"", 6}};
+
+/* When the previous row had the known key lits[pred[slot]] at this position and the message at p
+ * (just after the key's opening quote) holds it again, its index, with *pp just after the closing
+ * quote: the key is recognised without decoding it. -1 otherwise. */
+static inline int match_key(const KeyLit *lits, const uint8_t *pred, unsigned slot, const unsigned char **pp,
+                            const unsigned char *end) {
+    if (slot >= KEY_SLOTS || pred[slot] == KEY_NONE) return -1;
+    const KeyLit *k = &lits[pred[slot]];
+    if (!same_bytes((const char *)*pp, k->pat, k->len, (const char *)end)) return -1;
+    *pp += k->len;
+    return pred[slot];
+}
+
 /* outputs: *pp at '{'. */
 static int parse_outputs(D *d, const unsigned char **pp, Row *r) {
     const unsigned char *p = *pp, *end = d->end;
@@ -1103,21 +1169,27 @@ static int parse_outputs(D *d, const unsigned char **pp, Row *r) {
     int any = 0;
     p = ws(p + 1, end);
     if (p < end && *p == '}') return REFUSE;  /* needs one of label, score, probabilities, value */
-    for (;;) {
+    for (unsigned slot = 0;; slot++) {
         if (p >= end || *p != '"') return REFUSE;
         p++;
-        Str key;
-        TRY(parse_string(d, &p, &key));
+        Str key = {0};
+        unsigned bit;
+        int known = match_key(OUT_KEYS, d->pred_out, slot, &p, end);
+        if (known >= 0) {
+            bit = 1u << known;
+        } else {
+            TRY(parse_string(d, &p, &key));
+            if (key_is(&key, "label", 5)) bit = 1;
+            else if (key_is(&key, "score", 5)) bit = 2;
+            else if (key_is(&key, "probabilities", 13)) bit = 4;
+            else if (key_is(&key, "value", 5)) bit = 8;
+            else bit = 0;
+            if (slot < KEY_SLOTS) d->pred_out[slot] = bit ? (uint8_t)__builtin_ctz(bit) : KEY_NONE;
+        }
         p = ws(p, end);
         if (p >= end || *p != ':') return REFUSE;
         p = ws(p + 1, end);
         if (p >= end) return REFUSE;
-        unsigned bit;
-        if (key_is(&key, "label", 5)) bit = 1;
-        else if (key_is(&key, "score", 5)) bit = 2;
-        else if (key_is(&key, "probabilities", 13)) bit = 4;
-        else if (key_is(&key, "value", 5)) bit = 8;
-        else bit = 0;
         if (bit) {
             if (seen & bit) return REFUSE;
             seen |= bit;
@@ -1161,6 +1233,13 @@ enum {
     F_SEGMENT = 1 << 10, F_TAGS = 1 << 11, F_EMBEDDING = 1 << 12, F_LLM = 1 << 13, F_LINEAGE = 1 << 14,
 };
 #define F_REQUIRED (F_EVENT_ID | F_PREDICTION_ID | F_TS | F_MODEL | F_VERSION)
+
+/* the top-level keys, index i is F_* bit 1 << i */
+static const KeyLit TOP_KEYS[] = {
+    {"schema_version\"", 15}, {"event_id\"", 9}, {"prediction_id\"", 14}, {"ts\"", 3}, {"model\"", 6},
+    {"model_version\"", 14}, {"latency_ms\"", 11}, {"error\"", 6}, {"inputs\"", 7}, {"outputs\"", 8},
+    {"segment\"", 8}, {"tags\"", 5}, {"embedding\"", 10}, {"llm\"", 4}, {"lineage\"", 8},
+};
 
 static unsigned top_field(const Str *k) {
     switch (k->len) {
@@ -1226,12 +1305,19 @@ static int parse_row(D *d, const unsigned char *p, Row *r) {
     unsigned seen = 0;
     p = ws(p + 1, end);
     if (p < end && *p == '}') return REFUSE;
-    for (;;) {
+    for (unsigned slot = 0;; slot++) {
         if (p >= end || *p != '"') return REFUSE;
         p++;
-        Str key;
-        TRY(parse_string(d, &p, &key));
-        unsigned f = top_field(&key);
+        Str key = {0};
+        unsigned f;
+        int known = match_key(TOP_KEYS, d->pred_top, slot, &p, end);  /* the key order rarely changes */
+        if (known >= 0) {
+            f = 1u << known;
+        } else {
+            TRY(parse_string(d, &p, &key));
+            f = top_field(&key);
+            if (slot < KEY_SLOTS) d->pred_top[slot] = f ? (uint8_t)__builtin_ctz(f) : KEY_NONE;
+        }
         p = ws(p, end);
         if (p >= end || *p != ':') return REFUSE;
         p = ws(p + 1, end);
@@ -1333,6 +1419,8 @@ static void reset_preds(D *d) {
         memset(d->pred_val[k], 0xff, sizeof(int32_t) * MAP_MAX[k]);
     }
     d->pred_label = d->pred_model = d->pred_version = -1;
+    memset(d->pred_top, KEY_NONE, sizeof d->pred_top);
+    memset(d->pred_out, KEY_NONE, sizeof d->pred_out);
 }
 
 static int d_setup(D *d) {

@@ -41,15 +41,21 @@ What the compiled fast path refuses (``ok[i] = False``; the caller's exact decod
   value must still be valid JSON).
 
 Numbers: a JSON integer within int64 is exact (a feature, score or probability gets
-``float(int)``); any other number is exactly Python's ``float(token)`` — the Eisel-Lemire
-algorithm when it decides the rounding, else ``PyOS_string_to_double`` on the token.
+``float(int)``); any other number is exactly Python's ``float(token)`` — Clinger's fast path (at most
+15 significant digits and a decimal exponent within ±22: one exact double multiply or divide), else
+the Eisel-Lemire algorithm when it decides the rounding, else ``PyOS_string_to_double`` on the token
+(also for more than 19 significant digits).
 
 Speed (``.venv/bin/python -m inferwatch.native.predictions``: best of 40 batches of 1,000
 messages, numpy wrapping included, against msgspec's struct decoder of the sink in the same loop;
-this 2-core machine under the team's load, ~3-4x slower than idle, so trust the ratio):
-the bench sink's 15-feature event (~380 B) 0.9 µs/event vs msgspec 2.7 µs; the processor's
-``scenarios.wide_event`` (20 features, 17-digit floats, ~700 B) 1.6 µs/event vs msgspec 6.0 µs;
-the pure-Python twin 39-50 µs.
+this 2-core machine is shared, numbers swing 2-3x, so trust the ratio): the bench sink's 15-feature
+event (~380 B) 0.67-0.75 µs/event vs msgspec 2.1-2.2 µs; the processor's ``scenarios.wide_event``
+(20 features, 17-digit floats, ~700 B) 1.18-1.23 µs/event vs msgspec 3.2-3.3 µs; the pure-Python
+twin 11-35 µs. Side by side with the previous build in one process (the C call alone, best of 300):
+sink 0.59 vs 0.69 µs (-14%), wide_event 1.09 vs 1.13 µs (-4%). What it costs: a 17-digit float is
+~250 instructions (digits, Eisel-Lemire), about a third of the wide event; the rest is the map
+walk, strings and interning. Keys and short values that repeat at the same place as in the previous
+row (map keys, values, the top-level and outputs keys) are recognised by one word compare.
 """
 
 from __future__ import annotations

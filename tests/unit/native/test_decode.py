@@ -265,6 +265,28 @@ def test_corner_cases() -> None:
     assert len(c.names) == len(set(c.names))
 
 
+def test_keys_remembered_by_position() -> None:
+    """Top-level and outputs keys are matched against the previous row's key at the same place: near
+    misses there (escaped spellings, prefixes, longer names, repeats, unknown keys) decode as alone."""
+    base = BASE.decode()
+    raws = [BASE, BASE.replace(b'"model"', b'"mo\\u0064el"'), BASE, BASE.replace(b'"ts"', b'"tsx"'),
+            BASE.replace(b'"ts"', b'"t"'), BASE, BASE.replace(b'"label"', b'"labels"'),
+            BASE.replace(b'"label"', b'"labe"'), BASE.replace(b'"label"', b'"l\\u0061bel"'),
+            BASE.replace(b'"model"', b'"model_version"'), BASE,
+            BASE.replace(b'"outputs": {"label": "a"}', b'"outputs": {"label": "a", "label": "b"}'),
+            BASE.replace(b'"outputs": {"label": "a"}', b'"outputs": {"score": 0.5, "label": "a"}'),
+            BASE.replace(b'"outputs": {"label": "a"}', b'"outputs": {"label": "a", "score": 0.5}'),
+            BASE.replace(b'"outputs": {"label": "a"}', b'"outputs": {"label": "a", "score": 0.5}'),
+            BASE.replace(b'"outputs": {"label": "a"}', b'"outputs": {"label": "a", "scor": 0.5}'),
+            BASE[:-1] + b', "ts": 5}', BASE[:-1] + b', "ts": 5}', BASE[:-1] + b', "t": 5}',
+            ("{" + base[1:].replace('"event_id"', '"prediction_id"', 1).replace('"prediction_id": "p1"',
+                                                                                  '"event_id": "p1"')).encode(),
+            BASE, BASE[:40], BASE]
+    c = check(raws)
+    assert [bool(x) for x in c.ok] == [True, True, True, False, False, True, False, False, True, False, True,
+                                       False, True, True, True, True, False, False, True, True, True, False, True]
+
+
 def test_inputs_other_than_bytes() -> None:
     raws: list[Any] = [None, BASE, bytearray(BASE), memoryview(BASE), 5, "text", BASE]
     c = decode_predictions(raws)
@@ -333,6 +355,35 @@ def test_halfway_cases(m: int, e: int) -> None:
     fixed = fixed if "." in fixed else fixed + ".0"
     for t in (tok, f"{mant}{'' if '.' in mant else '.'}0000001e{exp}", fixed):
         _same_float(_parse(t), t)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.booleans(), st.one_of(st.integers(0, 10**15), st.integers(0, 10**20), st.sampled_from(
+    [2**53 - 1, 2**53, 2**53 + 1, 10**15 - 1, 10**15, 10**15 + 1, 10**16 - 1, 10**19 - 1, 10**19])),
+       st.integers(-30, 30), st.integers(0, 6))
+def test_short_mantissas_convert_like_python(neg: bool, m: int, q: int, zeros: int) -> None:
+    """Clinger's fast path (<= 15 digits, |q| <= 22) and its edges, in every spelling: d.ddd, 0.000ddd,
+    ddd000.0, with and without an exponent."""
+    digits = str(m)
+    sign = "-" if neg else ""
+    toks = [f"{sign}{digits}e{q}", f"{sign}{digits}.0e{q}", f"{sign}{digits}{'0' * zeros if m else ''}.0"]
+    if q < 0:
+        k = -q
+        frac = digits.rjust(k, "0")
+        ip, fp = (frac[:-k] or "0"), frac[-k:]
+        toks.append(f"{sign}{ip.lstrip('0') or '0'}.{fp}{'0' * zeros}")
+    else:
+        toks.append(f"{sign}{digits[0]}.{digits[1:] or '0'}e{q + len(digits) - 1}")
+    for tok in toks:
+        _same_float(_parse(tok), tok)
+
+
+def test_number_corner_tokens() -> None:
+    for tok in ("0.0", "-0.0", "0e0", "-0e5", "0.000", "9007199254740993.0", "0.9007199254740993",
+                "1e22", "1e23", "123456789012345e22", "123456789012345e-22", "1234567890123456e-22",
+                "0.0000000000000000000000123456789012345", "1" * 25 + ".5", "0." + "3" * 40):
+        _same_float(_parse(tok), tok)
+    assert _parse("0") == 0 and _parse("-0") == 0 and _parse("00") is None and _parse("-00") is None
 
 
 def test_bad_number_tokens() -> None:

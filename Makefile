@@ -46,7 +46,16 @@ test: install kafka-jars ## Run every test suite against a real Kafka broker (st
 test-unit: $(STAMP) $(NATIVE) ## Unit and contract tests only (no broker)
 	@$(PY) -m pytest tests/unit tests/contract $(PYTEST_ARGS)
 
-bench: install kafka-jars ## Run the benchmarks; writes .bench/results.json
+# The processor benchmark's peer baseline (Evidently) lives in its own virtualenv: it pins pandas
+# and pulls ~80 packages that must not leak into Inferwatch's environment. Only `make bench` needs it.
+EVIDENTLY_VENV := .venv-evidently
+$(EVIDENTLY_VENV)/.installed-stamp:
+	@echo "==> creating $(EVIDENTLY_VENV) with Evidently (the processor benchmark's baseline)"
+	@test -x $(EVIDENTLY_VENV)/bin/python || $(PYTHON) -m venv $(EVIDENTLY_VENV)
+	@$(EVIDENTLY_VENV)/bin/pip install -q --disable-pip-version-check 'evidently==0.7.23' 'pandas<2.3'
+	@touch $@
+
+bench: install kafka-jars $(EVIDENTLY_VENV)/.installed-stamp ## Run the benchmarks; writes .bench/results.json
 	@$(PY) -m bench $(BENCH_ARGS)
 
 lint: $(STAMP) ## ruff and mypy
@@ -60,4 +69,4 @@ demo: install kafka-jars ## Run the whole platform on a simulated fleet: four in
 	@$(PY) -m inferwatch.cli.main demo $(DEMO_ARGS)
 
 clean: ## Remove the virtualenv, caches and local state (keeps the Kafka jars)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .inferwatch .bench
+	rm -rf $(VENV) $(EVIDENTLY_VENV) .pytest_cache .mypy_cache .ruff_cache .inferwatch .bench

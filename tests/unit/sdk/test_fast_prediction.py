@@ -81,7 +81,9 @@ def test_c_and_python_prediction_agree(tmp_path: Path) -> None:
         n[got[0]] += 1
 
     check()
-    assert n["ok"] > 50 and n["bad"] > 20, n
+    # Both outcomes must be exercised. The strategies lean to bad calls (~15 % ok); the exact split
+    # moves with hypothesis's generation (41 ok of 300 in a fresh clone), so the floor is loose.
+    assert n["ok"] >= 20 and n["bad"] >= 20, n
     assert c_log.stats()["logged"] == py_log.stats()["logged"] == n["ok"]
     c_log.close(0.2)
     py_log.close(0.2)

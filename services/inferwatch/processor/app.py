@@ -152,11 +152,14 @@ class RawSchema(faust.Schema):  # type: ignore[misc]
         return decode
 
 
-def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int = 5000) -> faust.App:
+def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int | None = None) -> faust.App:
     """The processor app. Topics must exist (``ensure_topics``): faust's own declaration is off.
 
-    ``batch_max``: most records per batch event (aiokafka's ``max_poll_records``).
+    ``batch_max``: most records per batch event (aiokafka's ``max_poll_records``; default
+    ``cfg.batch_max_records``).
     """
+    if batch_max is None:
+        batch_max = cfg.batch_max_records
     (settings.data_dir / "processor").mkdir(parents=True, exist_ok=True)
     app = ProcessorApp(
         app_id(settings),

@@ -25,6 +25,10 @@ class ProcessorConfig(BaseSettings):
         "faust worker: longest time the broker holds a fetch that finds no data. A busy partition is "
         "fetched again only after the pending fetch of the idle ones returns, so a long wait idles the "
         "worker under load (faust's default is 1500)."))
+    batch_max_records: int = Field(20000, ge=1, le=200_000, description=(
+        "faust worker: most records of one predictions/feedback partition per batch event (aiokafka's "
+        "max_poll_records). The core writes each window's state once per batch, so bigger batches of a "
+        "backlog cost less per event; a worker keeping up still gets small batches at once."))
     top_k: int = Field(10, ge=1, le=100, description="Segment values per key emitted per window (by volume); the rest is 'other'.")
     max_tracked_values: int = Field(50, ge=1, le=1000, description="Hard cap on distinct segment values per key per window.")
     max_categories: int = Field(64, ge=2, le=1000, description="Distinct values kept per categorical feature; the rest is '__other__'.")

@@ -199,3 +199,27 @@ def test_bare_records_make_the_same_batch(values: list[bytes | None]) -> None:
     assert (a.offsets, a.keys, a.values) == (b.offsets, b.keys, b.values)
     ma, mb = (BatchMessage.of(TP(TOPIC, 0), a, got[-1], 1), BatchMessage.of(TP(TOPIC, 0), b, want[-1], 1))
     assert (ma.offset, ma.timestamp, ma.timestamp_type) == (mb.offset, mb.timestamp, mb.timestamp_type)
+
+
+def test_bare_records_also_for_fetches_stored_later() -> None:
+    """A fetch result the fetcher stores after the hook (e.g. while ``fetched_records`` waits) is marked too."""
+    from collections import OrderedDict
+    from types import SimpleNamespace
+
+    from inferwatch.processor.batching import use_bare_records
+
+    values: list[bytes | None] = [b"a", None, b"c"]
+    other = "t-inferwatch.metrics"
+    fetcher = SimpleNamespace(_records=OrderedDict())
+    use_bare_records(fetcher, frozenset({TOPIC}))
+    buffer = fetcher._records
+    use_bare_records(fetcher, frozenset({TOPIC}))  # idempotent: the same buffer stays
+    assert fetcher._records is buffer and isinstance(buffer, OrderedDict)
+    later, untouched = _partition_records(TOPIC, values), _partition_records(other, values)
+    fetcher._records[TP(TOPIC, 0)] = SimpleNamespace(_partition_records=later)
+    fetcher._records[TP(other, 0)] = SimpleNamespace(_partition_records=untouched)
+    got, want = list(later), list(_partition_records(TOPIC, values))
+    assert all(type(r).__name__ != "ConsumerRecord" for r in got)
+    assert type(list(untouched)[0]).__name__ == "ConsumerRecord"
+    assert [(r.offset, r.key, r.value) for r in got] == [(r.offset, r.key, r.value) for r in want]
+    assert list(fetcher._records) == [TP(TOPIC, 0), TP(other, 0)]

@@ -332,6 +332,27 @@ def _load_references(settings: Settings, timeout_s: float = 10.0) -> dict[str, b
     return out
 
 
+#: Allocations between two young-generation collections of the cyclic GC in a worker (CPython's default: 700).
+GC_THRESHOLD0 = 100_000
+
+
+def _tune_gc() -> None:
+    """Fewer cyclic-GC passes in the worker process: a batch allocates ~10 container objects per
+    record (parsed records, lists, the core's join records) that live until the batch is done, so at
+    CPython's 700 each batch ran dozens of young collections, and every survivor was scanned again in
+    the older generations (~1 µs per event in all, measured with ``gc.callbacks``). With a larger
+    first threshold most of a batch's garbage is freed by reference counting before a collection
+    sees it. Objects alive at start-up (modules, faust's app) are frozen out of every collection.
+    Cycles are still collected; only later.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    _, t1, t2 = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD0, t1, t2)
+
+
 def run_worker(settings: Settings, cfg: ProcessorConfig) -> None:
     """Create the topics, then run one faust worker in the foreground until SIGTERM/SIGINT."""
     from inferwatch.processor.topics import ensure_topics
@@ -343,6 +364,7 @@ def run_worker(settings: Settings, cfg: ProcessorConfig) -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:  # pragma: no cover - plain asyncio works the same, slower
         pass
+    _tune_gc()
     app = build_app(settings, cfg)
     worker = faust.Worker(app, loglevel="INFO", quiet=True)
     worker.execute_from_commandline()

@@ -25,6 +25,7 @@ Other topics (changelogs, the references topic) keep faust's per-message path.
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from operator import attrgetter
@@ -36,6 +37,7 @@ from faust.types.tuples import ConsumerMessage
 from inferwatch.processor.core.decode import Raw
 
 _OFFSET, _KEY, _VALUE = attrgetter("offset"), attrgetter("key"), attrgetter("value")
+_BEGIN = attrgetter("begin")
 
 
 def _size(values: list[bytes | None]) -> int:
@@ -285,6 +287,49 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
             raise
         finally:
             unset_flag("FETCHING")
+
+    def _new_offset(self, tp: Any) -> int | None:
+        """faust's ``_new_offset`` (the offset to commit next), without a Python step per offset when
+        the acked offsets and the gaps up to them form one run of consecutive offsets.
+
+        faust expands every gap (a whole batch but its last offset, here) into a list of ints, sorts
+        it and walks it with ``groupby`` — ~0.3 µs per event at each commit. When the acked offsets
+        (no duplicates) and the gap intervals below the highest of them are disjoint and together
+        cover ``lo … hi`` without a hole, and ``lo`` follows the committed offset, faust's result is
+        ``hi + 1`` with the acked list emptied, those offsets dropped from the acked index and the
+        gaps chopped as faust chops them; that is computed from the intervals. Anything else (holes,
+        overlaps, a hole after the committed offset) runs faust's code unchanged.
+        """
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        gap = self._gap[tp]
+        max_offset = max(acked)
+        cands = sorted(gap.overlap(0, max_offset), key=_BEGIN) if gap else []
+        ints = sorted(acked)
+        lo, hi = ints[0], ints[-1]
+        total = len(ints)
+        if cands:
+            lo, hi = min(lo, cands[0].begin), max(hi, cands[-1].end - 1)
+            starts = [iv.begin for iv in cands]
+            for a, b in zip(cands, cands[1:], strict=False):
+                if b.begin < a.end:  # overlapping intervals: faust's list would hold duplicates
+                    return cast(int | None, super()._new_offset(tp))
+            for o in ints:
+                i = bisect_right(starts, o) - 1
+                if i >= 0 and o < cands[i].end:  # an acked offset inside a gap: a duplicate in faust's list
+                    return cast(int | None, super()._new_offset(tp))
+            total += sum(iv.end - iv.begin for iv in cands)
+        committed = self._committed_offset[tp]
+        if (hi - lo + 1 != total or len(set(ints)) != len(ints)
+                or (committed and lo - committed > 1)):
+            return cast(int | None, super()._new_offset(tp))
+        if cands:
+            gap.chop(0, max(cands[-1].end - 1, max_offset + 1))
+        acked.clear()
+        index = self._acked_index[tp]
+        index.difference_update([o for o in index if lo <= o <= hi])
+        return hi + 1
 
     async def _admit_batch(self, tp: Any, message: BatchMessage, r_offset: int | None) -> BatchMessage | None:
         """Drop records already read (offset < read offset, as faust does per message); register the batch.

@@ -223,3 +223,52 @@ def test_bare_records_also_for_fetches_stored_later() -> None:
     assert type(list(untouched)[0]).__name__ == "ConsumerRecord"
     assert [(r.offset, r.key, r.value) for r in got] == [(r.offset, r.key, r.value) for r in want]
     assert list(fetcher._records) == [TP(TOPIC, 0), TP(other, 0)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=8), st.lists(st.tuples(st.integers(0, 40), st.integers(1, 12)), max_size=5),
+       st.one_of(st.none(), st.integers(0, 40)), st.lists(st.integers(0, 40), max_size=4))
+def test_new_offset_equals_fausts(consumers: tuple[Any, Any], acked: list[int], gaps: list[tuple[int, int]],
+                                  committed: int | None, extra_index: list[int]) -> None:
+    """The interval shortcut of ``_new_offset`` leaves the same bookkeeping and returns the same offset
+    as faust's own method, for any acked offsets (unsorted, duplicated) and gaps (merged as faust merges)."""
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    mine, ref = consumers
+    tp = TP(TOPIC, 0)
+    for c in (mine, ref):
+        _reset(c, tp, committed)
+        c._acked[tp].extend(acked)
+        c._acked_index[tp].update(acked + extra_index)
+        for begin, n in gaps:
+            c._gap[tp].addi(begin, begin + n)
+        c._gap[tp].merge_overlaps()
+    for _ in range(3):  # repeated, as commits follow each other
+        got = mine._new_offset(tp)
+        want = faust_aiokafka.Consumer._new_offset(ref, tp)
+        assert got == want
+        assert mine._acked[tp] == ref._acked[tp]
+        assert mine._acked_index[tp] == ref._acked_index[tp]
+        assert sorted(mine._gap[tp]) == sorted(ref._gap[tp])
+        if got is not None:
+            for c in (mine, ref):
+                c._committed_offset[tp] = got
+
+
+def test_new_offset_shortcut_on_whole_batches(consumers: tuple[Any, Any]) -> None:
+    """The common case (acked batch ends, each batch's other offsets a gap) takes the shortcut: no
+    per-offset list, same result as faust."""
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    mine, ref = consumers
+    tp = TP(TOPIC, 0)
+    for c in (mine, ref):
+        _reset(c, tp, 99)
+        for first, last in ((100, 19_999), (20_000, 39_999)):
+            c._gap[tp].addi(first, last)
+            c._gap[tp].merge_overlaps()
+            c._acked[tp].append(last)
+            c._acked_index[tp].add(last)
+    assert mine._new_offset(tp) == faust_aiokafka.Consumer._new_offset(ref, tp) == 40_000
+    assert mine._acked[tp] == ref._acked[tp] == [] and not mine._acked_index[tp] and not ref._acked_index[tp]
+    assert sorted(mine._gap[tp]) == sorted(ref._gap[tp])

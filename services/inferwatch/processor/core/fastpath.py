@@ -121,9 +121,64 @@ def _parses_as_numbers(values: list[str]) -> bool:
     return True
 
 
-def group_columns(b: Batch, rows: I64, max_features: int) -> Columns | None:
-    """The accumulator columns of ``rows`` (indices of ok rows of one model version and window, in
-    batch order), equal to ``build_columns`` of their events; None when the group needs the exact path."""
+_Layout = tuple[I64, npt.NDArray[np.bool_], I64, I64, I64, npt.NDArray[np.float64], npt.NDArray[np.int32] | None]
+"""A group's inputs: feature name indices (sorted by name), which are categorical, their indices,
+the stacked numeric features, the numeric features in accumulator order, the ``[rows, numeric]``
+values (NaN: missing) and the ``[rows, categorical]`` codes (-1: missing)."""
+
+
+def _uniform_span(c: PredictionColumns, rows: I64) -> tuple[Any, int, I64] | None:
+    """``(entry indices or slice, k, the keys of a row)`` when every row of ``rows`` has the same ``k`` distinct input
+    keys in the same order (the usual layout: one schema per model), else None."""
+    g = len(rows)
+    lo = c.in_off[rows]
+    lens = c.in_off[rows + 1] - lo
+    k = int(lens[0])
+    if k == 0 or not (lens == k).all():
+        return None
+    r0 = int(rows[0])
+    if int(rows[-1]) - r0 + 1 == g and (np.diff(rows) == 1).all():  # consecutive rows: one span, no gather
+        ent: Any = slice(int(lo[0]), int(lo[0]) + g * k)
+    else:
+        ent = (lo[:, None] + np.arange(k, dtype=np.int64)).ravel()
+    keys = c.in_key[ent].reshape(g, k)
+    row0 = keys[0]
+    if not (keys == row0).all() or len(np.unique(row0)) != k:  # a duplicate key: the last one wins
+        return None
+    return ent, k, row0.astype(np.int64)
+
+
+def _group_uniform(b: Batch, rows: I64, ent: Any, k: int, row0: I64, max_features: int) -> _Layout | None:
+    """:func:`_layout` of rows that all have the same keys in the same order: the value matrices are
+    the entries reshaped to ``[rows, k]`` and taken by column (no scatter)."""
+    c = b.cols
+    g = len(rows)
+    feat = _sorted_keys(b, row0)[:max_features]  # name indices, sorted by name (as build_columns)
+    where = np.full(len(c.names), -1, dtype=np.int64)
+    where[row0] = np.arange(k)
+    fpos = where[feat]  # each feature's position in a row
+    kinds = c.in_kind[ent].reshape(g, k)
+    n_cat = (kinds == CAT).sum(axis=0)[fpos]
+    n_num = (kinds == NUM).sum(axis=0)[fpos]
+    is_cat = n_cat > 0
+    if (is_cat & (n_num > 0)).any():
+        return None  # numbers and strings in one column: the exact path makes strings of them
+    cat_j = np.flatnonzero(is_cat)
+    codes = None
+    if len(cat_j):
+        codes = np.take(c.in_cat[ent].reshape(g, k), fpos[cat_j], axis=1)
+        not_num = ((codes >= 0) & ~b.numeric_strings[codes]).sum(axis=0)
+        if (not_num == 0).any():
+            return None  # every value of a string column parses as a number: the exact path makes it numeric
+    first_num = kinds[0][fpos] == NUM
+    stacked = np.flatnonzero(first_num) if first_num.sum() >= 2 else np.zeros(0, np.int64)  # every row has them
+    num_order = _num_order(is_cat, stacked)
+    x = np.take(c.in_num[ent].reshape(g, k), fpos[num_order], axis=1)
+    return feat, is_cat, cat_j, stacked, num_order, x, codes
+
+
+def _group_scatter(b: Batch, rows: I64, max_features: int) -> _Layout | None:
+    """:func:`_layout` of rows of any layout: each entry scattered to its (row, feature) cell."""
     c = b.cols
     g = len(rows)
     ent, pos = _ranges(c.in_off, rows)
@@ -142,7 +197,6 @@ def group_columns(b: Batch, rows: I64, max_features: int) -> Columns | None:
     is_cat = n_cat > 0
     if (is_cat & (n_num > 0)).any():
         return None  # numbers and strings in one column: the exact path makes strings of them
-    names = [c.names[k] for k in feat.tolist()]
     cat_j = np.flatnonzero(is_cat)
     if len(cat_j):
         ce = is_cat[ecol]
@@ -152,31 +206,53 @@ def group_columns(b: Batch, rows: I64, max_features: int) -> Columns | None:
         not_num = np.bincount(cat_col, weights=(cat_vals >= 0) & ~b.numeric_strings[cat_vals], minlength=nf)
         if (not_num[cat_j] == 0).any():
             return None  # every value of a string column parses as a number: the exact path makes it numeric
-    # The exact path stacks into one matrix the features whose first event's value is a number,
-    # when there are at least two and every event has them; the rest go one by one (same values,
-    # but the accumulator's arrays are created in that order, so keep it).
     first = pos == 0
     first_num = np.zeros(nf, dtype=bool)
     first_num[ecol[first & (kinds == NUM)]] = True
     present = np.bincount(ecol, minlength=nf)
     stacked = np.flatnonzero(first_num) if first_num.sum() >= 2 and (present[first_num] == g).all() else np.zeros(0, np.int64)
-    num_j = np.flatnonzero(~is_cat)
-    rest = num_j[~np.isin(num_j, stacked)]
-    num_order = np.concatenate([stacked, rest]).astype(np.int64)
+    num_order = _num_order(is_cat, stacked)
     ncol = np.full(nf, -1, dtype=np.int64)
     ncol[num_order] = np.arange(len(num_order))
     x = np.full((g, len(num_order)), np.nan)
     ne = ncol[ecol]
     m = ne >= 0
     x[pos[m], ne[m]] = c.in_num[ent[m]]  # NULL entries carry NaN: missing
-    num: dict[str, Any] = {names[j]: x[:, i] for i, j in enumerate(num_order.tolist())}
-    matrix = ([names[j] for j in stacked.tolist()], x[:, : len(stacked)]) if len(stacked) else None
-    cat: dict[str, Any] = {}
+    codes = None
     if len(cat_j):
         ccol = np.full(nf, -1, dtype=np.int64)
         ccol[cat_j] = np.arange(len(cat_j))
         codes = np.full((g, len(cat_j)), -1, dtype=np.int32)
         codes[pos[ce], ccol[cat_col]] = cat_vals
+    return feat, is_cat, cat_j, stacked, num_order, x, codes
+
+
+def _num_order(is_cat: npt.NDArray[np.bool_], stacked: I64) -> I64:
+    """The numeric features in the order the exact path creates their arrays: stacked ones first."""
+    num_j = np.flatnonzero(~is_cat)
+    rest = num_j[~np.isin(num_j, stacked)]
+    return np.concatenate([stacked, rest]).astype(np.int64)
+
+
+def group_columns(b: Batch, rows: I64, max_features: int) -> Columns | None:
+    """The accumulator columns of ``rows`` (indices of ok rows of one model version and window, in
+    batch order), equal to ``build_columns`` of their events; None when the group needs the exact path."""
+    c = b.cols
+    g = len(rows)
+    # The exact path stacks into one matrix the features whose first event's value is a number,
+    # when there are at least two and every event has them; the rest go one by one (same values,
+    # but the accumulator's arrays are created in that order, so keep it).
+    span = _uniform_span(c, rows) if g else None
+    lay = _group_uniform(b, rows, *span, max_features) if span is not None else \
+        _group_scatter(b, rows, max_features)
+    if lay is None:
+        return None
+    feat, is_cat, cat_j, stacked, num_order, x, codes = lay
+    names = [c.names[k] for k in feat.tolist()]
+    num: dict[str, Any] = {names[j]: x[:, i] for i, j in enumerate(num_order.tolist())}
+    matrix = ([names[j] for j in stacked.tolist()], x[:, : len(stacked)]) if len(stacked) else None
+    cat: dict[str, Any] = {}
+    if codes is not None:
         for i, j in enumerate(cat_j.tolist()):
             cat[names[j]] = Coded(codes[:, i], c.strings)
     score = c.out_score[rows]

@@ -94,3 +94,23 @@ def test_uniform_traffic_same_outputs(values: list[bytes], parts: int) -> None:
     step = -(-len(raws) // parts)
     batches = [("p", raws[i:i + step]) for i in range(0, len(raws), step)]
     assert _run(True, batches, cfg) == _run(False, batches, cfg)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(["dev", "reg", "plan"]), min_size=1, max_size=3, unique=True),
+       st.lists(st.lists(st.sampled_from(["x", "y", "z", "w"]), min_size=3, max_size=3), min_size=1, max_size=30),
+       st.data())
+def test_row_dicts_same_keys_equal_per_row_maps(keys: list[str], vals: list[list[str]], data: st.DataObject) -> None:
+    values = [orjson.dumps({"schema_version": "prediction.v1", "event_id": f"e{i}", "prediction_id": f"p{i}",
+                            "ts": T0, "model": "m", "model_version": "1", "inputs": {"a": 1},
+                            "outputs": {"label": "y"}, "segment": dict(zip(keys, v, strict=False))})
+              for i, v in enumerate(vals)]
+    rows = np.array(sorted(data.draw(st.sets(st.integers(0, len(values) - 1), min_size=1))), dtype=np.int64)
+    c = decode_predictions_py(values)
+    got = fastpath._row_dicts(fastpath.Batch(c), c.seg_off, c.seg_key, c.seg_val, rows)
+    want = [{c.names[c.seg_key[j]]: c.strings[c.seg_val[j]] for j in range(c.seg_off[r], c.seg_off[r + 1])}
+            for r in rows.tolist()]
+    assert got == want and all(list(g) == list(w) for g, w in zip(got, want, strict=True))
+    by_map: dict[tuple[tuple[str, str], ...], int] = {}
+    for d in got:  # rows with the same map share one dict
+        assert by_map.setdefault(tuple(d.items()), id(d)) == id(d)

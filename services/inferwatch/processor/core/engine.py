@@ -248,10 +248,16 @@ class ProcessorCore:
         is_exact[list(exact)] = True
         starts = ts_all - ts_all % self._wms
         # (model, version) as small integer codes: grouping is then numpy work
-        vl = vidx.tolist()
-        mv = list(zip(map(models.__getitem__, vl), map(versions.__getitem__, vl), strict=True))
-        mv_names = list(dict.fromkeys(mv))
-        mv_code = _codes(mv, mv_names)
+        m0, v0 = models[0], versions[0]
+        if m0 is not None and v0 is not None and models.count(m0) == n and versions.count(v0) == n:
+            # one model version in the whole batch (the usual case): no (model, version) pair per event
+            mv_names: list[tuple[str | None, str | None]] = [(m0, v0)]
+            mv_code = np.zeros(len(vidx), dtype=np.int64)
+        else:
+            vl = vidx.tolist()
+            mv = list(zip(map(models.__getitem__, vl), map(versions.__getitem__, vl), strict=True))
+            mv_names = list(dict.fromkeys(mv))
+            mv_code = _codes(mv, mv_names)
         tp_keys = [f"{t}:{p}" for t, p in tp_names]
         v_starts = starts[vidx]
         order = np.lexsort((v_starts, mv_code))  # stable: events keep their order inside a group

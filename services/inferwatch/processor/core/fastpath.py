@@ -299,6 +299,21 @@ def _row_dicts(b: Batch, off: np.ndarray, key: np.ndarray, val: np.ndarray, rows
             d: dict[str, str] = {}
             return [d] * len(rows)
         ent, _ = _ranges(off, rows)
+        kk = key[ent].reshape(-1, k)
+        if (kk == kk[0]).all():
+            # the same keys in every row (the usual case): a row's map is its values, one integer each
+            vv = val[ent].reshape(-1, k).astype(np.int64)
+            radix = int(vv.max()) + 1 if int(vv.min()) >= 0 else 0
+            if radix and radix ** k < 1 << 62:
+                code = vv @ (radix ** np.arange(k - 1, -1, -1, dtype=np.int64))
+                u, inv = np.unique(code, return_inverse=True)
+                rep = np.empty(len(u), dtype=np.int64)
+                rep[inv] = np.arange(len(code))  # a row of each distinct map (any one: they are equal)
+                names, strings = c.names, c.strings
+                knames = [names[j] for j in kk[0].tolist()]
+                dicts = [dict(zip(knames, map(strings.__getitem__, vv[r].tolist()), strict=True))
+                         for r in rep.tolist()]
+                return list(map(dicts.__getitem__, inv.ravel().tolist()))
         pairs = np.empty((len(rows), 2 * k), dtype=np.int32)
         pairs[:, 0::2] = key[ent].reshape(-1, k)
         pairs[:, 1::2] = val[ent].reshape(-1, k)

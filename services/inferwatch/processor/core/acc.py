@@ -287,26 +287,34 @@ class WindowAcc:
             k = len(slots)
             if k == 0:
                 continue
-            local = np.zeros(len(b.slot), dtype=np.int64) if k == 1 else (np.cumsum(present) - 1)[b.slot]
+            lo = int(slots[0])
+            # a block's slots are usually consecutive (numbered as first seen): local numbers by a
+            # subtraction and a slice of the totals instead of a rank lookup and a fancy index
+            dense = int(slots[-1]) - lo + 1 == k
+            sel: slice | I64 = slice(lo, lo + k) if dense else slots
+            if k == 1:
+                local = np.zeros(len(b.slot), dtype=np.int64)
+            else:
+                local = b.slot - lo if dense else (np.cumsum(present) - 1)[b.slot]
             xb = x if b.rows is None else x[b.rows]
             hb = h if b.rows is None else h[b.rows]
             if not anymiss:
                 n_per = np.bincount(local, minlength=k)
-                cnt[slots] += n_per[:, None]
-                tot[slots] += n_per[:, None]
+                cnt[sel] += n_per[:, None]
+                tot[sel] += n_per[:, None]
                 key = (local * nf)[:, None] + fcol
-                sums[slots] += np.bincount(key.ravel(), weights=xb.ravel(), minlength=k * nf).reshape(k, nf)
-                hkey = (local * (nf * fb))[:, None] + hb
-                hist[slots] += np.bincount(hkey.ravel(), minlength=k * nf * fb).reshape(k, nf, fb)
+                sums[sel] += np.bincount(key.ravel(), weights=xb.ravel(), minlength=k * nf).reshape(k, nf)
+                hkey = hb if k == 1 else (local * (nf * fb))[:, None] + hb  # one slot: the bins are the keys
+                hist[sel] += np.bincount(hkey.ravel(), minlength=k * nf * fb).reshape(k, nf, fb)
                 continue
             gb = good_all if b.rows is None else good_all[b.rows]
             key = (local * nf)[:, None] + fcol
             kg = key[gb]
-            cnt[slots] += np.bincount(kg, minlength=k * nf).reshape(k, nf)
-            tot[slots] += np.bincount(key.ravel(), minlength=k * nf).reshape(k, nf)
-            sums[slots] += np.bincount(kg, weights=xb[gb], minlength=k * nf).reshape(k, nf)
-            hkey = (local * (nf * fb))[:, None] + hb
-            hist[slots] += np.bincount(hkey[gb], minlength=k * nf * fb).reshape(k, nf, fb)
+            cnt[sel] += np.bincount(kg, minlength=k * nf).reshape(k, nf)
+            tot[sel] += np.bincount(key.ravel(), minlength=k * nf).reshape(k, nf)
+            sums[sel] += np.bincount(kg, weights=xb[gb], minlength=k * nf).reshape(k, nf)
+            hkey = hb if k == 1 else (local * (nf * fb))[:, None] + hb
+            hist[sel] += np.bincount(hkey[gb], minlength=k * nf * fb).reshape(k, nf, fb)
         self._add_matrix_sums(names, cnt, tot, sums, hist)
 
     def _add_matrix_sums(self, names: list[str], cnt: np.ndarray, tot: np.ndarray, sums: np.ndarray,

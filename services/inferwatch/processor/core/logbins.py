@@ -75,11 +75,14 @@ class LogBins:
         kmin, kmax = self._k_range
         np.clip(k, kmin, kmax, out=k)
         k -= kmin - 1  # 1..half
-        k[a < self.min_value] = 0
+        k *= a >= self.min_value  # 0 below the smallest value (a multiply: no mask scatter)
         if not self.signed:
             return k
-        z = self.half
-        return np.where(x < 0, z - k, z + k)
+        # half - k for negative values, half + k otherwise, in place (np.where's two temporaries
+        # and its select cost more than these passes)
+        k *= 1 - 2 * (x < 0).view(np.int8)
+        k += self.half
+        return k
 
     def values(self) -> npt.NDArray[np.float64]:
         """The representative value of every bucket (monotone increasing with the index)."""

@@ -159,7 +159,9 @@ def _run(s: Settings, text: str, params: dict[str, str], max_rows: int, timeout_
             return query_http(base, text, params, max_rows=max_rows, timeout_s=timeout_s, token=s.api_token)
     with open_store(s) as store:
         if STATE.verbose:
-            where = s.clickhouse_url or str(s.data_dir / "chdb")
+            from inferwatch.redact import redact_dsn
+
+            where = redact_dsn(s.clickhouse_url) or str(s.data_dir / "chdb")
             print(f"query on the {store.kind} store directly ({where})", file=sys.stderr)
         return store.query(text, params, max_rows=max_rows, timeout_s=timeout_s)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from inferwatch.redact import mask_secrets, redact_dsn
 from inferwatch.store.base import (
     DEFAULT_MAX_ROWS,
     DEFAULT_TIMEOUT_S,
@@ -33,8 +34,10 @@ class ServerStore(Store):
     def __init__(self, url: str, user: str = "default", password: str = "", database: str = "inferwatch") -> None:
         import clickhouse_connect
 
-        self.url = url
+        self.url = redact_dsn(url) or ""  # kept for messages: never the password
         self.database = database
+        # every error message from here on is masked with these (a password given apart from the URL too)
+        self._secrets = [password, urlsplit_password(url)]
         self._lock = threading.Lock()  # clickhouse-connect clients are not safe for concurrent queries
         try:
             boot = clickhouse_connect.get_client(dsn=url, username=user, password=password)
@@ -44,14 +47,15 @@ class ServerStore(Store):
                 dsn=url, username=user, password=password, database=database, autogenerate_session_id=False
             )
         except Exception as exc:
-            raise StoreUnavailableError(f"ClickHouse at {url} unreachable: {exc}") from None
+            raise StoreUnavailableError(
+                f"ClickHouse at {self.url} unreachable: {mask_secrets(str(exc), self._secrets)}") from None
 
     def execute(self, sql: str) -> None:
         with self._lock:
             try:
                 self._client.command(sql)
             except Exception as exc:
-                raise _wrap(exc) from None
+                raise _wrap(exc, self._secrets) from None
 
     def insert(self, table: str, columns: Columns | pa.Table, dedup_token: str | None = None) -> int:
         tbl = to_arrow(columns)
@@ -64,7 +68,7 @@ class ServerStore(Store):
             try:
                 self._client.insert_arrow(table, tbl, database=self.database, settings=settings)
             except Exception as exc:
-                raise _wrap(exc) from None
+                raise _wrap(exc, self._secrets) from None
         return tbl.num_rows
 
     def query_arrow(
@@ -85,7 +89,7 @@ class ServerStore(Store):
             try:
                 return self._client.query_arrow(sql, parameters=dict(params or {}), settings=settings)
             except Exception as exc:
-                err = _wrap(exc)
+                err = _wrap(exc, self._secrets)
                 if readonly and "READONLY" in str(err):
                     raise ReadOnlyViolation(f"read-only: {err}") from None
                 raise err from None
@@ -94,9 +98,21 @@ class ServerStore(Store):
         self._client.close()
 
 
-def _wrap(exc: Exception) -> StoreError:
+def _wrap(exc: Exception, secrets: list[str | None]) -> StoreError:
     from clickhouse_connect.driver.exceptions import OperationalError
 
+    msg = mask_secrets(str(exc), secrets)
     if isinstance(exc, OperationalError):
-        return StoreUnavailableError(str(exc))
-    return StoreError(str(exc))
+        return StoreUnavailableError(msg)
+    return StoreError(msg)
+
+
+def urlsplit_password(url: str) -> str | None:
+    """The password inside ``url`` (None when there is none or the URL does not parse)."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        pw = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(pw) if pw else None

@@ -102,20 +102,22 @@ def test_kill_9_between_insert_and_commit_leaves_no_duplicates(settings: Setting
         "INFERWATCH_SINK_BATCH_ROWS": "1000",
         "INFERWATCH_SINK_BATCH_MS": "300",
         "INFERWATCH_SINK_SESSION_TIMEOUT_MS": "6000",  # the killed member leaves the group quickly
-        "INFERWATCH_SINK_CRASH_AFTER_INSERT": "1",
         "INFERWATCH_API_PORT": "0",
     }
     env.pop("INFERWATCH_CLICKHOUSE_URL", None)
-    cli = [sys.executable, "-m", "inferwatch.cli.main", "run", "sink", "--no-serve"]
-    first = subprocess.run(cli, env=env, cwd=ROOT, capture_output=True, timeout=120)
+    # The crash hook is a constructor argument only a test-only module passes (no env var turns it on).
+    crasher = [sys.executable, "-m", "tests.integration.sink_crasher"]
+    first = subprocess.run(crasher, env=env, cwd=ROOT, capture_output=True, timeout=120)
     assert first.returncode == -9, first.stderr.decode()[-2000:]  # it died by SIGKILL right after an insert
 
     with open_store(settings) as store:
         inserted_before_restart = store.scalar("SELECT count() FROM predictions")
     assert 0 < inserted_before_restart <= n  # rows were written but their offsets never committed
 
-    env["INFERWATCH_SINK_CRASH_AFTER_INSERT"] = "0"
+    # A normal run ignores the environment variable the crash hook once was switched on by: it does not die.
+    env["INFERWATCH_SINK_CRASH_AFTER_INSERT"] = "1"
     env["INFERWATCH_SINK_BATCH_ROWS"] = "1700"  # other batch boundaries than the first run: tokens differ
+    cli = [sys.executable, "-m", "inferwatch.cli.main", "run", "sink", "--no-serve"]
     proc = subprocess.Popen(cli, env=env, cwd=ROOT, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 90
@@ -130,9 +132,11 @@ def test_kill_9_between_insert_and_commit_leaves_no_duplicates(settings: Setting
             c.close()
             committed = sum(max(0, tp.offset) for tp in offs) >= n
     finally:
+        alive = proc.poll() is None
         proc.terminate()
         _, err = proc.communicate(timeout=60)
     assert committed, err.decode()[-2000:]
+    assert alive and proc.returncode != -9, (proc.returncode, err.decode()[-2000:])
     with open_store(settings) as store:
         total, distinct = store.query("SELECT count(), uniqExact(event_id) FROM predictions").rows[0]
     assert (total, distinct) == (n, n)

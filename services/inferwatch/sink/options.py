@@ -7,7 +7,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class SinkOptions(BaseSettings):
-    """Batching, consumer group, retry, and the crash hook used by the kill -9 test."""
+    """Batching, consumer group and retry. (The kill -9 test's crash hook is deliberately not an option:
+    it is a constructor argument of :class:`inferwatch.sink.Sink`, so no environment can switch it on.)"""
 
     model_config = SettingsConfigDict(env_prefix="INFERWATCH_SINK_", frozen=True, extra="ignore")
 
@@ -23,8 +24,3 @@ class SinkOptions(BaseSettings):
     )
     retry_initial_s: float = Field(0.2, gt=0, description="First back-off after a failed insert.")
     retry_max_s: float = Field(10.0, gt=0, description="Longest back-off between insert attempts.")
-    crash_after_insert: bool = Field(
-        False,
-        description="TESTING ONLY: SIGKILL this process right after the first insert, before the offset "
-        "commit, to prove that a replay leaves no duplicates.",
-    )

@@ -94,8 +94,13 @@ class _Job:
 class Sink:
     """Consume every topic of the registry and write it to ``store``."""
 
-    def __init__(self, settings: Settings, store: Store, options: SinkOptions | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store, options: SinkOptions | None = None, *,
+                 crash_after_insert: bool = False) -> None:
+        """``crash_after_insert`` is for TESTS ONLY: SIGKILL the process right after the first insert,
+        before its offset commit, to prove a replay leaves no duplicates. It is deliberately not an
+        option or environment variable, so a normal run cannot be told to kill itself."""
         self.settings = settings
+        self._crash_after_insert = crash_after_insert
         self.store = store
         self.options = options or SinkOptions()
         self.health = SinkHealth(store_kind=store.kind)
@@ -310,7 +315,7 @@ class Sink:
         if self.health.consecutive_failures:
             log.info("store is back; written after %d failed attempts", self.health.consecutive_failures)
             self.health.store_recovered()
-        if self.options.crash_after_insert:
+        if self._crash_after_insert:
             log.warning("crash_after_insert is set: SIGKILL before the offset commit")
             os.kill(os.getpid(), signal.SIGKILL)
         if not job.commits:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from inferwatch.contract import topics as _t
+
+
+class SettingsError(Exception):
+    """A configuration error shown as one line (the CLI prints it and exits 1).
+
+    Not a ``ValueError`` on purpose: pydantic passes it through instead of wrapping it in a
+    multi-line ``ValidationError``.
+    """
 
 
 class Settings(BaseSettings):
@@ -28,7 +37,21 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".inferwatch"), description="Local state: chDB store, rocksdb tables, alerter state.")
     api_host: str = "127.0.0.1"
     api_port: int = 8787
-    api_token: str | None = Field(None, description="Bearer token required by the HTTP API (not /healthz).")
+    api_token: str | None = Field(None, description="Bearer token required by every HTTP route but /healthz.")
+    api_token_file: Path | None = Field(
+        None, description="File holding the API token (read once at start, trailing newline stripped)."
+    )
+
+    @model_validator(mode="after")
+    def _resolve_api_token(self) -> Settings:
+        if self.api_token_file is not None:
+            if self.api_token is not None:
+                raise SettingsError("set INFERWATCH_API_TOKEN or INFERWATCH_API_TOKEN_FILE, not both")
+            # frozen model: the file's content becomes api_token once, here, for every reader
+            object.__setattr__(self, "api_token", read_token_file(self.api_token_file))
+        elif self.api_token is not None:
+            _check_token(self.api_token, "INFERWATCH_API_TOKEN")
+        return self
 
     def topic(self, name: str) -> str:
         """The full name of registry topic ``name`` (e.g. ``inferwatch.predictions``)."""
@@ -53,3 +76,40 @@ class Settings(BaseSettings):
     @property
     def deadletter_topic(self) -> str:
         return self.topic(_t.DEADLETTER)
+
+
+def _check_token(token: str, source: str) -> str:
+    if not token:
+        raise SettingsError(f"{source} is empty: give a token, or unset it (loopback-only servers need none)")
+    if any(not (0x21 <= ord(c) <= 0x7E) for c in token):
+        # a header carries printable ASCII without spaces; another token could never match
+        raise SettingsError(f"{source}: the token must be printable ASCII without spaces")
+    return token
+
+
+def read_token_file(path: Path) -> str:
+    """The token in ``path`` without its trailing newline; :class:`SettingsError` if unreadable or empty."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"INFERWATCH_API_TOKEN_FILE {path}: cannot read the token: {exc}") from None
+    return _check_token(text.rstrip("\r\n"), f"INFERWATCH_API_TOKEN_FILE {path}")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) only reaches this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere, so it counts as reachable
+
+
+def check_bind(host: str, token: str | None, service: str) -> None:
+    """Refuse (:class:`SettingsError`) to serve HTTP on a non-loopback ``host`` without a token."""
+    if token is None and not is_loopback(host):
+        raise SettingsError(
+            f"{service}: refusing to listen on {host} without a token; set INFERWATCH_API_TOKEN "
+            "or INFERWATCH_API_TOKEN_FILE, or listen on 127.0.0.1"
+        )

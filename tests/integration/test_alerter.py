@@ -120,7 +120,7 @@ def test_signed_retried_once_delivered_and_recorded(settings: Settings, rules: P
 def test_silence_resolve_and_bad_snapshots(settings: Settings, rules: Path, services: list) -> None:
     port = free_port()
     with LocalReceiver() as rcv:
-        services.append(start(settings, rules, config([{"name": "hook", "url": rcv.url, "format": "alertmanager"}],
+        services.append(start(settings, rules, config([{"name": "hook", "url": rcv.url, "format": "alertmanager", "signing": "none"}],
                                                       http_port=port)))
         api = f"http://127.0.0.1:{port}/v1"
         for _ in range(100):  # the HTTP server thread starts alongside the consumer
@@ -151,7 +151,7 @@ def test_silence_resolve_and_bad_snapshots(settings: Settings, rules: Path, serv
 def test_restart_in_the_middle_sends_no_duplicate(settings: Settings, rules: Path, services: list) -> None:
     healthy = threading.Event()
     with LocalReceiver(respond=lambda r: (200, {}) if healthy.is_set() else (503, {"Retry-After": "0"})) as rcv:
-        cfg = config([{"name": "hook", "url": rcv.url}])
+        cfg = config([{"name": "hook", "url": rcv.url, "signing": "none"}])
         first = start(settings, rules, cfg)
         produce(settings, [("a", snapshot("a", 0, 0.5))])
         assert rcv.wait_for(lambda rs: len(rs) >= 2, 60)  # failing, retrying
@@ -175,7 +175,7 @@ def test_receiver_down_30s_gets_it_later_and_does_not_block_others(
     port = free_port()
     down = LocalReceiver(port=port)
     with LocalReceiver() as up:
-        cfg = config([{"name": "up", "url": up.url}, {"name": "down", "url": down.url}],
+        cfg = config([{"name": "up", "url": up.url, "signing": "none"}, {"name": "down", "url": down.url, "signing": "none"}],
                      routes=[{"matchers": ['model="d"'], "receiver": "down"}])
         services.append(start(settings, rules, cfg))
         produce(settings, [("d", snapshot("d", 0, 0.5)), ("u", snapshot("u", 0, 0.5))])

@@ -5,8 +5,13 @@
 - ``POST /v1/silences`` ``{"matchers": ["model=\\"m\\""], "ends_at": ms | "duration": "2h",
   "created_by", "comment", "starts_at"?}`` → the silence (201)
 - ``DELETE /v1/silences/{id}`` → the expired silence
+- ``GET /healthz`` → ``{"ok": true}`` (the alerter's own server only; open to liveness probes)
 
 The state is the alerter's SQLite database; the running alerter sees new silences within a tick.
+:func:`create_alerter_app` puts the router behind the same door as the main API (bearer token,
+body limits: :mod:`inferwatch.api.door`). A silence is bounded: at most :data:`MAX_MATCHERS`
+matchers of at most :data:`MAX_MATCHER_CHARS` characters, ``created_by`` and ``comment`` at most
+:data:`MAX_CREATED_BY_CHARS` / :data:`MAX_COMMENT_CHARS`; over a limit is ``413``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, FastAPI, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from inferwatch.alerter.durations import parse_duration_s
@@ -23,16 +28,34 @@ from inferwatch.alerter.errors import MatcherError, SilenceNotFound
 from inferwatch.alerter.silences import new_silence, now_ms
 from inferwatch.alerter.state import AlertStore, state_path
 
+MAX_MATCHERS = 64
+MAX_MATCHER_CHARS = 1024
+MAX_CREATED_BY_CHARS = 256
+MAX_COMMENT_CHARS = 4096
+#: 9999-12-31T23:59:59.999Z: later instants do not fit SQLite's integers once a duration is added
+MAX_TIME_MS = 253_402_300_799_999
+
 
 class SilenceIn(BaseModel):
     """Body of ``POST /v1/silences``."""
 
     matchers: list[Any] | dict[str, str] = Field(description='e.g. ["model=\\"m\\"", "severity=~\\"warn.*\\""]')
-    ends_at: int | None = Field(None, description="ms since epoch")
-    duration: str | None = Field(None, description="instead of ends_at: e.g. 2h")
-    starts_at: int | None = None
-    created_by: str
-    comment: str = ""
+    ends_at: int | None = Field(None, ge=0, le=MAX_TIME_MS, description="ms since epoch")
+    duration: str | None = Field(None, max_length=64, description="instead of ends_at: e.g. 2h")
+    starts_at: int | None = Field(None, ge=0, le=MAX_TIME_MS, description="ms since epoch; default now")
+    created_by: str = Field(max_length=MAX_CREATED_BY_CHARS)
+    comment: str = Field("", max_length=MAX_COMMENT_CHARS)
+
+
+def _check_sizes(body: SilenceIn) -> None:
+    """413 for matchers over their limits (the other fields' lengths are checked by the model)."""
+    items = list(body.matchers.items()) if isinstance(body.matchers, dict) else body.matchers
+    if len(items) > MAX_MATCHERS:
+        raise HTTPException(413, f"at most {MAX_MATCHERS} matchers, got {len(items)}")
+    for it in items:
+        size = len(it) if isinstance(it, str) else len(repr(it))
+        if size > MAX_MATCHER_CHARS:
+            raise HTTPException(413, f"a matcher is at most {MAX_MATCHER_CHARS} characters, got {size}")
 
 
 def alerts_view(store: AlertStore, states: Sequence[str] = ("pending", "firing")) -> list[dict[str, Any]]:
@@ -78,12 +101,17 @@ def make_router(
 
     @router.post("/silences", status_code=201)
     def add_silence(body: SilenceIn) -> dict[str, Any]:
+        _check_sizes(body)
         try:
             start = body.starts_at if body.starts_at is not None else now_ms()
             if body.ends_at is not None:
                 end = body.ends_at
             elif body.duration is not None:
-                end = start + int(parse_duration_s(body.duration) * 1000)
+                dur_s = parse_duration_s(body.duration)
+                # "1e300h" parses; an end past MAX_TIME_MS would overflow SQLite (a 500 before)
+                if not dur_s * 1000 <= MAX_TIME_MS - start:
+                    raise MatcherError(f"duration {body.duration!r} ends after the year 9999")
+                end = start + int(dur_s * 1000)
             else:
                 raise MatcherError("give ends_at or duration")
             s = new_silence(body.matchers, end, body.created_by, body.comment, body.starts_at)
@@ -108,3 +136,41 @@ def make_router(
 def router_for_data_dir(data_dir: Any, dependencies: Sequence[Any] | None = None) -> APIRouter:
     """The router over a deployment's alerter state (what the main API mounts)."""
     return make_router(AlertStore(state_path(data_dir)), dependencies=dependencies)
+
+
+def create_alerter_app(
+    store: AlertStore, token: str | None, on_silence_change: Callable[[], None] | None = None
+) -> FastAPI:
+    """The alerter's own HTTP API: the router over ``store`` and ``/healthz``, behind the door
+    (``token`` as in the main API: ``INFERWATCH_API_TOKEN``)."""
+    from inferwatch.api.door import Door, install_limit_errors, secure_openapi
+
+    app = FastAPI(title="Inferwatch alerter", description="The alerter's alerts and silences.")
+    app.add_middleware(Door, token=token)
+    install_limit_errors(app)
+    app.include_router(make_router(store, on_silence_change=on_silence_change))
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, bool]:
+        """Liveness: the server answers. Open (no token), and says nothing else."""
+        return {"ok": True}
+
+    secure_openapi(app)
+    return app
+
+
+def alerter_server(
+    store: AlertStore, host: str, port: int, token: str | None,
+    on_silence_change: Callable[[], None] | None = None,
+) -> Any:
+    """A ``uvicorn.Server`` for :func:`create_alerter_app` on ``host:port`` (not started).
+
+    Raises :class:`inferwatch.config.SettingsError` for a non-loopback ``host`` without a token.
+    """
+    import uvicorn
+
+    from inferwatch.config import check_bind
+
+    check_bind(host, token, "alerter http")
+    app = create_alerter_app(store, token, on_silence_change)
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))

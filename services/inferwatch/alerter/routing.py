@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from inferwatch.alerter.durations import parse_duration_s
 from inferwatch.alerter.errors import ConfigError, MatcherError
@@ -38,16 +46,43 @@ class ReceiverConfig(_Cfg):
     format: Literal["inferwatch", "alertmanager", "slack"] = "inferwatch"
     secret: str | None = Field(None, description="HMAC secret; prefer secret_env.")
     secret_env: str | None = Field(None, description="Name of the env var holding the HMAC secret.")
+    signing: Literal["hmac-sha256", "none"] = Field(
+        "hmac-sha256", description="`none` sends unsigned requests; it must be written out, with no secret."
+    )
     send_resolved: bool = True
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_s: float | None = Field(None, gt=0)
     max_concurrency: int | None = Field(None, ge=1, le=1000)
+    _secret: str | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _resolve_secret(self) -> ReceiverConfig:
+        # Signed means signed: a missing secret is a configuration error, never a silent fallback
+        # to unsigned requests. The env var is read here, once, when the configuration is loaded.
+        who = f"receiver {self.name!r}"
+        if self.signing == "none":
+            if self.secret is not None or self.secret_env is not None:
+                raise ValueError(f"{who}: `signing: none` with a secret; remove one of them")
+            return self
+        if self.secret is not None and self.secret_env is not None:
+            raise ValueError(f"{who}: give secret or secret_env, not both")
+        if self.secret_env is not None:
+            value = os.environ.get(self.secret_env)
+            if not value:
+                state = "unset" if value is None else "empty"
+                raise ValueError(f"{who}: secret_env {self.secret_env} is {state}; set it, "
+                                 "or write `signing: none` on the receiver to send unsigned requests")
+            self._secret = value
+        elif self.secret:
+            self._secret = self.secret
+        else:
+            raise ValueError(f"{who}: no secret to sign with; give secret_env (or secret), "
+                             "or write `signing: none` on the receiver to send unsigned requests")
+        return self
 
     def secret_value(self) -> str | None:
-        """The HMAC secret (from ``secret`` or the env var ``secret_env``)."""
-        if self.secret_env:
-            return os.environ.get(self.secret_env) or self.secret
-        return self.secret
+        """The HMAC secret resolved at load (``None`` only with ``signing: none``)."""
+        return self._secret
 
 
 class RouteConfig(_Cfg):
@@ -218,7 +253,8 @@ def parse_config(doc: Any, source: str = "<config>") -> AlerterConfig:
     except ValidationError as exc:
         e = exc.errors(include_url=False)[0]
         loc = ".".join(str(x) for x in e["loc"])
-        raise ConfigError(f"{source}: field {loc or '<root>'}: {e['msg']}") from None
+        msg = e["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{source}: field {loc or '<root>'}: {msg}") from None
     try:
         compile_route(cfg.route)
         for ir in cfg.inhibit_rules:

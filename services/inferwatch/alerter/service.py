@@ -32,7 +32,7 @@ from inferwatch.alerter.dispatch import Dispatcher
 from inferwatch.alerter.engine import Engine
 from inferwatch.alerter.inhibit import InhibitRule
 from inferwatch.alerter.routing import AlerterConfig, compile_route
-from inferwatch.alerter.rulewatch import RuleWatcher
+from inferwatch.alerter.rulewatch import ConfigWatcher, RuleWatcher, apply_config
 from inferwatch.alerter.silences import now_ms
 from inferwatch.alerter.state import AlertStore, state_path
 from inferwatch.config import Settings
@@ -80,6 +80,7 @@ class AlerterService:
         config: AlerterConfig,
         group_id: str | None = None,
         serve_http: bool = True,
+        config_path: Path | str | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -87,6 +88,8 @@ class AlerterService:
         self.serve_http = serve_http and config.http.port != 0
         self.watcher = RuleWatcher(Path(rules_path))
         self.watcher.load()  # bad rules at start-up stop the start, with the file/rule/field errors
+        # hot reload of the routing configuration (receivers, routes, inhibition) when its file is known
+        self.config_watcher = ConfigWatcher(Path(config_path), config) if config_path is not None else None
         self.store = AlertStore(state_path(settings.data_dir))
         self.engine = Engine(self.store, self.watcher.rules)
         self.receivers = {r.name: r for r in config.receivers}
@@ -173,6 +176,8 @@ class AlerterService:
                     if self.watcher.poll():
                         for rec in self.engine.set_rules(self.watcher.rules):
                             self.dispatcher.insert(rec)
+                    if self.config_watcher is not None and (new_cfg := self.config_watcher.poll()) is not None:
+                        apply_config(self.dispatcher, new_cfg)
                     for item in self.dispatcher.flush_due(self.engine.firing_labels):
                         self.stats.notifications += 1
                         dm.submit(item)
@@ -255,15 +260,10 @@ class AlerterService:
         self._producer.poll(0)
 
     def _start_http(self) -> None:
-        import uvicorn
-        from fastapi import FastAPI
+        from inferwatch.alerter.http import alerter_server
 
-        from inferwatch.alerter.http import make_router
-
-        app = FastAPI(title="inferwatch alerter")
-        app.include_router(make_router(self.store, on_silence_change=self.dispatcher.invalidate_silences))
-        cfg = uvicorn.Config(app, host=self.config.http.host, port=self.config.http.port, log_level="warning",
-                             lifespan="off")
-        server = uvicorn.Server(cfg)
+        # behind the main API's door: same token, body limits; refuses a public address without a token
+        server = alerter_server(self.store, self.config.http.host, self.config.http.port, self.settings.api_token,
+                                on_silence_change=self.dispatcher.invalidate_silences)
         self._http_server = server
         threading.Thread(target=server.run, name="alerter-http", daemon=True).start()

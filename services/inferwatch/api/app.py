@@ -1,39 +1,29 @@
-"""``create_app``: the FastAPI application, composed of routers and health checks.
+"""``create_app``: the FastAPI application, composed of routers and health checks, behind one door.
 
-Routes: ``GET /healthz`` (each dependency's state; always open), ``POST /v1/query`` (when a store
-is given), ``GET /v1/alerts`` and ``GET/POST/DELETE /v1/silences`` (the alerter's SQLite state under
-``data_dir``), ``GET /metrics`` (Prometheus text), the OpenAPI spec at ``/openapi.json`` and its
-pages at ``/docs``. Other packages add routers with ``extra_routers`` and their health with
+Routes: ``GET /healthz`` (open; details only to callers with the token), ``POST /v1/query`` (when a
+store is given), ``GET /v1/alerts`` and ``GET/POST/DELETE /v1/silences`` (the alerter's SQLite state
+under ``data_dir``), ``GET /metrics`` (Prometheus text), the OpenAPI spec at ``/openapi.json`` and
+its pages at ``/docs``. Other packages add routers with ``extra_routers`` and their health with
 ``health_checks`` (name -> callable returning a JSON-able dict with an ``ok`` bool); a check named
 ``sink`` also feeds the sink series of ``/metrics``. Every route but ``/healthz`` requires
-``Authorization: Bearer <api_token>`` when a token is configured. Servers bind ``api_host``,
-127.0.0.1 by default.
+``Authorization: Bearer <api_token>`` when a token is configured, and every request body has a
+size limit: both are enforced by :class:`inferwatch.api.door.Door` in front of the router, so a
+route added later is covered too. Servers bind ``api_host``, 127.0.0.1 by default, and refuse
+any other address without a token (:func:`inferwatch.config.check_bind`).
 """
-
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from inferwatch.api.door import Door, install_limit_errors, is_authenticated, secure_openapi
 from inferwatch.config import Settings
 from inferwatch.store.base import Store
 
 HealthCheck = Callable[[], Mapping[str, Any]]
-
-
-def _auth(token: str | None) -> Callable[[Request], None]:
-    def check(request: Request) -> None:
-        if token is None:
-            return
-        got = request.headers.get("authorization", "")
-        if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
-
-    return check
 
 
 def create_app(
@@ -60,16 +50,18 @@ def create_app(
         title=title,
         description="Inferwatch HTTP API: SQL over the history, alerts and silences, health and metrics.",
     )
-    deps = [Depends(_auth(api_token))]
+    app.add_middleware(Door, token=api_token)
+    install_limit_errors(app)
+    secure_openapi(app)
     checks = dict(health_checks or {})
     alert_store = None
     if alerts:
         router, alert_store = alerts_router(s.data_dir)
-        app.include_router(router, dependencies=deps)
+        app.include_router(router)
     if metrics:
         collector = MetricsCollector(s, alert_store, checks.get("sink"))
 
-        @app.get("/metrics", dependencies=deps, response_class=PlainTextResponse, tags=["ops"])
+        @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
         def prometheus_metrics() -> PlainTextResponse:
             """The platform's health in Prometheus text format: events in, lag, sink rate, alerts, spool."""
             return PlainTextResponse(collector.render(), media_type=CONTENT_TYPE)
@@ -77,14 +69,17 @@ def create_app(
     if store is not None:
         from inferwatch.api.query import query_router
 
-        app.include_router(query_router(lambda: store), dependencies=deps)
+        app.include_router(query_router(lambda: store))
         checks.setdefault("store", lambda: _store_health(store))
     for r in extra_routers:
-        app.include_router(r, dependencies=deps)
+        app.include_router(r)
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> JSONResponse:
-        """Every health check's result; 503 when one of them is not ok."""
+    def healthz(request: Request) -> JSONResponse:
+        """Every health check's result; 503 when one of them is not ok.
+
+        Open to liveness probes, which carry no token; a caller without the token sees only the
+        ``ok`` flags (no error texts, paths, counters or lag), a caller with it sees everything."""
         out: dict[str, Any] = {}
         ok = True
         for name, fn in checks.items():
@@ -94,6 +89,8 @@ def create_app(
                 res = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             ok = ok and bool(res.get("ok", True))
             out[name] = res
+        if not is_authenticated(request.state):
+            out = {name: {"ok": bool(res.get("ok", True))} for name, res in out.items()}
         return JSONResponse({"ok": ok, "checks": out}, status_code=200 if ok else 503)
 
     return app

@@ -70,7 +70,9 @@ def collect(s: Settings) -> dict[str, Any]:
     url = f"http://{s.api_host}:{s.api_port}"
     api: dict[str, Any] = {"url": url, "ok": False}
     try:
-        r = httpx.get(f"{url}/healthz", timeout=2)
+        # with the token /healthz shows each check's details; without it only the ok flags
+        auth = {"Authorization": f"Bearer {s.api_token}"} if s.api_token else {}
+        r = httpx.get(f"{url}/healthz", timeout=2, headers=auth)
         api = {"url": url, "ok": r.status_code == 200, "checks": r.json().get("checks")}
     except (httpx.HTTPError, ValueError):
         pass

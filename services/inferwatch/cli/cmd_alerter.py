@@ -35,10 +35,14 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from inferwatch.alerter.routing import load_config
         from inferwatch.alerter.rules import RuleErrors, default_rules_path
         from inferwatch.alerter.service import AlerterService
+        from inferwatch.config import check_bind
 
         try:
-            cfg = load_config(config)
-            svc = AlerterService(Settings(), rules or default_rules_path(), cfg)
+            cfg = load_config(config)  # a receiver's unset or empty secret_env stops the start here
+            s = Settings()
+            if cfg.http.port != 0:
+                check_bind(cfg.http.host, s.api_token, "alerter http")
+            svc = AlerterService(s, rules or default_rules_path(), cfg, config_path=config)
         except (ConfigError, RuleErrors) as exc:
             raise CliError(str(exc)) from None
         typer.echo(f"alerter: {len(svc.watcher.rules)} rules, {len(cfg.receivers)} receivers, "

@@ -197,8 +197,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         import uvicorn
 
         from inferwatch.api.app import create_app
+        from inferwatch.config import check_bind
 
         s = Settings()
+        check_bind(host or s.api_host, s.api_token, "api")
         store = None
         if s.clickhouse_url:
             from inferwatch.store import open_store

@@ -171,7 +171,9 @@ def _serve(s: Settings, store: Any, sink: Any) -> Any:
     import uvicorn
 
     from inferwatch.api.app import create_app
+    from inferwatch.config import check_bind
 
+    check_bind(s.api_host, s.api_token, "sink api")
     app = create_app(store, health_checks={"sink": sink.health.snapshot}, api_token=s.api_token)
     server = uvicorn.Server(uvicorn.Config(app, host=s.api_host, port=s.api_port, log_level="warning"))
     # uvicorn only installs signal handlers when it runs on the main thread; here the sink owns them.

@@ -20,8 +20,9 @@ CFG = {
               "repeat_interval": "1h",
               "routes": [{"matchers": ['severity="critical"'], "receiver": "oncall", "continue": True},
                          {"matchers": ['model=~"chat-.*"'], "receiver": "llm"}]},
-    "receivers": [{"name": "team", "url": "http://127.0.0.1:1/a"}, {"name": "oncall", "url": "http://127.0.0.1:1/b"},
-                  {"name": "llm", "url": "http://127.0.0.1:1/c", "send_resolved": False}],
+    "receivers": [{"name": "team", "url": "http://127.0.0.1:1/a", "signing": "none"},
+                  {"name": "oncall", "url": "http://127.0.0.1:1/b", "signing": "none"},
+                  {"name": "llm", "url": "http://127.0.0.1:1/c", "send_resolved": False, "signing": "none"}],
     "inhibit_rules": [{"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'],
                        "equal": ["model"]}],
 }

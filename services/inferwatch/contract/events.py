@@ -18,19 +18,29 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from inferwatch.contract import limits as L
+
+# Every number below comes from inferwatch.contract.limits (the one place a limit is written).
 # Names (models, features, segment keys) are identifiers that end up as ClickHouse map keys and
 # metric-name parts, so they are kept to a printable, bounded alphabet.
-Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/@+-]+$")]
-Version = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/@+-]+$")]
-EventId = Annotated[str, Field(min_length=1, max_length=64)]
-PredictionId = Annotated[str, Field(min_length=1, max_length=128)]
-TimestampMs = Annotated[int, Field(ge=0, le=32503680000000, description="ms since epoch, UTC")]
-ShortText = Annotated[str, Field(max_length=256)]
-Hash = Annotated[str, Field(min_length=1, max_length=128)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Name = Annotated[str, Field(min_length=1, max_length=L.NAME_MAX, pattern=L.NAME_PATTERN)]
+Version = Annotated[str, Field(min_length=1, max_length=L.VERSION_MAX, pattern=L.NAME_PATTERN)]
+EventId = Annotated[str, Field(min_length=1, max_length=L.EVENT_ID_MAX)]
+PredictionId = Annotated[str, Field(min_length=1, max_length=L.PREDICTION_ID_MAX)]
+TimestampMs = Annotated[int, Field(ge=L.TS_MIN_MS, le=L.TS_MAX_MS, description="ms since epoch, UTC")]
+ShortText = Annotated[str, Field(max_length=L.SHORT_TEXT_MAX)]
+Hash = Annotated[str, Field(min_length=1, max_length=L.HASH_MAX)]
+# The bounds say "finite" in the JSON Schema too (a JSON number like 1e400 is beyond them).
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, ge=-L.FLOAT_MAX, le=L.FLOAT_MAX)]
+NonNegInt = Annotated[int, Field(ge=0, le=L.INT_MAX)]
+Count = Annotated[int, Field(ge=0, le=L.LLM_COUNT_MAX)]
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+LogProb = Annotated[float, Field(ge=-L.FLOAT_MAX, le=0.0, allow_inf_nan=False)]
 
-FeatureValue = FiniteFloat | int | bool | ShortText | None
-"""A feature is numeric (int/float; bool counts as 0/1), categorical (string) or missing (null)."""
+FeatureValue = FiniteFloat | bool | ShortText | None
+"""A feature is numeric (any JSON number, read as a double; bool counts as 0/1), categorical (string)
+or missing (null). There is no separate integer branch: ``1`` and ``1.0`` are the same feature value on
+every hop, and an integer beyond 64 bits is a (finite) double, not a refusal."""
 
 
 class _Event(BaseModel):
@@ -44,8 +54,8 @@ class Outputs(_Event):
 
     label: ShortText | None = Field(None, description="Predicted class label (classifiers).")
     score: FiniteFloat | None = Field(None, description="Score or confidence of the predicted label.")
-    probabilities: dict[ShortText, Annotated[float, Field(ge=0.0, le=1.0)]] | None = Field(
-        None, description="Class probabilities by label.", max_length=1000
+    probabilities: dict[ShortText, Unit] | None = Field(
+        None, description="Class probabilities by label.", max_length=L.MAX_PROBABILITIES
     )
     value: FiniteFloat | None = Field(None, description="Predicted value (regression).")
 
@@ -59,22 +69,22 @@ class Outputs(_Event):
 class LLMBlock(_Event):
     """Signals of one LLM response. Prompt and completion may be replaced by their hashes."""
 
-    prompt: str | None = Field(None, max_length=1_000_000)
-    completion: str | None = Field(None, max_length=1_000_000)
+    prompt: str | None = Field(None, max_length=L.LLM_TEXT_MAX)
+    completion: str | None = Field(None, max_length=L.LLM_TEXT_MAX)
     prompt_hash: Hash | None = Field(None, description="Hash of the prompt; equal prompts, equal hashes.")
     completion_hash: Hash | None = None
-    completion_chars: Annotated[int, Field(ge=0)] | None = Field(
+    completion_chars: Count | None = Field(
         None, description="Length of the completion in characters (kept when the text is hashed)."
     )
     refusal: bool | None = Field(None, description="Set by the caller when it knows the answer is a refusal.")
-    token_logprobs: list[Annotated[float, Field(le=0.0, allow_inf_nan=False)]] | None = Field(
-        None, max_length=100_000, description="Log-probability of each generated token."
+    token_logprobs: list[LogProb] | None = Field(
+        None, max_length=L.MAX_LOGPROBS, description="Log-probability of each generated token."
     )
-    top_logprobs: list[list[Annotated[float, Field(le=0.0, allow_inf_nan=False)]]] | None = Field(
-        None, max_length=100_000, description="Per generated token, the top-k alternatives' logprobs."
+    top_logprobs: list[Annotated[list[LogProb], Field(max_length=L.MAX_TOP_LOGPROBS_PER_TOKEN)]] | None = Field(
+        None, max_length=L.MAX_LOGPROBS, description="Per generated token, the top-k alternatives' logprobs."
     )
-    input_tokens: Annotated[int, Field(ge=0)] | None = None
-    output_tokens: Annotated[int, Field(ge=0)] | None = None
+    input_tokens: Count | None = None
+    output_tokens: Count | None = None
     finish_reason: ShortText | None = Field(None, description="stop, length, content_filter, ...")
 
 
@@ -84,7 +94,7 @@ class LineageRef(_Event):
     kind: Literal["items", "embedding", "features", "other"] = "items"
     model: Name
     model_version: Version
-    share: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+    share: Unit = Field(
         1.0, description="Share of the used items/embeddings that came from this producer."
     )
 
@@ -98,15 +108,15 @@ class PredictionV1(_Event):
     ts: TimestampMs
     model: Name
     model_version: Version
-    latency_ms: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
-    error: Annotated[str, Field(max_length=4096)] | None = Field(None, description="Error text; null when the prediction succeeded.")
-    inputs: dict[Name, FeatureValue] = Field(default_factory=dict, max_length=2000)
+    latency_ms: Annotated[float, Field(ge=0.0, le=L.FLOAT_MAX, allow_inf_nan=False)] | None = None
+    error: Annotated[str, Field(max_length=L.ERROR_MAX)] | None = Field(None, description="Error text; null when the prediction succeeded.")
+    inputs: dict[Name, FeatureValue] = Field(default_factory=dict, max_length=L.MAX_INPUTS)
     outputs: Outputs | None = Field(None, description="Null only when the prediction failed (error set).")
-    segment: dict[Name, ShortText] = Field(default_factory=dict, max_length=32)
-    embedding: list[FiniteFloat] | None = Field(None, min_length=1, max_length=65536)
+    segment: dict[Name, ShortText] = Field(default_factory=dict, max_length=L.MAX_SEGMENT)
+    embedding: list[FiniteFloat] | None = Field(None, min_length=1, max_length=L.MAX_EMBEDDING)
     llm: LLMBlock | None = None
-    lineage: list[LineageRef] | None = Field(None, max_length=64)
-    tags: dict[Name, ShortText] = Field(default_factory=dict, max_length=64)
+    lineage: list[LineageRef] | None = Field(None, max_length=L.MAX_LINEAGE)
+    tags: dict[Name, ShortText] = Field(default_factory=dict, max_length=L.MAX_TAGS)
 
     @model_validator(mode="after")
     def _outputs_or_error(self) -> PredictionV1:
@@ -126,7 +136,7 @@ class FeedbackV1(_Event):
     model_version: Version | None = Field(None, description="Optional: the prediction carries it.")
     label: ShortText | None = Field(None, description="True class label (classifiers).")
     value: FiniteFloat | None = Field(None, description="True value (regression).")
-    tags: dict[Name, ShortText] = Field(default_factory=dict, max_length=64)
+    tags: dict[Name, ShortText] = Field(default_factory=dict, max_length=L.MAX_TAGS)
 
     @model_validator(mode="after")
     def _label_or_value(self) -> FeedbackV1:
@@ -148,12 +158,12 @@ class SegmentContribution(_Event):
 class Finding(_Event):
     """A metric that drifted or degraded in this window, with the segments that explain it."""
 
-    metric: Annotated[str, Field(min_length=1, max_length=256)]
+    metric: Annotated[str, Field(min_length=1, max_length=L.METRIC_NAME_MAX)]
     kind: Literal["drift", "degradation", "anomaly"]
     value: FiniteFloat
     reference: FiniteFloat | None = None
     threshold: FiniteFloat | None = None
-    top_segments: list[SegmentContribution] = Field(default_factory=list, max_length=100)
+    top_segments: list[SegmentContribution] = Field(default_factory=list, max_length=L.MAX_TOP_SEGMENTS)
 
 
 class MetricSnapshotV1(_Event):
@@ -172,11 +182,11 @@ class MetricSnapshotV1(_Event):
     segment_value: ShortText | None = None
     window_start: TimestampMs
     window_end: TimestampMs
-    window_s: Annotated[int, Field(ge=1, le=86400)]
+    window_s: Annotated[int, Field(ge=1, le=L.WINDOW_S_MAX)]
     count: Annotated[int, Field(ge=0)]
     late_events: Annotated[int, Field(ge=0)] = 0
-    metrics: dict[Annotated[str, Field(max_length=256)], FiniteFloat | None] = Field(default_factory=dict)
-    reference: dict[Annotated[str, Field(max_length=256)], FiniteFloat | None] = Field(
+    metrics: dict[Annotated[str, Field(max_length=L.METRIC_NAME_MAX)], FiniteFloat | None] = Field(default_factory=dict)
+    reference: dict[Annotated[str, Field(max_length=L.METRIC_NAME_MAX)], FiniteFloat | None] = Field(
         default_factory=dict, description="The same metrics over the reference period."
     )
     findings: list[Finding] = Field(default_factory=list)
@@ -193,12 +203,12 @@ class MetricSnapshotV1(_Event):
 class AlertInstance(_Event):
     """One alert inside a notification, identified by the fingerprint of its labels."""
 
-    fingerprint: Annotated[str, Field(min_length=1, max_length=64)]
-    rule: Annotated[str, Field(min_length=1, max_length=256)]
+    fingerprint: Annotated[str, Field(min_length=1, max_length=L.FINGERPRINT_MAX)]
+    rule: Annotated[str, Field(min_length=1, max_length=L.RULE_NAME_MAX)]
     status: Literal["firing", "resolved"]
     severity: Literal["info", "warning", "critical"] = "warning"
-    labels: dict[Annotated[str, Field(max_length=128)], ShortText]
-    annotations: dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=4096)]] = Field(
+    labels: dict[Annotated[str, Field(max_length=L.LABEL_KEY_MAX)], ShortText]
+    annotations: dict[Annotated[str, Field(max_length=L.LABEL_KEY_MAX)], Annotated[str, Field(max_length=L.ERROR_MAX)]] = Field(
         default_factory=dict
     )
     starts_at: TimestampMs
@@ -206,7 +216,7 @@ class AlertInstance(_Event):
     value: FiniteFloat | None = None
     model: Name | None = None
     model_version: Version | None = None
-    segment: Annotated[str, Field(max_length=300)] | None = Field(None, description="'key=value', or null for the whole version.")
+    segment: Annotated[str, Field(max_length=L.ALERT_SEGMENT_MAX)] | None = Field(None, description="'key=value', or null for the whole version.")
 
 
 class Delivery(_Event):
@@ -215,7 +225,7 @@ class Delivery(_Event):
     attempt: Annotated[int, Field(ge=1)]
     outcome: Literal["delivered", "retrying", "failed", "suppressed"]
     http_status: int | None = None
-    error: Annotated[str, Field(max_length=4096)] | None = None
+    error: Annotated[str, Field(max_length=L.ERROR_MAX)] | None = None
     duration_ms: Annotated[float, Field(ge=0.0)] | None = None
 
 
@@ -229,12 +239,12 @@ class AlertV1(_Event):
     schema_version: Literal["alert.v1"] = "alert.v1"
     event_id: EventId
     ts: TimestampMs
-    idempotency_key: Annotated[str, Field(min_length=1, max_length=128)]
-    receiver: Annotated[str, Field(min_length=1, max_length=128)]
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=L.IDEMPOTENCY_KEY_MAX)]
+    receiver: Annotated[str, Field(min_length=1, max_length=L.RECEIVER_MAX)]
     status: Literal["firing", "resolved"]
-    group_key: Annotated[str, Field(max_length=1024)]
-    group_labels: dict[Annotated[str, Field(max_length=128)], ShortText] = Field(default_factory=dict)
-    alerts: list[AlertInstance] = Field(min_length=1, max_length=10_000)
+    group_key: Annotated[str, Field(max_length=L.GROUP_KEY_MAX)]
+    group_labels: dict[Annotated[str, Field(max_length=L.LABEL_KEY_MAX)], ShortText] = Field(default_factory=dict)
+    alerts: list[AlertInstance] = Field(min_length=1, max_length=L.MAX_ALERTS)
     delivery: Delivery | None = None
 
 
@@ -244,13 +254,13 @@ class DeadletterV1(_Event):
     schema_version: Literal["deadletter.v1"] = "deadletter.v1"
     event_id: EventId
     ts: TimestampMs
-    stage: Literal["sdk", "processor", "sink", "alerter"]
-    reason: Annotated[str, Field(min_length=1, max_length=4096)]
-    error_path: Annotated[str, Field(max_length=512)] | None = Field(None, description="Path of the offending field, e.g. outputs.score.")
-    source_topic: Annotated[str, Field(max_length=256)] | None = None
+    stage: Literal["sdk", "processor", "sink", "alerter"]  # = limits.STAGES
+    reason: Annotated[str, Field(min_length=1, max_length=L.REASON_MAX)]
+    error_path: Annotated[str, Field(max_length=L.ERROR_PATH_MAX)] | None = Field(None, description="Path of the offending field, e.g. outputs.score.")
+    source_topic: Annotated[str, Field(max_length=L.TOPIC_NAME_MAX)] | None = None
     source_partition: Annotated[int, Field(ge=0)] | None = None
     source_offset: Annotated[int, Field(ge=0)] | None = None
-    expected_schema: Annotated[str, Field(max_length=64)] | None = None
+    expected_schema: Annotated[str, Field(max_length=L.SCHEMA_NAME_MAX)] | None = None
     key_b64: str | None = None
     payload_b64: str = Field(description="The original message bytes, base64.")
 

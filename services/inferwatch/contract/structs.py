@@ -1,27 +1,27 @@
-"""msgspec mirrors of the high-volume events (``prediction.v1``, ``feedback.v1``) for the sink's fast path.
+"""msgspec mirrors of the high-volume events (``prediction.v1``, ``feedback.v1``), shared by the sink and the processor.
 
-Wire format: one UTF-8 JSON object per Kafka message, as in ``inferwatch.contract.events`` (the
-pydantic models there are the truth). These structs carry every constraint of the contract that
-msgspec can check in C: types, string/collection lengths, numeric bounds, literals, and the model
-validators (as ``__post_init__``). Two rules are checked in :func:`names_ok` instead:
+Wire format: one UTF-8 JSON object per Kafka message, as in :mod:`inferwatch.contract.events` (the
+pydantic models there are the truth). Every number comes from :mod:`inferwatch.contract.limits`.
+These structs carry every constraint of the contract that msgspec can check in C: types, string and
+collection lengths, numeric bounds, literals, and the model validators (as ``__post_init__``). Two
+rules are checked otherwise:
 
-* the name pattern of models, versions and map keys. Python's ``re`` is not the engine
-  pydantic uses (``$`` matches before a trailing newline in Python, not in pydantic-core), and a
-  regex per map key would cost more than the rest of the decode; names repeat, so a set of names
-  already checked makes the test nearly free.
+* the name pattern of models, versions and map keys, by :func:`bad_names` / :func:`name_error`.
+  Python's ``re`` is not the engine pydantic uses (``$`` matches before a trailing newline in
+  Python, not in pydantic-core), and a regex per map key would cost more than the rest of the
+  decode; names repeat, so a set of names already checked makes the test nearly free.
 * finiteness needs no check: msgspec refuses numbers out of the float range ("Number out of
   range") and JSON has no NaN/Infinity literals, so a decoded float is always finite.
 
-The fast path may only be *stricter* than the contract (it refuses ``"5"`` for an int, which
-pydantic's lax mode accepts): whatever it refuses is decided again by the pydantic model, so the
-accept/reject outcome and the dead-letter reasons stay the contract's. The parity test in
-``tests/unit/sink/test_fast_decode.py`` proves this on the schema examples and on generated events.
+Types are strict, like the contract on the wire (``"5"`` is not an int, ``1.0`` is not an int,
+``1`` is not a bool). The sink and the processor decode with these same structs, so both hops
+accept and refuse the same events; ``tests/contract/test_cross_hop.py`` proves it against the
+pydantic models, the JSON Schema, the SDK and the C decoders.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterable
 from operator import attrgetter
 from typing import Annotated, Any, Literal
@@ -29,18 +29,22 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-_MAXF = sys.float_info.max
+from inferwatch.contract import limits as L
 
-Short = Annotated[str, Meta(max_length=256)]
-Finite = Annotated[float, Meta(ge=-_MAXF, le=_MAXF)]  # belt and braces: see the module docstring
+Short = Annotated[str, Meta(max_length=L.SHORT_TEXT_MAX)]
+Finite = Annotated[float, Meta(ge=-L.FLOAT_MAX, le=L.FLOAT_MAX)]  # belt and braces: see the module docstring
 Unit = Annotated[float, Meta(ge=0.0, le=1.0)]
-NonPos = Annotated[float, Meta(ge=-_MAXF, le=0.0)]
-NonNegInt = Annotated[int, Meta(ge=0)]
-Hash = Annotated[str, Meta(min_length=1, max_length=128)]
-EventId = Annotated[str, Meta(min_length=1, max_length=64)]
-PredictionId = Annotated[str, Meta(min_length=1, max_length=128)]
-TimestampMs = Annotated[int, Meta(ge=0, le=32503680000000)]
-Feature = Finite | int | bool | Short | None
+NonPos = Annotated[float, Meta(ge=-L.FLOAT_MAX, le=0.0)]
+Count = Annotated[int, Meta(ge=0, le=L.LLM_COUNT_MAX)]
+Hash = Annotated[str, Meta(min_length=1, max_length=L.HASH_MAX)]
+EventId = Annotated[str, Meta(min_length=1, max_length=L.EVENT_ID_MAX)]
+PredictionId = Annotated[str, Meta(min_length=1, max_length=L.PREDICTION_ID_MAX)]
+TimestampMs = Annotated[int, Meta(ge=L.TS_MIN_MS, le=L.TS_MAX_MS)]
+# Lengths of names; their alphabet is checked by bad_names()/name_error() (see the module docstring).
+NameLen = Annotated[str, Meta(min_length=1, max_length=L.NAME_MAX)]
+VersionLen = Annotated[str, Meta(min_length=1, max_length=L.VERSION_MAX)]
+Feature = Finite | bool | Short | None
+"""Any JSON number is a double (an int token too, as in the contract's ``FeatureValue``)."""
 
 
 class Outputs(msgspec.Struct, frozen=True, gc=False):
@@ -48,7 +52,7 @@ class Outputs(msgspec.Struct, frozen=True, gc=False):
 
     label: Short | None = None
     score: Finite | None = None
-    probabilities: Annotated[dict[Short, Unit], Meta(max_length=1000)] | None = None
+    probabilities: Annotated[dict[Short, Unit], Meta(max_length=L.MAX_PROBABILITIES)] | None = None
     value: Finite | None = None
 
     def __post_init__(self) -> None:
@@ -59,25 +63,27 @@ class Outputs(msgspec.Struct, frozen=True, gc=False):
 class LLMBlock(msgspec.Struct, frozen=True, gc=False):
     """``llm`` of ``prediction.v1``."""
 
-    prompt: Annotated[str, Meta(max_length=1_000_000)] | None = None
-    completion: Annotated[str, Meta(max_length=1_000_000)] | None = None
+    prompt: Annotated[str, Meta(max_length=L.LLM_TEXT_MAX)] | None = None
+    completion: Annotated[str, Meta(max_length=L.LLM_TEXT_MAX)] | None = None
     prompt_hash: Hash | None = None
     completion_hash: Hash | None = None
-    completion_chars: NonNegInt | None = None
+    completion_chars: Count | None = None
     refusal: bool | None = None
-    token_logprobs: Annotated[list[NonPos], Meta(max_length=100_000)] | None = None
-    top_logprobs: Annotated[list[list[NonPos]], Meta(max_length=100_000)] | None = None
-    input_tokens: NonNegInt | None = None
-    output_tokens: NonNegInt | None = None
+    token_logprobs: Annotated[list[NonPos], Meta(max_length=L.MAX_LOGPROBS)] | None = None
+    top_logprobs: Annotated[
+        list[Annotated[list[NonPos], Meta(max_length=L.MAX_TOP_LOGPROBS_PER_TOKEN)]], Meta(max_length=L.MAX_LOGPROBS)
+    ] | None = None
+    input_tokens: Count | None = None
+    output_tokens: Count | None = None
     finish_reason: Short | None = None
 
 
 class LineageRef(msgspec.Struct, frozen=True, gc=False):
     """One ``lineage`` entry of ``prediction.v1`` (``model``/``model_version`` checked by :func:`names_ok`)."""
 
-    model: str
-    model_version: str
-    kind: Literal["items", "embedding", "features", "other"] = "items"
+    model: NameLen
+    model_version: VersionLen
+    kind: Literal["items", "embedding", "features", "other"] = "items"  # = limits.LINEAGE_KINDS
     share: Unit = 1.0
 
 
@@ -87,18 +93,18 @@ class PredictionV1(msgspec.Struct, frozen=True, gc=False):
     event_id: EventId
     prediction_id: PredictionId
     ts: TimestampMs
-    model: str
-    model_version: str
+    model: NameLen
+    model_version: VersionLen
     schema_version: Literal["prediction.v1"] = "prediction.v1"
-    latency_ms: Annotated[float, Meta(ge=0.0, le=_MAXF)] | None = None
-    error: Annotated[str, Meta(max_length=4096)] | None = None
-    inputs: Annotated[dict[str, Feature], Meta(max_length=2000)] = {}
+    latency_ms: Annotated[float, Meta(ge=0.0, le=L.FLOAT_MAX)] | None = None
+    error: Annotated[str, Meta(max_length=L.ERROR_MAX)] | None = None
+    inputs: Annotated[dict[NameLen, Feature], Meta(max_length=L.MAX_INPUTS)] = {}
     outputs: Outputs | None = None
-    segment: Annotated[dict[str, Short], Meta(max_length=32)] = {}
-    embedding: Annotated[list[Finite], Meta(min_length=1, max_length=65536)] | None = None
+    segment: Annotated[dict[NameLen, Short], Meta(max_length=L.MAX_SEGMENT)] = {}
+    embedding: Annotated[list[Finite], Meta(min_length=1, max_length=L.MAX_EMBEDDING)] | None = None
     llm: LLMBlock | None = None
-    lineage: Annotated[list[LineageRef], Meta(max_length=64)] | None = None
-    tags: Annotated[dict[str, Short], Meta(max_length=64)] = {}
+    lineage: Annotated[list[LineageRef], Meta(max_length=L.MAX_LINEAGE)] | None = None
+    tags: Annotated[dict[NameLen, Short], Meta(max_length=L.MAX_TAGS)] = {}
 
     def __post_init__(self) -> None:
         if self.outputs is None and self.error is None:
@@ -111,12 +117,12 @@ class FeedbackV1(msgspec.Struct, frozen=True, gc=False):
     event_id: EventId
     prediction_id: PredictionId
     ts: TimestampMs
-    model: str
+    model: NameLen
     schema_version: Literal["feedback.v1"] = "feedback.v1"
-    model_version: str | None = None
+    model_version: VersionLen | None = None
     label: Short | None = None
     value: Finite | None = None
-    tags: Annotated[dict[str, Short], Meta(max_length=64)] = {}
+    tags: Annotated[dict[NameLen, Short], Meta(max_length=L.MAX_TAGS)] = {}
 
     def __post_init__(self) -> None:
         if self.label is None and self.value is None:
@@ -150,9 +156,9 @@ class _Names:
         return all(self.ok(n) for n in names)
 
 
-# The contract's Name (1..128) and Version (1..64) types: same alphabet, different lengths.
-NAMES = _Names(r"[A-Za-z0-9_.:/@+-]{1,128}")
-VERSIONS = _Names(r"[A-Za-z0-9_.:/@+-]{1,64}")
+# The contract's Name and Version types: same alphabet, different lengths.
+NAMES = _Names(rf"[{L.NAME_ALPHABET}]{{1,{L.NAME_MAX}}}")
+VERSIONS = _Names(rf"[{L.NAME_ALPHABET}]{{1,{L.VERSION_MAX}}}")
 
 
 def _names(evs: list[Any], kind: type) -> tuple[set[str], set[str]]:
@@ -192,6 +198,34 @@ def bad_names(evs: list[Any], kind: type) -> list[bool] | None:
 def names_ok(ev: PredictionV1 | FeedbackV1) -> bool:
     """The name rules of the contract that the structs leave out, for one event."""
     return bad_names([ev], type(ev)) is None
+
+
+def name_error(ev: PredictionV1 | FeedbackV1) -> str | None:
+    """Why ``ev`` breaks a name rule (in msgspec's words, with the field's path), or None.
+
+    Fields in the contract's order, so the first offending field is the one pydantic names too.
+    """
+    if not NAMES.ok(ev.model):
+        return _bad(ev.model, "`$.model`")
+    if ev.model_version is not None and not VERSIONS.ok(ev.model_version):
+        return _bad(ev.model_version, "`$.model_version`")
+    if type(ev) is PredictionV1:
+        for where, d in (("inputs", ev.inputs), ("segment", ev.segment)):
+            if not NAMES.all_ok(d):
+                return _bad(next(k for k in d if not NAMES.ok(k)), f"`$.{where}`")
+        for i, ref in enumerate(ev.lineage or ()):
+            if not NAMES.ok(ref.model):
+                return _bad(ref.model, f"`$.lineage[{i}].model`")
+            if not VERSIONS.ok(ref.model_version):
+                return _bad(ref.model_version, f"`$.lineage[{i}].model_version`")
+    if not NAMES.all_ok(ev.tags):
+        return _bad(next(k for k in ev.tags if not NAMES.ok(k)), "`$.tags`")
+    return None
+
+
+def _bad(value: str, at: str) -> str:
+    # The processor's dead-letter reasons have said this since its first version; kept word for word.
+    return f"invalid name {value[:140]!r} - at {at}"
 
 
 STRUCTS: dict[str, type[PredictionV1] | type[FeedbackV1]] = {

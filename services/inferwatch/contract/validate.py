@@ -1,4 +1,11 @@
-"""Validate decoded events against the contract, with errors that name the field and the rule."""
+"""Validate decoded events against the contract, with errors that name the field and the rule.
+
+Wire types are strict (pydantic's strict mode): an integer field takes a JSON integer (not ``1.0``,
+not ``"1"``), a number field a JSON number, a boolean ``true``/``false``. That is what the JSON
+Schema says and what the msgspec structs of the sink and the processor check; pydantic's lax mode
+would accept ``"5"`` for a timestamp that every other hop refuses. Python code that builds events
+from its own values (``PredictionV1(...)``) is not affected.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +48,7 @@ def validate(schema: str, data: dict[str, Any] | bytes | str) -> _Event:
     if not isinstance(data, dict):
         raise ContractError(schema, "", "type", "an event must be a JSON object")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=True)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         raise ContractError(schema, _path(tuple(err["loc"])), err["type"], err["msg"]) from None

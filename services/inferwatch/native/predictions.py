@@ -143,11 +143,11 @@ class _Interner:
 def decode_predictions_py(raws: Sequence[bytes | None]) -> PredictionColumns:
     """The pure-Python twin of the C decoder (and the reference of its parity tests).
 
-    Validation is the sink's msgspec mirror of the contract (``inferwatch.sink.structs``) plus its
+    Validation is the msgspec mirror of the contract (``inferwatch.contract.structs``) plus its
     batch name check; rows carrying ``embedding``, ``llm`` or ``lineage`` are left to the caller.
     """
-    from inferwatch.sink.structs import PredictionV1 as S
-    from inferwatch.sink.structs import bad_names
+    from inferwatch.contract.structs import PredictionV1 as S
+    from inferwatch.contract.structs import bad_names
 
     dec = msgspec.json.Decoder(S)
     n = len(raws)
@@ -271,8 +271,8 @@ def _measure() -> None:  # pragma: no cover - a measurement, not a test
 
     import orjson
 
+    from inferwatch.contract.structs import PredictionV1 as S
     from inferwatch.processor.scenarios import wide_event
-    from inferwatch.sink.structs import PredictionV1 as S
 
     def sink_event(i: int) -> bytes:  # the event of bench/bench_sink.py
         inputs: dict[str, object] = {f"f{j}": (i * 7 + j) % 1000 / 10.0 for j in range(12)}

@@ -3,7 +3,7 @@
 Wire format: one UTF-8 JSON object per message (see ``inferwatch.contract.events``). The pydantic
 models are the truth: :func:`decode` runs pydantic-core on the bytes (parse and validate in one
 pass). :func:`decode_many`, the sink's hot path, first tries the msgspec mirrors of
-``inferwatch.sink.structs`` (several times faster) and hands every message they refuse to
+``inferwatch.contract.structs`` (several times faster) and hands every message they refuse to
 :func:`decode`, so a message is accepted exactly when the contract accepts it and a refused one
 carries the contract's reason and path.
 """
@@ -18,8 +18,8 @@ import msgspec
 from pydantic import ValidationError
 
 from inferwatch.contract.events import EVENT_MODELS, _Event
+from inferwatch.contract.structs import STRUCTS, bad_names
 from inferwatch.contract.validate import _path
-from inferwatch.sink.structs import STRUCTS, bad_names
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def decode(schema: str, raw: bytes | None) -> _Event | Rejected:
         return Rejected("empty message (null value)")
     model = EVENT_MODELS[schema]
     try:
-        return model.model_validate_json(raw)
+        return model.model_validate_json(raw, strict=True)  # wire types are strict (see contract.validate)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         path = _path(tuple(err["loc"]))

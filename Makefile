@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed-stamp
 NATIVE := $(VENV)/.native-stamp
-NATIVE_SRC := $(wildcard services/inferwatch/native/_*.c)
+NATIVE_SRC := $(wildcard services/inferwatch/native/_*.c) services/inferwatch/native/contract_limits.h
 PYTEST_ARGS ?=
 
 -include infra/kafka/kafka.mk
@@ -37,8 +37,9 @@ $(NATIVE): $(STAMP) $(NATIVE_SRC) setup.py
 
 install: system-deps $(STAMP) $(NATIVE) ## Create .venv and install Inferwatch with the platform and dev extras (C accelerators included)
 
-schemas: $(STAMP) ## Regenerate schemas/events/*.json from the pydantic models
+schemas: $(STAMP) ## Regenerate schemas/events/*.json and the C header native/contract_limits.h from the contract
 	$(PY) -m inferwatch.contract.jsonschema_gen
+	$(PY) -m inferwatch.contract.header_gen
 
 test: install kafka-jars ## Run every test suite against a real Kafka broker (started and stopped by the tests)
 	@$(PY) -m pytest $(PYTEST_ARGS)

@@ -24,6 +24,8 @@ ext_modules = [
     Extension(
         f"inferwatch.native.{src.stem}",
         [str(src.relative_to(HERE))],
+        # the contract's limits, generated from inferwatch/contract/limits.py: a change rebuilds
+        depends=[str((NATIVE / "contract_limits.h").relative_to(HERE))],
         extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         optional=True,
     )

@@ -28,17 +28,20 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MAX_DEPTH 64               /* nesting limit inside skipped (unknown) values */
-#define TS_MAX 32503680000000LL    /* TimestampMs le */
-#define MAX_INPUTS 2000
-#define MAX_SEGMENT 32
-#define MAX_TAGS 64
-#define MAX_PROBS 1000
-#define SHORT_TEXT 256             /* ShortText max_length, code points */
-#define MAX_ERROR 4096
+#include "contract_limits.h"     /* the contract's limits, generated from inferwatch/contract/limits.py */
 
-#define NAME_OK 1u                 /* [A-Za-z0-9_.:/@+-]{1,128} */
-#define VERSION_OK 2u              /* [A-Za-z0-9_.:/@+-]{1,64} */
+#define MAX_DEPTH 64               /* nesting limit inside skipped (unknown) values (not a contract rule) */
+#define TS_MIN IW_TS_MIN_MS        /* TimestampMs ge */
+#define TS_MAX IW_TS_MAX_MS        /* TimestampMs le */
+#define MAX_INPUTS IW_MAX_INPUTS
+#define MAX_SEGMENT IW_MAX_SEGMENT
+#define MAX_TAGS IW_MAX_TAGS
+#define MAX_PROBS IW_MAX_PROBABILITIES
+#define SHORT_TEXT IW_SHORT_TEXT_MAX   /* ShortText max_length, code points */
+#define MAX_ERROR IW_ERROR_MAX
+
+#define NAME_OK 1u                 /* the name alphabet, 1..IW_NAME_MAX */
+#define VERSION_OK 2u              /* the name alphabet, 1..IW_VERSION_MAX */
 #define PLAIN 4u                   /* no '"', '\\' or control character: its JSON form is its bytes */
 #define SHORT 8u                   /* at most SHORT_TEXT code points */
 
@@ -192,23 +195,14 @@ static void intern_truncate(Intern *t, int32_t n0) {
     }
 }
 
-static const unsigned char NAME_CHARS[256] = {
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
-    ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
-    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
-    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1,
-    ['9'] = 1, ['_'] = 1, ['.'] = 1, [':'] = 1, ['/'] = 1, ['@'] = 1, ['+'] = 1, ['-'] = 1,
-};
+static const unsigned char NAME_CHARS[256] = IW_NAME_CHARS_INIT;
 
 /* The contract's Name/Version patterns; the alphabet is ASCII, so bytes are code points. */
 static uint32_t name_flags(const char *p, size_t n) {
-    if (n == 0 || n > 128) return 0;
+    if (n == 0 || n > IW_NAME_MAX) return 0;
     for (size_t i = 0; i < n; i++)
         if (!NAME_CHARS[(unsigned char)p[i]]) return 0;
-    return n <= 64 ? (NAME_OK | VERSION_OK) : NAME_OK;
+    return n <= IW_VERSION_MAX ? (NAME_OK | VERSION_OK) : NAME_OK;
 }
 
 
@@ -1285,7 +1279,7 @@ static int model_name(D *d, const unsigned char **pp, uint32_t flag, int32_t *pr
     } else {
         Str s;
         TRY(parse_string(d, &p, &s));
-        if (!s.ascii || s.len == 0 || s.len > 128) return REFUSE;
+        if (!s.ascii || s.len == 0 || s.len > IW_NAME_MAX) return REFUSE;
         if ((k = intern(&d->models, &s)) < 0) return FAIL;
         *pred = k;
     }
@@ -1335,13 +1329,13 @@ static int parse_row(D *d, const unsigned char *p, Row *r) {
             if (!key_is(&s, "prediction.v1", 13)) return REFUSE;
             break;
         }
-        case F_EVENT_ID: TRY(string_obj(d, &p, 1, 64, &r->event_id)); break;
-        case F_PREDICTION_ID: TRY(string_obj(d, &p, 1, 128, &r->prediction_id)); break;
+        case F_EVENT_ID: TRY(string_obj(d, &p, 1, IW_EVENT_ID_MAX, &r->event_id)); break;
+        case F_PREDICTION_ID: TRY(string_obj(d, &p, 1, IW_PREDICTION_ID_MAX, &r->prediction_id)); break;
         case F_TS: {
             if (!(*p == '-' || is_digit(*p))) return REFUSE;
             Num n;
             TRY(parse_number(d, &p, &n));
-            if (!n.is_int || n.i < 0 || n.i > TS_MAX) return REFUSE;
+            if (!n.is_int || n.i < TS_MIN || n.i > TS_MAX) return REFUSE;
             r->ts = n.i;
             break;
         }

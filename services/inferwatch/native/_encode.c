@@ -35,10 +35,12 @@
 #include <string.h>
 #include <time.h>
 
-#define SHORT 256
-#define MAX_INPUTS 2000
-#define MAX_SEGMENT 32
-#define MAX_NAME 128
+#include "contract_limits.h"  /* the contract's limits, generated from inferwatch/contract/limits.py */
+
+#define SHORT IW_SHORT_TEXT_MAX
+#define MAX_INPUTS IW_MAX_INPUTS
+#define MAX_SEGMENT IW_MAX_SEGMENT
+#define MAX_NAME IW_NAME_MAX
 
 /* ------------------------------------------------------------------------------------------ */
 /* growable output buffer                                                                      */
@@ -73,16 +75,14 @@ static int buf_grow(Buf *b, size_t need) {
 /* ------------------------------------------------------------------------------------------ */
 /* strings and names                                                                          */
 
-/* [A-Za-z0-9_.:/@+-]: what check_name() accepts (and what JSON needs no escape for) */
-static unsigned char NAME_OK[256];
+/* The contract's name alphabet: what check_name() accepts (and what JSON needs no escape for) */
+static const unsigned char NAME_OK[256] = IW_NAME_CHARS_INIT;
 /* 0: copy as is; 1: escape (", \, and bytes < 0x20) */
 static unsigned char NEEDS_ESC[256];
 static const char HEX[] = "0123456789abcdef";
 
 static void init_tables(void) {
     for (int c = 0; c < 256; c++) {
-        NAME_OK[c] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                     c == '_' || c == '.' || c == ':' || c == '/' || c == '@' || c == '+' || c == '-';
         NEEDS_ESC[c] = c < 0x20 || c == '"' || c == '\\';
     }
 }

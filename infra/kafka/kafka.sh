@@ -10,6 +10,10 @@
 # Environment (defaults in brackets):
 #   KAFKA_PORT [9092]             PLAINTEXT listener on 127.0.0.1
 #   KAFKA_CONTROLLER_PORT [9093]  CONTROLLER listener on 127.0.0.1
+#   KAFKA_SASL_SSL_PORT []        if set, one more listener on 127.0.0.1: SASL_SSL (TLS, then
+#                                 SCRAM-SHA-512); needs KAFKA_SSL_KEYSTORE_PEM. SCRAM users are
+#                                 created through the admin API (inferwatch.infra.NativeKafka)
+#   KAFKA_SSL_KEYSTORE_PEM []     PEM file: the broker's unencrypted PKCS#8 key + certificate chain
 #   KAFKA_DATA_DIR [infra/kafka/run]  server.properties, data/, kafka.pid, server.log
 #   KAFKA_HEAP [-Xmx512m]         JVM heap flags
 #   KAFKA_START_TIMEOUT [60]      seconds `start` waits for the broker
@@ -27,6 +31,8 @@ KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 KAFKA_LIB_DIR="${KAFKA_LIB_DIR:-$HERE/lib}"
 KAFKA_VERSION="${KAFKA_VERSION:-}"
+KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-}"
+KAFKA_SSL_KEYSTORE_PEM="${KAFKA_SSL_KEYSTORE_PEM:-}"
 # Absolute paths: the pidfile check matches the broker's command line, whatever the caller's cwd.
 KAFKA_DATA_DIR="$(realpath -m "$KAFKA_DATA_DIR")"
 KAFKA_LIB_DIR="$(realpath -m "$KAFKA_LIB_DIR")"
@@ -184,16 +190,24 @@ cds_finish() {
 
 write_properties() {
   mkdir -p "$LOG_DIR"
+  local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT"
+  local advertised="PLAINTEXT://127.0.0.1:$KAFKA_PORT"
+  local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if [[ -n "$KAFKA_SASL_SSL_PORT" ]]; then
+    listeners+=",SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT"
+    advertised+=",SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT"
+    protocols+=",SASL_SSL:SASL_SSL"
+  fi
   cat >"$PROPS" <<EOF
 # Written by infra/kafka/kafka.sh on every start; edit the script, not this file.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$LOG_DIR
 
 # Topics come from the registry (schemas/topics), never from a typo in a client.
@@ -226,6 +240,18 @@ num.recovery.threads.per.data.dir=2
 log.segment.bytes=67108864
 log.retention.hours=168
 log.retention.check.interval.ms=300000
+EOF
+  [[ -n "$KAFKA_SASL_SSL_PORT" ]] || return 0
+  # The secured listener: TLS with the given PEM key store, then SCRAM-SHA-512 (credentials live
+  # in the KRaft metadata log; the PLAINTEXT listener stays for the inter-broker link and admin).
+  cat >>"$PROPS" <<EOF
+
+# SASL_SSL listener (KAFKA_SASL_SSL_PORT): TLS, then SCRAM-SHA-512.
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$KAFKA_SSL_KEYSTORE_PEM
+ssl.client.auth=none
 EOF
 }
 
@@ -270,6 +296,11 @@ cmd_start() {
   jars_ready || cmd_jars
   check_port_free "$KAFKA_PORT" KAFKA_PORT
   check_port_free "$KAFKA_CONTROLLER_PORT" KAFKA_CONTROLLER_PORT
+  if [[ -n "$KAFKA_SASL_SSL_PORT" ]]; then
+    check_port_free "$KAFKA_SASL_SSL_PORT" KAFKA_SASL_SSL_PORT
+    [[ -n "$KAFKA_SSL_KEYSTORE_PEM" && -r "$KAFKA_SSL_KEYSTORE_PEM" ]] \
+      || die "KAFKA_SASL_SSL_PORT needs KAFKA_SSL_KEYSTORE_PEM: a readable PEM file with the broker's key and certificate chain"
+  fi
   mkdir -p "$KAFKA_DATA_DIR"
   rm -f "$PIDFILE"
   write_properties

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from inferwatch.contract import topics as _t
@@ -28,8 +28,15 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("", description="Prefix of every topic name (isolates deployments/tests).")
     kafka_security: dict[str, str] = Field(
         default_factory=dict,
-        description="Extra librdkafka settings (security.protocol, sasl.*, ssl.*), JSON in the env var.",
+        description=(
+            "Security settings of every Kafka client, JSON in the env var, librdkafka's names "
+            "(security.protocol, sasl.mechanism, sasl.username, sasl.password, ssl.ca.location, ...); "
+            "the processor's aiokafka clients get the same (inferwatch.kafka.clientconf)."
+        ),
     )
+    redaction_salt: SecretStr | None = Field(None, description=(
+        "Key of the SDK's redaction hashes (at least 16 bytes); unset = a random one kept in "
+        "<data_dir>/redaction.salt, made on first use. Model servers whose hashes must match share it."))
     clickhouse_url: str | None = Field(None, description="ClickHouse server URL; unset = embedded chDB.")
     clickhouse_user: str = "default"
     clickhouse_password: str = ""

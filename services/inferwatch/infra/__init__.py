@@ -3,6 +3,6 @@
 See :mod:`inferwatch.infra.kafka_native` and ``infra/kafka/README.md``.
 """
 
-from inferwatch.infra.kafka_native import NativeKafka, NativeKafkaError, free_port, repo_root
+from inferwatch.infra.kafka_native import NativeKafka, NativeKafkaError, SaslSslListener, free_port, repo_root
 
-__all__ = ["NativeKafka", "NativeKafkaError", "free_port", "repo_root"]
+__all__ = ["NativeKafka", "NativeKafkaError", "SaslSslListener", "free_port", "repo_root"]

@@ -2,7 +2,9 @@
 
 This adapter speaks no wire format of its own: it drives ``infra/kafka/kafka.sh``, which runs
 the official broker jars (``kafka.Kafka``, resolved by Maven into ``infra/kafka/lib/``) with the
-local JDK. Clients then speak the Kafka binary protocol (PLAINTEXT) to :attr:`NativeKafka.bootstrap`.
+local JDK. Clients then speak the Kafka binary protocol (PLAINTEXT) to :attr:`NativeKafka.bootstrap`,
+and, when the broker is built with a :class:`SaslSslListener`, TLS then SASL SCRAM-SHA-512 to
+:attr:`NativeKafka.sasl_ssl_bootstrap`.
 
 Each instance owns one data directory holding ``server.properties``, the KRaft log dir
 (``data/``), ``kafka.pid`` and ``server.log``. Stopping keeps the data: starting again with the
@@ -24,10 +26,14 @@ import os
 import socket
 import subprocess
 import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-__all__ = ["NativeKafka", "NativeKafkaError", "free_port", "repo_root"]
+__all__ = ["NativeKafka", "NativeKafkaError", "SaslSslListener", "free_port", "repo_root"]
 
 #: Seconds allowed for the one-time Maven resolution of the broker jars (~45 MB).
 JARS_TIMEOUT_S = 900.0
@@ -67,6 +73,27 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise NativeKafkaError(f"no free TCP port found on {host}")
 
 
+@dataclass(frozen=True)
+class SaslSslListener:
+    """One more listener of the broker, on 127.0.0.1: TLS, then SASL SCRAM-SHA-512.
+
+    Args:
+        port: the listener's port.
+        keystore_pem: PEM file holding the broker's unencrypted PKCS#8 private key followed by its
+            certificate chain (Kafka's ``ssl.keystore.type=PEM``). The certificate must name
+            127.0.0.1 (SAN) for clients that verify the host, as librdkafka does by default.
+        users: SCRAM-SHA-512 users (name -> password) created once the broker serves, through the
+            admin API on the PLAINTEXT listener (so no password appears on a command line).
+    """
+
+    port: int
+    keystore_pem: Path
+    users: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never print the passwords
+        return f"SaslSslListener(port={self.port}, keystore_pem={str(self.keystore_pem)!r}, users={sorted(self.users)})"
+
+
 class NativeKafka:
     """One native single-node Kafka broker (broker and controller in one JVM) on 127.0.0.1.
 
@@ -77,6 +104,8 @@ class NativeKafka:
         heap: JVM heap flags passed as ``KAFKA_HEAP``.
         stop_timeout_s: seconds :meth:`stop` waits after SIGTERM before SIGKILL.
         script: path to ``kafka.sh``; defaults to ``<repo root>/infra/kafka/kafka.sh``.
+        sasl_ssl: an extra SASL_SSL listener (TLS + SCRAM-SHA-512), see :class:`SaslSslListener`.
+            The PLAINTEXT listener stays: the broker talks to itself over it, and it creates the users.
     """
 
     def __init__(
@@ -88,9 +117,13 @@ class NativeKafka:
         heap: str = "-Xmx512m",
         stop_timeout_s: float = 30.0,
         script: Path | None = None,
+        sasl_ssl: SaslSslListener | None = None,
     ) -> None:
         if port == controller_port:
             raise ValueError(f"port and controller_port must differ, both are {port}")
+        if sasl_ssl is not None and sasl_ssl.port in (port, controller_port):
+            raise ValueError(f"the SASL_SSL port {sasl_ssl.port} must differ from port and controller_port")
+        self.sasl_ssl = sasl_ssl
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.controller_port = controller_port
@@ -111,6 +144,13 @@ class NativeKafka:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def sasl_ssl_bootstrap(self) -> str:
+        """The ``bootstrap.servers`` value of the SASL_SSL listener; ValueError without one."""
+        if self.sasl_ssl is None:
+            raise ValueError("this broker has no SASL_SSL listener (pass sasl_ssl=SaslSslListener(...))")
+        return f"127.0.0.1:{self.sasl_ssl.port}"
+
+    @property
     def log_path(self) -> Path:
         """The broker's own log file (log4j), useful to attach to a failing test."""
         return self.data_dir / "server.log"
@@ -128,7 +168,43 @@ class NativeKafka:
         """
         self.ensure_jars()
         self._run("start", timeout_s + 30.0, KAFKA_START_TIMEOUT=str(max(1, int(timeout_s))))
+        if self.sasl_ssl is not None and self.sasl_ssl.users:
+            self.add_scram_users(self.sasl_ssl.users, timeout_s=timeout_s)
         return self.bootstrap
+
+    def add_scram_users(self, users: Mapping[str, str], timeout_s: float = 30.0) -> None:
+        """Create or update SCRAM-SHA-512 users (name -> password) and wait until the broker knows them.
+
+        Goes through the admin API on the PLAINTEXT listener: the credentials are records of the
+        KRaft metadata log, kept across restarts like topics.
+        """
+        from confluent_kafka.admin import (
+            AdminClient,
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialUpsertion,
+        )
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096)
+        ups: list[Any] = [UserScramCredentialUpsertion(name, info, password.encode()) for name, password in users.items()]
+        try:
+            for fut in admin.alter_user_scram_credentials(ups, request_timeout=timeout_s).values():
+                fut.result(timeout=timeout_s)
+        except Exception as exc:  # noqa: BLE001 - any admin failure means the users are missing
+            raise NativeKafkaError(f"creating SCRAM users {sorted(users)} failed: {exc}") from exc
+        # The broker applies metadata records asynchronously: wait until it describes every user.
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                described: Any = admin.describe_user_scram_credentials(list(users), request_timeout=5.0)
+                if all(f.result(timeout=5.0) for f in described.values()):
+                    return
+            except Exception:  # noqa: BLE001,S110 - not there yet
+                pass
+            if time.monotonic() > deadline:
+                raise NativeKafkaError(f"SCRAM users {sorted(users)} not visible after {timeout_s:.0f}s")
+            time.sleep(0.1)
 
     def stop(self) -> None:
         """Stop the broker (SIGTERM, then SIGKILL after ``stop_timeout_s``); keep its data.
@@ -175,6 +251,9 @@ class NativeKafka:
             KAFKA_DATA_DIR=str(self.data_dir),
             KAFKA_HEAP=self.heap,
         )
+        if self.sasl_ssl is not None:
+            env.update(KAFKA_SASL_SSL_PORT=str(self.sasl_ssl.port),
+                       KAFKA_SSL_KEYSTORE_PEM=str(Path(self.sasl_ssl.keystore_pem).resolve()))
         env.update(extra)
         return env
 

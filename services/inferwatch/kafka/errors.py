@@ -9,3 +9,7 @@ class KafkaUnavailableError(RuntimeError):
 
 class TopicApplyError(RuntimeError):
     """A topic could not be created or updated as the registry says."""
+
+
+class KafkaConfigError(ValueError):
+    """The Kafka client settings (``INFERWATCH_KAFKA_SECURITY``) cannot be applied; the message names the option."""

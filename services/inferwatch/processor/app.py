@@ -160,10 +160,14 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int | None = 
     """
     if batch_max is None:
         batch_max = cfg.batch_max_records
+    from inferwatch.kafka.clientconf import faust_credentials
+
     (settings.data_dir / "processor").mkdir(parents=True, exist_ok=True)
     app = ProcessorApp(
         app_id(settings),
         broker=f"kafka://{settings.kafka_bootstrap}",
+        # INFERWATCH_KAFKA_SECURITY, translated for aiokafka: every consumer and producer of the app
+        broker_credentials=faust_credentials(settings),
         store="rocksdb://",
         datadir=str(settings.data_dir / "processor"),
         topic_allow_declare=False,

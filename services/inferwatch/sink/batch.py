@@ -23,6 +23,7 @@ import pyarrow as pa
 from confluent_kafka import Message
 
 from inferwatch.contract.events import DeadletterV1
+from inferwatch.contract.limits import deadletter_id
 from inferwatch.native.predictions import decode_predictions
 from inferwatch.sink import columns, flat
 from inferwatch.sink.decode import Rejected, decode_many
@@ -87,7 +88,7 @@ def dead_letter(
     replay after a crash produces the same dead letter (the table keeps one)."""
     key = msg.key()
     return DeadletterV1(
-        event_id=f"sink:{topic}:{partition}:{msg.offset()}"[-64:],
+        event_id=deadletter_id("sink", topic, partition, msg.offset()),
         ts=now_ms if now_ms is not None else int(time.time() * 1000),
         stage="sink",
         reason=rej.reason[:4096],

@@ -139,10 +139,12 @@ def router_for_data_dir(data_dir: Any, dependencies: Sequence[Any] | None = None
 
 
 def create_alerter_app(
-    store: AlertStore, token: str | None, on_silence_change: Callable[[], None] | None = None
+    store: AlertStore, token: str | None, on_silence_change: Callable[[], None] | None = None,
+    health: Callable[[], dict[str, Any]] | None = None, metrics: Callable[[], str] | None = None,
 ) -> FastAPI:
     """The alerter's own HTTP API: the router over ``store`` and ``/healthz``, behind the door
-    (``token`` as in the main API: ``INFERWATCH_API_TOKEN``)."""
+    (``token`` as in the main API: ``INFERWATCH_API_TOKEN``). ``health`` (the running alerter's state,
+    503 when not ok) and ``metrics`` (Prometheus text at ``/metrics``) come from the service."""
     from inferwatch.api.door import Door, install_limit_errors, secure_openapi
 
     app = FastAPI(title="Inferwatch alerter", description="The alerter's alerts and silences.")
@@ -151,9 +153,24 @@ def create_alerter_app(
     app.include_router(make_router(store, on_silence_change=on_silence_change))
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, bool]:
-        """Liveness: the server answers. Open (no token), and says nothing else."""
-        return {"ok": True}
+    def healthz() -> Any:
+        """Liveness: the server answers; plus the service's counters when it gives them. Open (no token)."""
+        if health is None:
+            return {"ok": True}
+        from fastapi.responses import JSONResponse
+
+        h = health()
+        return JSONResponse(h, status_code=200 if h.get("ok", True) else 503)
+
+    if metrics is not None:
+        from fastapi.responses import PlainTextResponse
+
+        from inferwatch.api.metrics import CONTENT_TYPE
+
+        @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
+        def prometheus_metrics() -> PlainTextResponse:
+            """The alerter's series in Prometheus text format (behind the token)."""
+            return PlainTextResponse(metrics(), media_type=CONTENT_TYPE)
 
     secure_openapi(app)
     return app
@@ -162,6 +179,7 @@ def create_alerter_app(
 def alerter_server(
     store: AlertStore, host: str, port: int, token: str | None,
     on_silence_change: Callable[[], None] | None = None,
+    health: Callable[[], dict[str, Any]] | None = None, metrics: Callable[[], str] | None = None,
 ) -> Any:
     """A ``uvicorn.Server`` for :func:`create_alerter_app` on ``host:port`` (not started).
 
@@ -172,5 +190,5 @@ def alerter_server(
     from inferwatch.config import check_bind
 
     check_bind(host, token, "alerter http")
-    app = create_alerter_app(store, token, on_silence_change)
+    app = create_alerter_app(store, token, on_silence_change, health, metrics)
     return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))

@@ -2,11 +2,19 @@
 
 Commit order (per consumed batch), enforced in :meth:`AlerterService._handle_batch`:
 
-1. decode and validate each snapshot; invalid ones are produced to the dead-letter topic
-   (stage ``alerter``) and the producer is flushed;
-2. evaluate rules and persist the alert states in SQLite (one transaction);
-3. only then commit the batch's Kafka offsets (asynchronously: the commit is issued after the
+1. decode and validate each snapshot; invalid ones become dead letters (stage ``alerter``);
+2. evaluate rules and persist the alert states in SQLite (one transaction); when the batch fails,
+   it is evaluated again one snapshot at a time and each snapshot that fails becomes a dead letter
+   carrying its own message's offset and payload;
+3. produce the batch's dead letters and wait for every delivery report; only when Kafka confirmed
+   each of them, commit the batch's Kafka offsets (asynchronously: the commit is issued after the
    state is durable, so losing it only re-delivers snapshots that are skipped as already seen).
+
+A dead letter Kafka refuses (or does not confirm) holds the commit: the partitions are paused, the
+refused dead letters are produced again with back-off until Kafka takes them, and only then are the
+offsets committed and reading resumed. :meth:`AlerterService.health` (``GET /healthz``) is not ok
+meanwhile, with the error, and ``inferwatch_alerter_deadletter_failures_total``
+(:meth:`AlerterService.metrics_text`, ``GET /metrics``) counts every refused delivery.
 
 Notifications are decided by the dispatcher (wall-clock timers) into the SQLite outbox and sent by
 the delivery manager; each attempt is produced to the alerts topic. Outbox items left pending by a
@@ -25,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from inferwatch.alerter.delivery import DeliveryManager
 from inferwatch.alerter.dispatch import Dispatcher
@@ -39,11 +47,15 @@ from inferwatch.config import Settings
 from inferwatch.contract.errors import ContractError
 from inferwatch.contract.events import AlertV1, DeadletterV1, MetricSnapshotV1
 from inferwatch.contract.validate import validate
+from inferwatch.deadletters import payload_fields
 from inferwatch.kafka.clientconf import base_config
 
 log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "inferwatch-alerter"
+DEADLETTER_RETRY_INITIAL_S = 0.2
+DEADLETTER_RETRY_MAX_S = 5.0
+DEADLETTER_CONFIRM_S = 30.0  # how long a batch waits for its dead letters' delivery reports
 
 
 @dataclass
@@ -55,7 +67,19 @@ class Stats:
     notifications: int = 0
     attempts: int = 0
     batches: int = 0
+    deadletter_failures: int = 0  # dead-letter deliveries Kafka refused or did not confirm (every attempt)
+    deadletter_pending: int = 0  # dead letters not yet confirmed: the offsets are not committed meanwhile
+    deadletter_error: str | None = None
     started: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class _DeadLetter:
+    """One dead letter ready to produce (bytes), with where it came from for the logs."""
+
+    key: bytes
+    value: bytes
+    source: str
 
 
 def _fetch(consumer: Consumer, wait_s: float) -> list[Message]:
@@ -102,6 +126,11 @@ class AlerterService:
         self._thread: threading.Thread | None = None
         self._http_server: Any = None
         self._producer = Producer({**base_config(settings), "linger.ms": 5, "enable.idempotence": True})
+        self._dl_batch: list[_DeadLetter] = []  # dead letters of the batch being handled
+        self._dl_held: list[_DeadLetter] = []  # refused by Kafka: retried; nothing is committed meanwhile
+        self._dl_retry_at = 0.0
+        self._dl_attempts = 0
+        self._paused = False
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -129,6 +158,7 @@ class AlerterService:
             asyncio.run(self._main())
         finally:
             self._producer.flush(10)
+            self._producer.close()  # an open producer keeps reconnecting (and logging) after the broker is gone
             self.store.close()
 
     # --- the loop -----------------------------------------------------------------------------
@@ -145,9 +175,20 @@ class AlerterService:
         })
 
         def on_assign(consumer: Consumer, parts: list[Any]) -> None:
+            self._paused = False  # a new assignment starts unpaused
             self.stats.started.set()
 
-        c.subscribe([self.settings.metrics_topic], on_assign=on_assign)
+        def on_revoke(consumer: Consumer, parts: list[Any]) -> None:
+            # Nothing of the held batch was committed: whoever owns the partitions next re-reads it
+            # and produces its dead letters again, so they are not kept (nor retried) here.
+            if self._dl_held:
+                log.warning("partitions revoked with %d dead letters unwritten; their batch will be re-read",
+                            len(self._dl_held))
+            self._dl_held = []
+            self._dl_attempts = 0
+            self._sync_dl_stats()
+
+        c.subscribe([self.settings.metrics_topic], on_assign=on_assign, on_revoke=on_revoke)
         return c
 
     async def _main(self) -> None:
@@ -170,6 +211,8 @@ class AlerterService:
                     due = self.dispatcher.next_due()
                     # short: the wait also bounds how late a due group or a hot reload is seen
                     wait = 0.02 if due is None else min(0.02, max(0.0, due - time.time()))
+                    if self._dl_held and time.monotonic() >= self._dl_retry_at:
+                        self._retry_deadletters(consumer)
                     msgs = await loop.run_in_executor(None, _fetch, consumer, wait)
                     if msgs:
                         self._handle_batch(consumer, msgs)
@@ -202,8 +245,7 @@ class AlerterService:
                 self._http_server.should_exit = True
 
     def _handle_batch(self, consumer: Consumer, msgs: list[Message]) -> None:
-        snaps: list[MetricSnapshotV1] = []
-        dead = 0
+        valid: list[tuple[MetricSnapshotV1, Message]] = []  # each snapshot with ITS message
         for m in msgs:
             err = m.error()
             if err is not None:
@@ -213,45 +255,151 @@ class AlerterService:
             try:
                 snap = validate("metric_snapshot.v1", m.value() or b"")
                 assert isinstance(snap, MetricSnapshotV1)
-                snaps.append(snap)
+                valid.append((snap, m))
             except ContractError as exc:
                 self._deadletter(m, exc.message + f" [{exc.rule}]", exc.path or None)
-                dead += 1
-        if dead:
-            self._producer.flush(30)  # dead letters are durable before their offsets are committed
-        self.stats.deadlettered += dead
+        snaps = [snap for snap, _ in valid]
         try:
             changed = self.engine.process(snaps)
         except Exception:
             # a bug in evaluation must not turn into a crash loop on one poison batch; the batch is
-            # retried one snapshot at a time so the guilty one can be dead-lettered
+            # retried one snapshot at a time so the guilty one can be dead-lettered (with its own
+            # message: invalid messages earlier in the batch have no snapshot, so the messages
+            # cannot be lined up with the snapshots by position)
             changed = []
-            for snap, m in zip(snaps, [x for x in msgs if x.error() is None], strict=False):
+            for snap, m in valid:
                 try:
                     changed.extend(self.engine.process([snap]))
                 except Exception as exc:
                     log.exception("evaluation failed")
                     self._deadletter(m, f"evaluation failed: {type(exc).__name__}: {exc}", None)
-            self._producer.flush(30)
         self.stats.snapshots += len(snaps)
         self.stats.batches += 1
         for rec in changed:
             self.dispatcher.insert(rec)
+        dls, self._dl_batch = self._dl_batch, []
+        if dls:
+            refused, errors = self._deliver(dls)
+            self.stats.deadlettered += len(dls) - len(refused)
+            if refused:
+                self._hold(consumer, refused, errors)
+        if self._dl_held:
+            return  # a dead letter of the range read so far is not written: no commit (it would cover it)
         # asynchronous: the state above is already durable, so the commit may land a little later
         # (a crash before it only re-delivers snapshots the event-time guard skips); a synchronous
         # commit held the event loop, and with it every delivery, for a broker round trip per batch
         consumer.commit(asynchronous=True)
 
     def _deadletter(self, m: Message, reason: str, path: str | None) -> None:
+        """Queue a dead letter for ``m`` (its own offset and bytes); produced with the batch's others."""
+        payload_b64, reason = payload_fields(m.value(), reason)  # cut when it would not fit a record
         dl = DeadletterV1(
-            event_id=uuid.uuid4().hex, ts=now_ms(), stage="alerter", reason=reason[:4096], error_path=path,
+            event_id=uuid.uuid4().hex, ts=now_ms(), stage="alerter", reason=reason, error_path=path,
             source_topic=m.topic(), source_partition=m.partition(), source_offset=m.offset(),
             expected_schema="metric_snapshot.v1",
             key_b64=base64.b64encode(key).decode() if (key := m.key()) else None,
-            payload_b64=base64.b64encode(m.value() or b"").decode(),
+            payload_b64=payload_b64,
         )
-        log.warning("dead-lettered %s[%s]@%s: %s", m.topic(), m.partition(), m.offset(), reason)
-        self._producer.produce(self.settings.deadletter_topic, dl.model_dump_json().encode(), key=(m.topic() or "").encode())
+        where = f"{m.topic()}[{m.partition()}]@{m.offset()}"
+        log.warning("dead-lettered %s: %s", where, reason)
+        self._dl_batch.append(_DeadLetter((m.topic() or "").encode(), dl.model_dump_json().encode(), where))
+
+    def _deliver(self, dls: list[_DeadLetter]) -> tuple[list[_DeadLetter], list[str]]:
+        """Produce ``dls`` and wait for their delivery reports; returns the ones Kafka did not confirm
+        (refused, or no report within ``DEADLETTER_CONFIRM_S``) and the errors. ``flush()`` alone
+        says nothing about a message the broker refused: only its delivery report does."""
+        reports: dict[int, str | None] = {}
+
+        def report(i: int) -> Any:
+            def cb(err: KafkaError | None, _msg: Any) -> None:
+                reports[i] = None if err is None else str(err)
+            return cb
+
+        for i, dl in enumerate(dls):
+            try:
+                self._producer.produce(self.settings.deadletter_topic, dl.value, key=dl.key, on_delivery=report(i))
+            except (BufferError, KafkaException) as exc:  # refused locally (queue full, too large, ...)
+                reports[i] = f"{type(exc).__name__}: {exc}"
+        self._producer.flush(DEADLETTER_CONFIRM_S)
+        refused: list[_DeadLetter] = []
+        errors: list[str] = []
+        for i, dl in enumerate(dls):
+            err = reports.get(i, f"no delivery report within {DEADLETTER_CONFIRM_S:.0f} s")
+            if err is not None:
+                refused.append(dl)
+                errors.append(f"{dl.source}: {err}")
+        return refused, errors
+
+    def _hold(self, consumer: Consumer, refused: list[_DeadLetter], errors: list[str]) -> None:
+        """Keep ``refused`` for a retry; pause reading and commit nothing until Kafka has them."""
+        self._dl_held.extend(refused)
+        self._dl_attempts += 1
+        self.stats.deadletter_failures += len(refused)
+        self.stats.deadletter_error = "; ".join(errors[:3])[:500]
+        delay = min(DEADLETTER_RETRY_INITIAL_S * 2 ** (self._dl_attempts - 1), DEADLETTER_RETRY_MAX_S)
+        self._dl_retry_at = time.monotonic() + delay
+        self._sync_dl_stats()
+        self._set_paused(consumer, True)
+        log.error("%d dead letters not written (attempt %d), offsets not committed, retrying in %.1fs: %s",
+                  len(self._dl_held), self._dl_attempts, delay, self.stats.deadletter_error)
+
+    def _retry_deadletters(self, consumer: Consumer) -> None:
+        """Produce the held dead letters again; once all are confirmed, commit and resume reading."""
+        held, self._dl_held = self._dl_held, []
+        refused, errors = self._deliver(held)
+        self.stats.deadlettered += len(held) - len(refused)
+        if refused:
+            self._hold(consumer, refused, errors)
+            return
+        log.info("dead letters written after %d failed attempts; committing", self._dl_attempts)
+        self._dl_attempts = 0
+        self.stats.deadletter_error = None
+        self._sync_dl_stats()
+        consumer.commit(asynchronous=True)
+        self._set_paused(consumer, False)
+
+    def _set_paused(self, consumer: Consumer, paused: bool) -> None:
+        if paused == self._paused:
+            return
+        parts = consumer.assignment()
+        if parts:
+            (consumer.pause if paused else consumer.resume)(parts)
+        self._paused = paused
+
+    def _sync_dl_stats(self) -> None:
+        self.stats.deadletter_pending = len(self._dl_held)
+
+    def health(self, errors: bool = True) -> dict[str, Any]:
+        """The alerter's health (``GET /healthz``, without the error text: it is open to anyone):
+        ``ok`` is False while a dead letter is not written."""
+        st = self.stats
+        pending = st.deadletter_pending
+        return {
+            "ok": pending == 0,
+            "deadletters": {
+                "ok": pending == 0, "pending": pending, "failures_total": st.deadletter_failures,
+                "written_total": st.deadlettered,
+                **({"error": st.deadletter_error if pending else None} if errors else {}),
+            },
+            "snapshots": st.snapshots,
+            "batches": st.batches,
+        }
+
+    def metrics_text(self) -> str:
+        """The alerter's own series in the Prometheus text format (``GET /metrics``)."""
+        from inferwatch.api.metrics import Exposition
+
+        h = self.health()
+        dl = h["deadletters"]
+        e = Exposition()
+        e.add("alerter_snapshots_total", h["snapshots"], kind="counter", help_="Snapshots the alerter evaluated")
+        e.add("alerter_dead_letters_total", dl["written_total"], kind="counter",
+              help_="Dead letters the alerter wrote (confirmed by Kafka)")
+        e.add("alerter_deadletter_failures_total", dl["failures_total"], kind="counter",
+              help_="Dead-letter deliveries Kafka refused or did not confirm (each attempt)")
+        e.add("alerter_deadletters_pending", dl["pending"],
+              help_="Dead letters not written yet; the offsets are not committed while above 0")
+        return e.text()
 
     def _record(self, attempt: AlertV1) -> None:
         self.stats.attempts += 1
@@ -264,6 +412,7 @@ class AlerterService:
 
         # behind the main API's door: same token, body limits; refuses a public address without a token
         server = alerter_server(self.store, self.config.http.host, self.config.http.port, self.settings.api_token,
-                                on_silence_change=self.dispatcher.invalidate_silences)
+                                on_silence_change=self.dispatcher.invalidate_silences,
+                                health=lambda: self.health(errors=False), metrics=self.metrics_text)
         self._http_server = server
         threading.Thread(target=server.run, name="alerter-http", daemon=True).start()

@@ -5,7 +5,8 @@ Series (all gauges or counters, names prefixed ``inferwatch_``):
 * ``events_in_total{topic}`` — messages ever written to each registry topic (sum of high watermarks);
 * ``consumer_lag{service,group}`` — messages the processor, sink and alerter groups are behind;
 * ``sink_rows_written_total{table}``, ``sink_rows_per_second``, ``sink_messages_consumed_total``,
-  ``sink_dead_letters_total``, ``sink_store_ok`` — from the sink, when this API is served by it;
+  ``sink_dead_letters_total``, ``sink_deadletter_failures_total``, ``sink_store_ok`` — from the sink,
+  when this API is served by it;
 * ``alerts{state,severity}`` — the alerter's alerts by state; ``silences_active``;
 * ``spool_bytes`` — bytes in SDK spools under ``<data_dir>/spool`` (events waiting for Kafka).
 
@@ -139,7 +140,11 @@ class MetricsCollector:
                   help_="Messages the sink consumed")
             e.add("sink_dead_letters_total", h.get("dead_letters"), kind="counter",
                   help_="Messages the sink sent to the dead-letter topic")
-            e.add("sink_store_ok", 1 if h.get("ok", True) else 0, help_="1 while the store accepts writes")
+            store_ok = (h.get("store") or {}).get("ok", h.get("ok", True))
+            e.add("sink_store_ok", 1 if store_ok else 0, help_="1 while the store accepts writes")
+            dl = h.get("deadletters") or {}
+            e.add("sink_deadletter_failures_total", dl.get("failures_total"), kind="counter",
+                  help_="Dead letters Kafka refused or did not confirm (each attempt; nothing committed meanwhile)")
         if self.alert_store is not None:
             counts: dict[tuple[str, str], int] = {}
             try:

@@ -24,6 +24,7 @@ from confluent_kafka import Message
 
 from inferwatch.contract.events import DeadletterV1
 from inferwatch.contract.limits import deadletter_id
+from inferwatch.deadletters import payload_fields
 from inferwatch.native.predictions import decode_predictions
 from inferwatch.sink import columns, flat
 from inferwatch.sink.decode import Rejected, decode_many
@@ -85,20 +86,22 @@ def dead_letter(
     schema: str, topic: str, partition: int, msg: MessageLike, rej: Rejected, now_ms: int | None = None
 ) -> DeadletterV1:
     """A ``deadletter.v1`` for ``msg``; its id is derived from the message's coordinates so that a
-    replay after a crash produces the same dead letter (the table keeps one)."""
+    replay after a crash produces the same dead letter (the table keeps one). A payload too large to
+    fit a Kafka record once in base64 is cut, and the reason says so (:mod:`inferwatch.deadletters`)."""
     key = msg.key()
+    payload_b64, reason = payload_fields(msg.value(), rej.reason)
     return DeadletterV1(
         event_id=deadletter_id("sink", topic, partition, msg.offset()),
         ts=now_ms if now_ms is not None else int(time.time() * 1000),
         stage="sink",
-        reason=rej.reason[:4096],
+        reason=reason,
         error_path=(rej.error_path or None) and rej.error_path[:512],  # type: ignore[arg-type]
         source_topic=topic,
         source_partition=partition,
         source_offset=msg.offset(),
         expected_schema=schema,
         key_b64=base64.b64encode(key).decode() if key is not None else None,
-        payload_b64=base64.b64encode(msg.value() or b"").decode(),
+        payload_b64=payload_b64,
     )
 
 

@@ -1,4 +1,4 @@
-"""The sink's health: store state, consumer lag, rows written — shown by ``GET /healthz``."""
+"""The sink's health: store state, dead-letter state, consumer lag, rows written — shown by ``GET /healthz``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ class SinkHealth:
     lag: int | None = None
     rows_written: dict[str, int] = field(default_factory=dict)
     dead_letters: int = 0
+    deadletter_ok: bool = True
+    deadletter_error: str | None = None
+    deadletter_failures: int = 0  # dead letters Kafka refused or did not confirm, every attempt counted
     messages_consumed: int = 0
     last_commit_ms: int | None = None
     started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
@@ -36,6 +39,18 @@ class SinkHealth:
             self.store_error = None
             self.consecutive_failures = 0
 
+    def deadletter_failed(self, error: str, n: int) -> None:
+        """``n`` dead letters were not confirmed by Kafka: their range is not committed (retried)."""
+        with self._lock:
+            self.deadletter_ok = False
+            self.deadletter_error = error[:500]
+            self.deadletter_failures += n
+
+    def deadletter_recovered(self) -> None:
+        with self._lock:
+            self.deadletter_ok = True
+            self.deadletter_error = None
+
     def wrote(self, table: str, n: int) -> None:
         with self._lock:
             self.rows_written[table] = self.rows_written.get(table, 0) + n
@@ -45,10 +60,10 @@ class SinkHealth:
             self.last_commit_ms = int(time.time() * 1000)
 
     def snapshot(self) -> dict[str, Any]:
-        """A JSON-able view; ``ok`` is False while the store is failing."""
+        """A JSON-able view; ``ok`` is False while the store is failing or a dead letter is unwritten."""
         with self._lock:
             return {
-                "ok": self.store_ok,
+                "ok": self.store_ok and self.deadletter_ok,
                 "store": {
                     "kind": self.store_kind,
                     "ok": self.store_ok,
@@ -58,6 +73,11 @@ class SinkHealth:
                 "lag": self.lag,
                 "rows_written": dict(self.rows_written),
                 "dead_letters": self.dead_letters,
+                "deadletters": {
+                    "ok": self.deadletter_ok,
+                    "error": self.deadletter_error,
+                    "failures_total": self.deadletter_failures,
+                },
                 "messages_consumed": self.messages_consumed,
                 "last_commit_ms": self.last_commit_ms,
                 "started_ms": self.started_ms,

@@ -4,7 +4,10 @@ Commit order (DESIGN.md), per write job (one topic-partition's messages buffered
 became due):
 
 1. decode the messages into rows and dead letters;
-2. produce the dead letters and wait until Kafka has them;
+2. produce the dead letters and wait for each one's delivery report (``flush()`` returning says
+   nothing about a record the broker refused); a dead letter not confirmed fails the write: it is
+   retried with back-off, nothing is committed meanwhile, and ``/healthz`` (``deadletters``) and
+   ``inferwatch_sink_deadletter_failures_total`` show it;
 3. insert the rows with the token ``topic-partition-first_offset-last_offset``;
 4. only then commit the offsets (``last_offset + 1``).
 
@@ -85,6 +88,7 @@ class _Job:
     batches: list[PartitionBatch]
     commits: dict[TP, int]
     dead_letters_sent: bool = False
+    dead_letters_delivered: set[str] = field(default_factory=set)  # event ids Kafka confirmed (not re-sent)
     inserted: set[TP] = field(default_factory=set)
     future: Future[None] | None = None
     failures: int = 0
@@ -303,7 +307,10 @@ class Sink:
         if not isinstance(exc, _RETRYABLE):
             raise exc
         job.failures += 1
-        self.health.store_failed(str(exc))
+        if isinstance(exc, DeadletterDeliveryError):
+            self.health.deadletter_failed(str(exc), exc.undelivered)
+        else:
+            self.health.store_failed(str(exc))
         delay = min(self.options.retry_initial_s * 2 ** (job.failures - 1), self.options.retry_max_s)
         job.retry_at = time.monotonic() + delay
         self._retry = job
@@ -315,6 +322,9 @@ class Sink:
         if self.health.consecutive_failures:
             log.info("store is back; written after %d failed attempts", self.health.consecutive_failures)
             self.health.store_recovered()
+        if not self.health.deadletter_ok:
+            log.info("dead letters written after %d failed attempts", job.failures)
+            self.health.deadletter_recovered()
         if self._crash_after_insert:
             log.warning("crash_after_insert is set: SIGKILL before the offset commit")
             os.kill(os.getpid(), signal.SIGKILL)
@@ -361,7 +371,7 @@ class Sink:
         for b in job.batches:
             self._skip_stored(b)
         if not job.dead_letters_sent:
-            self._send_dead_letters(job.batches)
+            self._send_dead_letters(job.batches, job.dead_letters_delivered)
             job.dead_letters_sent = True
         for b in job.batches:
             tp = (b.topic, b.partition)
@@ -399,17 +409,21 @@ class Sink:
         b.dead_letters = [d for d in b.dead_letters if (d.source_offset or 0) > wm]
         b.first_offset = min(wm + 1, b.last_offset)
 
-    def _send_dead_letters(self, batches: list[PartitionBatch]) -> None:
-        dls = [(b.topic, dl) for b in batches for dl in b.dead_letters]
+    def _send_dead_letters(self, batches: list[PartitionBatch], delivered: set[str]) -> None:
+        """Produce the dead letters of ``batches`` not yet in ``delivered`` (event ids) and wait for
+        each one's delivery report. Raises :class:`DeadletterDeliveryError` unless Kafka confirmed
+        every one; those it did confirm are added to ``delivered`` so a retry does not send them again."""
+        dls = [(b.topic, dl) for b in batches for dl in b.dead_letters if dl.event_id not in delivered]
         if not dls:
             return
         p = self._producer
         assert p is not None
-        failures: list[str] = []
+        reports: dict[str, str | None] = {}  # event id -> None (confirmed) or the error
 
-        def on_delivery(err: KafkaError | None, _msg: object) -> None:
-            if err is not None:
-                failures.append(str(err))
+        def report(event_id: str) -> Callable[[KafkaError | None, object], None]:
+            def on_delivery(err: KafkaError | None, _msg: object) -> None:
+                reports[event_id] = None if err is None else str(err)
+            return on_delivery
 
         topic = self.settings.deadletter_topic
         for src, dl in dls:
@@ -417,14 +431,28 @@ class Sink:
             value = dl.model_dump_json(exclude_none=True).encode()
             for _ in range(100):
                 try:
-                    p.produce(topic, key=src.encode(), value=value, on_delivery=on_delivery)
+                    p.produce(topic, key=src.encode(), value=value, on_delivery=report(dl.event_id))
                     break
                 except BufferError:  # the local queue is full: let it drain, then retry this one
                     p.poll(0.1)
-        remaining = p.flush(30)
-        if remaining or failures:
-            raise DeadletterDeliveryError(f"{remaining} dead letters undelivered; errors: {failures[:3]}")
-        self.health.dead_letters += len(dls)
+                except KafkaException as exc:  # refused locally (too large, unknown topic, ...)
+                    reports[dl.event_id] = str(exc)
+                    break
+            else:
+                reports[dl.event_id] = "the producer's queue stayed full for 10 s"
+        p.flush(30)
+        errors: list[str] = []
+        for src, dl in dls:
+            err = reports.get(dl.event_id, "no delivery report within 30 s")
+            if err is None:
+                delivered.add(dl.event_id)
+                self.health.dead_letters += 1
+            else:
+                errors.append(f"{src}[{dl.source_partition}]@{dl.source_offset}: {err}")
+        if errors:
+            raise DeadletterDeliveryError(
+                f"{len(errors)} of {len(dls)} dead letters not written to {topic}: {'; '.join(errors[:3])}",
+                undelivered=len(errors))
 
     def _close_producer(self) -> None:
         """Deliver what is queued, then close the producer so librdkafka stops (no reconnect noise)."""

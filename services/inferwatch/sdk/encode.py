@@ -29,14 +29,16 @@ from typing import Any, Protocol
 
 import orjson
 
+from inferwatch.contract import limits
 from inferwatch.native import load
 from inferwatch.sdk.ids import IdGenerator
 from inferwatch.sdk.validate import known_names_superset as _known_names_superset
 
-_NAME = re.compile(r"[A-Za-z0-9_.:/@+-]{1,128}")
-_SHORT = 256
-_MAX_INPUTS = 2000
-_MAX_SEGMENT = 32
+# The contract's limits (the C twin reads the same numbers from native/contract_limits.h).
+_NAME = re.compile(rf"[{limits.NAME_ALPHABET}]{{1,{limits.NAME_MAX}}}")
+_SHORT = limits.SHORT_TEXT_MAX
+_MAX_INPUTS = limits.MAX_INPUTS
+_MAX_SEGMENT = limits.MAX_SEGMENT
 _I64_MIN = -(1 << 63)
 _U64_MAX = (1 << 64) - 1
 

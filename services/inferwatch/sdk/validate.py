@@ -15,20 +15,22 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from inferwatch.contract import limits as L
 from inferwatch.sdk.errors import EventValidationError as _Err
 
-_NAME_RE = re.compile(r"[A-Za-z0-9_.:/@+-]+")
+# Every limit is the contract's (inferwatch.contract.limits); these names are the SDK's own spelling.
+_NAME_RE = re.compile(L.NAME_FULLMATCH)
 _I64_MIN = -(1 << 63)
-_U64_MAX = (1 << 64) - 1  # orjson serialises ints in [-2**63, 2**64)
-SHORT = 256
-MAX_INPUTS = 2000
-MAX_SEGMENT = 32
-MAX_TAGS = 64
-MAX_EMBEDDING = 65536
-MAX_LOGPROBS = 100_000
-MAX_ERROR = 4096
-MAX_PREDICTION_ID = 128
-LINEAGE_KINDS = frozenset({"items", "embedding", "features", "other"})
+_U64_MAX = (1 << 64) - 1  # orjson serialises ints in [-2**63, 2**64); a number beyond is sent as a float
+SHORT = L.SHORT_TEXT_MAX
+MAX_INPUTS = L.MAX_INPUTS
+MAX_SEGMENT = L.MAX_SEGMENT
+MAX_TAGS = L.MAX_TAGS
+MAX_EMBEDDING = L.MAX_EMBEDDING
+MAX_LOGPROBS = L.MAX_LOGPROBS
+MAX_ERROR = L.ERROR_MAX
+MAX_PREDICTION_ID = L.PREDICTION_ID_MAX
+LINEAGE_KINDS = frozenset(L.LINEAGE_KINDS)
 OUTPUT_FIELDS = ("label", "score", "probabilities", "value")
 LLM_FIELDS = frozenset({
     "prompt", "completion", "prompt_hash", "completion_hash", "completion_chars", "refusal",
@@ -45,14 +47,14 @@ _KNOWN_NAMES_MAX = 100_000
 known_names_superset = _KNOWN_NAMES.issuperset
 
 
-def check_name(value: Any, path: str, max_len: int = 128) -> str:
+def check_name(value: Any, path: str, max_len: int = L.NAME_MAX) -> str:
     """A model/feature/segment name: 1..max_len chars of ``[A-Za-z0-9_.:/@+-]``."""
     if type(value) is not str:
         raise _Err(path, f"must be a str, got {type(value).__name__}")
     if not 0 < len(value) <= max_len:
         raise _Err(path, f"must be 1..{max_len} characters, got {len(value)}")
     if _NAME_RE.fullmatch(value) is None:
-        raise _Err(path, f"{value!r} has characters outside [A-Za-z0-9_.:/@+-]")
+        raise _Err(path, f"{value!r} has characters outside [{L.NAME_ALPHABET}]")
     return value
 
 
@@ -116,8 +118,11 @@ def _features_slow(inputs: dict[Any, Any], path: str) -> dict[str, Any]:
             if len(val) > SHORT:
                 raise _Err(f"{path}.{k}", f"strings are at most {SHORT} characters, got {len(val)}")
         elif t is int:
-            if not _I64_MIN <= val <= _U64_MAX:
-                raise _Err(f"{path}.{k}", "integer out of the 64-bit range")
+            if not _I64_MIN <= val <= _U64_MAX:  # a number like any other, sent as the double it is
+                conv = _big_int(val, f"{path}.{k}")
+                if fixed is None:
+                    fixed = dict(inputs)
+                fixed[k] = conv
         elif val is None or t is bool:
             pass
         else:
@@ -135,7 +140,7 @@ def _feature_slow(v: Any, path: str) -> Any:
         return bool(v)
     if isinstance(v, int):
         if not _I64_MIN <= v <= _U64_MAX:
-            raise _Err(path, "integer out of the 64-bit range")
+            return _big_int(int(v), path)
         return int(v)
     if isinstance(v, float):
         return finite(float(v), path)
@@ -152,10 +157,10 @@ def finite(v: Any, path: str, lo: float | None = None, hi: float | None = None) 
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise _Err(path, f"must be a number, got {type(v).__name__}")
         v = float(v) if isinstance(v, float) else int(v)
+    if type(v) is int and not _I64_MIN <= v <= _U64_MAX:
+        v = _big_int(v, path)
     if v - v != 0:
         raise _Err(path, f"must be finite, got {v!r}")
-    if type(v) is int and not _I64_MIN <= v <= _U64_MAX:
-        raise _Err(path, "integer out of the 64-bit range")
     if lo is not None and v < lo:
         raise _Err(path, f"must be ≥ {lo}, got {v!r}")
     if hi is not None and v > hi:
@@ -163,15 +168,24 @@ def finite(v: Any, path: str, lo: float | None = None, hi: float | None = None) 
     return v
 
 
-def non_negative_int(v: Any, path: str) -> int:
-    """An int ≥ 0 (not bool)."""
+def _big_int(v: int, path: str) -> float:
+    """An integer beyond what orjson writes: the contract reads any number as a double, so send it as one."""
+    try:
+        f = float(v)
+    except OverflowError:
+        raise _Err(path, f"must be finite (|x| ≤ {L.FLOAT_MAX!r}), got an integer of {len(str(abs(v)))} digits") from None
+    return f
+
+
+def non_negative_int(v: Any, path: str, hi: int = L.INT_MAX) -> int:
+    """An int in ``0..hi`` (not bool)."""
     if type(v) is not int:
         v = _numpy_scalar(v)
         if isinstance(v, bool) or not isinstance(v, int):
             raise _Err(path, f"must be an int, got {type(v).__name__}")
         v = int(v)
-    if not 0 <= v <= _U64_MAX:
-        raise _Err(path, f"must be ≥ 0 (and 64-bit), got {v}")
+    if not 0 <= v <= hi:
+        raise _Err(path, f"must be in 0..{hi}, got {v}")
     return v
 
 
@@ -243,8 +257,8 @@ def outputs(value: Any, path: str = "outputs") -> dict[str, Any]:
 def _probabilities(v: Any, path: str) -> dict[str, float | int]:
     if type(v) is not dict:
         v = _as_dict(v, path)
-    if len(v) > 1000:
-        raise _Err(path, f"at most 1000 classes, got {len(v)}")
+    if len(v) > L.MAX_PROBABILITIES:
+        raise _Err(path, f"at most {L.MAX_PROBABILITIES} classes, got {len(v)}")
     fixed = None
     for k, p in v.items():
         short_text(k, f"{path}[{k!r}]")
@@ -292,11 +306,11 @@ def llm_block(v: Any, path: str = "llm") -> dict[str, Any]:
         if x is None:
             continue
         if k in ("prompt", "completion"):
-            out[k] = short_text(x, p, 1_000_000)
+            out[k] = short_text(x, p, L.LLM_TEXT_MAX)
         elif k in ("prompt_hash", "completion_hash"):
-            out[k] = short_text(x, p, 128, 1)
+            out[k] = short_text(x, p, L.HASH_MAX, 1)
         elif k in ("completion_chars", "input_tokens", "output_tokens"):
-            out[k] = non_negative_int(x, p)
+            out[k] = non_negative_int(x, p, L.LLM_COUNT_MAX)
         elif k == "refusal":
             x = _numpy_scalar(x)
             if not isinstance(x, bool):
@@ -310,7 +324,7 @@ def llm_block(v: Any, path: str = "llm") -> dict[str, Any]:
             rows = list(x)
             if len(rows) > MAX_LOGPROBS:
                 raise _Err(p, f"at most {MAX_LOGPROBS} tokens, got {len(rows)}")
-            out[k] = [float_list(r, f"{p}[{i}]", 0, 1_000_000, hi=0.0) for i, r in enumerate(rows)]
+            out[k] = [float_list(r, f"{p}[{i}]", 0, L.MAX_TOP_LOGPROBS_PER_TOKEN, hi=0.0) for i, r in enumerate(rows)]
         else:  # finish_reason
             out[k] = short_text(x, p)
     return out
@@ -320,8 +334,8 @@ def lineage(v: Any, path: str = "lineage") -> list[dict[str, Any]]:
     """A list (≤ 64) of ``{kind, model, model_version, share}``."""
     if type(v) is not list and type(v) is not tuple:
         raise _Err(path, f"must be a list of dicts, got {type(v).__name__}")
-    if len(v) > 64:
-        raise _Err(path, f"at most 64 entries, got {len(v)}")
+    if len(v) > L.MAX_LINEAGE:
+        raise _Err(path, f"at most {L.MAX_LINEAGE} entries, got {len(v)}")
     out = []
     for i, ref in enumerate(v):
         p = f"{path}[{i}]"
@@ -341,7 +355,7 @@ def lineage(v: Any, path: str = "lineage") -> list[dict[str, Any]]:
         item["model"] = check_name(ref["model"], f"{p}.model")
         if "model_version" not in ref:
             raise _Err(f"{p}.model_version", "is required")
-        item["model_version"] = check_name(ref["model_version"], f"{p}.model_version", 64)
+        item["model_version"] = check_name(ref["model_version"], f"{p}.model_version", L.VERSION_MAX)
         item["share"] = finite(ref.get("share", 1.0), f"{p}.share", 0.0, 1.0)
         out.append(item)
     return out

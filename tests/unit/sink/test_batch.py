@@ -58,7 +58,7 @@ def test_bad_messages_become_dead_letters_and_the_batch_goes_on() -> None:
     d1, d2 = b.dead_letters[0], b.dead_letters[1]
     assert "JSON" in d1.reason and base64.b64decode(d1.payload_b64) == b"{not json"
     assert d2.error_path == "outputs.score" and d2.stage == "sink" and d2.expected_schema == "prediction.v1"
-    assert d1.event_id == "sink:t:0:1"  # deterministic: a replay produces the same dead letter
+    assert d1.event_id == "dl:sink:t:0:1"  # deterministic: a replay produces the same dead letter (limits.deadletter_id)
 
 
 def test_decode_agrees_with_the_pydantic_model() -> None:

@@ -100,7 +100,8 @@ class InferenceLogger:
         self.predictions_topic = s.predictions_topic
         self.feedback_topic = s.feedback_topic
         self._sampler = Sampler(resolve_rate(sample_rate, model))
-        self._redaction = as_redaction(redact)
+        # resolves the hashing salt (INFERWATCH_REDACTION_SALT, else <data_dir>/redaction.salt)
+        self._redaction = as_redaction(redact, s)
         self._redact_inputs = self._redaction is not None and self._redaction.touches_inputs
         self._ids = IdGenerator()
         self._key = model.encode()
@@ -131,7 +132,8 @@ class InferenceLogger:
         self._encode = self._encoder.prediction
         self._keep_all = self._sampler.keep_all
         # One flag for the fast path: nothing to sample out, nothing to redact, not closed.
-        self._fast = self._keep_all and not self._redact_inputs
+        # Any redaction rule (segment, tags, outputs, error too) keeps a logger off the fast path.
+        self._fast = self._keep_all and self._redaction is None
         self._next_logged = self._c.logged_c.__next__
         self._close_timeout_s = close_timeout_s
         self._finalizer = weakref.finalize(self, self._transport.close, close_timeout_s)
@@ -266,7 +268,7 @@ class InferenceLogger:
         }
         if inputs is not None:
             inputs = v.features(inputs)
-            ev["inputs"] = self._redaction.inputs(inputs) if self._redact_inputs else inputs  # type: ignore[union-attr]
+            ev["inputs"] = inputs
         if outputs is not None:
             ev["outputs"] = v.outputs(outputs)
         elif error is None:
@@ -283,11 +285,13 @@ class InferenceLogger:
             ev["embedding"] = v.float_list(embedding, "embedding", 1, v.MAX_EMBEDDING)
         if llm is not None:
             block = v.llm_block(llm)
-            ev["llm"] = self._redaction.llm(block) if self._redaction is not None else block
+            ev["llm"] = block
         if lineage is not None:
             ev["lineage"] = v.lineage(lineage)
         if tags:
             ev["tags"] = v.labels(tags, "tags", v.MAX_TAGS)
+        if self._redaction is not None:  # every rule, on the checked event, before it is serialised
+            ev = self._redaction.prediction(ev)
         try:
             payload = _dumps(ev)
         except (TypeError, orjson.JSONEncodeError) as exc:
@@ -332,6 +336,8 @@ class InferenceLogger:
             ev["value"] = v.finite(value, "value")
         if tags:
             ev["tags"] = v.labels(tags, "tags", v.MAX_TAGS)
+        if self._redaction is not None:
+            ev = self._redaction.feedback(ev)
         self._send(KIND_FEEDBACK, self.feedback_topic, ev)
         return eid
 

@@ -25,17 +25,17 @@ def test_rates_per_model() -> None:
 
 
 def test_redaction_drops_and_hashes_inputs() -> None:
-    r = Redaction.of(drop=["email"], hash=["user_id"], salt="s3cret")
+    r = Redaction.of(drop=["email"], hash=["user_id"], salt="s3cret-of-16-bytes-or-more")
     out = r.inputs({"email": "a@b.c", "user_id": 42, "age": 31})
     assert "email" not in out and out["age"] == 31
     assert out["user_id"] != 42 and out["user_id"].startswith("h:")
     assert out["user_id"] == r.inputs({"user_id": 42})["user_id"]
-    assert Redaction.of(hash=["user_id"], salt="other").inputs({"user_id": 42})["user_id"] != out["user_id"]
+    assert Redaction.of(hash=["user_id"], salt="another-salt-of-16-bytes").inputs({"user_id": 42})["user_id"] != out["user_id"]
 
 
 def test_llm_text_can_be_logged_as_hashes_only() -> None:
-    r = as_redaction({"llm_text": "hash"})
+    r = as_redaction({"llm_text": "hash", "salt": "s3cret-of-16-bytes-or-more"})
     assert r is not None
     out = r.llm({"prompt": "hello", "completion": "world!", "output_tokens": 2})
     assert "prompt" not in out and "completion" not in out
-    assert out["prompt_hash"] == text_hash("hello") and out["completion_chars"] == 6
+    assert out["prompt_hash"] == text_hash("hello", r.salt) and out["completion_chars"] == 6

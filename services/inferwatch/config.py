@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".inferwatch"), description="Local state: chDB store, rocksdb tables, alerter state.")
     api_host: str = "127.0.0.1"
     api_port: int = 8787
-    api_token: str | None = Field(None, description="Bearer token required by every HTTP route but /healthz.")
+    # repr=False: a Settings printed in a log or a traceback does not show the token
+    api_token: str | None = Field(None, repr=False, description="Bearer token required by every HTTP route but /healthz.")
     api_token_file: Path | None = Field(
         None, description="File holding the API token (read once at start, trailing newline stripped)."
     )

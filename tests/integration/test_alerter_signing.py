@@ -50,7 +50,7 @@ def test_alerter_refuses_to_start_with_an_unset_secret(tmp_path: Path) -> None:
     cfg, rules = tmp_path / "alerter.yaml", tmp_path / "rules.yaml"
     write_config(cfg, "http://127.0.0.1:1/hook", VAR)
     rules.write_text(RULES)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INFERWATCH_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INFERWATCH_") and k != VAR}
     env.update(INFERWATCH_DATA_DIR=str(tmp_path / "data"), INFERWATCH_KAFKA_BOOTSTRAP="127.0.0.1:1")
     for value in (None, ""):
         if value is not None:
@@ -61,6 +61,18 @@ def test_alerter_refuses_to_start_with_an_unset_secret(tmp_path: Path) -> None:
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr
         assert "receiver 'oncall'" in lines[0] and VAR in lines[0] and ("unset" if value is None else "empty") in lines[0]
+
+
+def test_run_all_checks_the_alerter_configuration_before_starting_anything(tmp_path: Path) -> None:
+    cfg = tmp_path / "alerter.yaml"
+    write_config(cfg, "http://127.0.0.1:1/hook", VAR)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INFERWATCH_") and k != VAR}
+    env.update(INFERWATCH_DATA_DIR=str(tmp_path / "data"), INFERWATCH_KAFKA_BOOTSTRAP="127.0.0.1:1")
+    done = subprocess.run([sys.executable, "-m", "inferwatch.cli.main", "run", "all", "--config", str(cfg)],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "alerter configuration" in done.stderr and VAR in done.stderr, done.stderr
+    assert not (tmp_path / "data" / "run").exists()  # no service was started
 
 
 @pytest.mark.timeout(180)

@@ -158,6 +158,14 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         if already:
             raise CliError(f"already running: {', '.join(already)} (see `inferwatch status`; `inferwatch down` stops them)")
         cfg = config or repo_root() / "schemas" / "rules" / "routing.example.yaml"
+        from inferwatch.alerter.errors import ConfigError
+        from inferwatch.alerter.routing import load_config
+
+        try:
+            # the alerter would refuse it after the others started (e.g. a receiver's secret_env unset)
+            load_config(cfg)
+        except ConfigError as exc:
+            raise CliError(f"alerter configuration: {exc}") from None
         stop = {"flag": False}
 
         def handler(*_: Any) -> None:

@@ -103,3 +103,10 @@ def test_cli_alerter_refuses_a_public_bind_without_a_token(tmp_path: Path) -> No
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "alerter http: refusing to listen on 0.0.0.0" in lines[0], done.stderr
+
+
+def test_the_token_is_not_in_the_settings_repr(tmp_path: Path) -> None:
+    f = tmp_path / "token"
+    f.write_text("zz-file-token-zz\n")
+    assert "zz-env-token-zz" not in repr(Settings(api_token="zz-env-token-zz"))
+    assert "zz-file-token-zz" not in repr(Settings(api_token_file=f))

@@ -202,3 +202,19 @@ def test_any_redaction_keeps_the_logger_off_the_fast_path(tmp_path: Path, redact
         assert lg._fast is False
     finally:
         lg.close(0.1)
+
+
+def test_the_spool_holds_only_redacted_bytes(tmp_path: Path) -> None:
+    # Kafka away: events wait on disk, and what waits there is already redacted
+    s = Settings(kafka_bootstrap=f"127.0.0.1:{_dead_port()}", data_dir=tmp_path / "data")
+    lg = InferenceLogger("m", "1", settings=s, spool_dir=tmp_path / "spool", close_timeout_s=0.2,
+                         replay_timeout_ms=200, redact={"drop": ["email"], "segment": {"customer": "hash"},
+                                                        "error": "drop", "outputs": {"label": "hash"}})
+    lg.prediction({"email": "ann@example.com"}, {"label": "approved"}, segment={"customer": "acme-corp"})
+    lg.prediction({"x": 1.0}, None, error="boom for ann@example.com")
+    lg.feedback("p-1", "approved")
+    lg.close(0.2)
+    spooled = b"".join(p.read_bytes() for p in (tmp_path / "spool").rglob("*") if p.is_file())
+    assert b'"redacted"' in spooled  # the events are there ...
+    for secret in (b"ann@example.com", b"acme-corp", b"approved"):
+        assert secret not in spooled  # ... without their raw values

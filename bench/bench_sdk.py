@@ -1,8 +1,10 @@
-"""SDK benchmarks: caller cost of ``prediction()``, sustained throughput, RSS while spooling.
+"""SDK benchmarks: caller cost of ``prediction()``, sustained throughput, RSS while spooling, and
+one process serving many models.
 
 Baseline (``kafka.raw_produce``), measured in the same run on the same 15-feature event: the least
 any Python logger must do per event — ``orjson.dumps`` of the event dict plus a raw confluent-kafka
-``produce()`` with the same key and the same producer settings.
+``produce()`` with the same key and the same producer settings. The many-model benchmarks compare
+1,000 loggers (one per model) with one logger (``sdk.one_logger``), in the same run.
 """
 
 from __future__ import annotations
@@ -221,6 +223,104 @@ def spool_rss(ctx: BenchContext, n: int) -> None:
             p.unlink()
 
 
+N_MODELS = 1000
+
+
+def many_models_throughput(ctx: BenchContext, settings: Settings, n: int) -> None:
+    """Events/s with events spread over 1,000 loggers (one per model) vs all into one logger.
+
+    Same loop for both (``preds[i % 1000](...)``): for the baseline the 1,000 entries are the one
+    logger's ``prediction``. Alternating blocks, each ending with a flush, as in :func:`throughput`.
+    The 1,000 loggers share one transport; the single logger has its own (another spool dir).
+    """
+    from inferwatch import InferenceLogger
+
+    inputs = [features(i) for i in range(1000)]
+    one = InferenceLogger("bench-model", "1", settings=settings, spool_dir=ctx.scratch / f"spool-{uuid.uuid4().hex[:6]}")
+    spool = ctx.scratch / f"spool-{uuid.uuid4().hex[:6]}"
+    t0 = time.perf_counter()
+    many = [InferenceLogger(f"bench-model-{k}", "1", settings=settings, spool_dir=spool) for k in range(N_MODELS)]
+    create_us = (time.perf_counter() - t0) / N_MODELS * 1e6
+    one_preds = [one.prediction] * N_MODELS
+    many_preds = [lg.prediction for lg in many]
+    blocks = 5
+    per = n // blocks
+    one_s = many_s = 0.0
+    one_cpu = many_cpu = 0.0
+    for b in range(blocks):
+        for preds, flusher, is_many in ((one_preds, one, False), (many_preds, many[0], True)):
+            t0 = time.perf_counter()
+            c0 = time.thread_time()
+            for i in range(b * per, (b + 1) * per):
+                preds[i % N_MODELS](inputs[i % 1000], OUTPUTS, latency_ms=1.5, segment=SEGMENT)
+            flusher.flush(120)
+            cpu, wall = time.thread_time() - c0, time.perf_counter() - t0
+            if is_many:
+                many_s += wall
+                many_cpu += cpu
+            else:
+                one_s += wall
+                one_cpu += cpu
+    st = many[0].stats()
+    st_one = one.stats()
+    total = blocks * per
+    ctx.record("sdk.many_models_throughput", total / many_s, "events/s", baseline="sdk.one_logger",
+               baseline_value=total / one_s, events=total, blocks=blocks, loggers=N_MODELS, target_ratio=0.8,
+               create_us_per_logger=round(create_us, 1),
+               thread_cpu_us_per_event=round(many_cpu / total * 1e6, 3),
+               baseline_thread_cpu_us_per_event=round(one_cpu / total * 1e6, 3),
+               transport_loggers=st["transport_loggers"], spooled=st["transport_spooled"],
+               dropped=st["transport_dropped"], delivered=st["transport_delivered"],
+               baseline_spooled=st_one["spooled"])
+    for lg in many:
+        lg.close()
+    one.close()
+
+
+def _threads_child(bootstrap: str, prefix: str, spool_dir: str, n: int) -> None:
+    """Run in a subprocess: OS threads with one logger, then with ``n`` (same settings); print JSON."""
+    from inferwatch import InferenceLogger
+
+    def threads() -> int:
+        return len(list(Path("/proc/self/task").iterdir()))
+
+    kw: dict[str, Any] = {"bootstrap": bootstrap, "topic_prefix": prefix, "spool_dir": spool_dir}
+    first = InferenceLogger("bench-model-0", "1", **kw)
+    first.prediction(features(0), OUTPUTS, latency_ms=1.5, segment=SEGMENT)
+    first.flush(30)
+    time.sleep(0.5)  # librdkafka starts its broker threads as it connects
+    one = threads()
+    t0 = time.perf_counter()
+    rest = [InferenceLogger(f"bench-model-{k}", "1", **kw) for k in range(1, n)]
+    create_us = (time.perf_counter() - t0) / (n - 1) * 1e6
+    time.sleep(0.5)
+    created = threads()
+    for k, lg in enumerate([first, *rest]):
+        lg.prediction(features(k), OUTPUTS, latency_ms=1.5, segment=SEGMENT)
+    first.flush(30)
+    time.sleep(0.5)
+    logging_ = threads()
+    st = first.stats()
+    for lg in rest:
+        lg.close()
+    first.close()
+    print(json.dumps({"one": one, "created": created, "after_logging": logging_, "create_us": create_us,
+                      "transport_loggers": st["transport_loggers"], "delivered": st["transport_delivered"]}))
+
+
+def many_models_threads(ctx: BenchContext, settings: Settings, n: int = N_MODELS) -> None:
+    """OS threads of a fresh process after creating ``n`` loggers, vs the same process with one."""
+    spool_dir = ctx.scratch / f"threads-spool-{uuid.uuid4().hex[:6]}"
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.bench_sdk import _threads_child; "
+            f"_threads_child({settings.kafka_bootstrap!r}, {settings.topic_prefix!r}, {str(spool_dir)!r}, {n})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    ctx.record("sdk.many_models_threads", res["created"], "threads", baseline="sdk.one_logger",
+               baseline_value=res["one"], loggers=n, target="equal to the baseline",
+               after_one_event_per_logger=res["after_logging"], create_us_per_logger=round(res["create_us"], 1),
+               transport_loggers=res["transport_loggers"])
+
+
 def run(ctx: BenchContext) -> None:
     """Entry point of ``python -m bench sdk``."""
     settings = Settings(kafka_bootstrap=ctx.kafka_bootstrap, topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
@@ -229,3 +329,5 @@ def run(ctx: BenchContext) -> None:
     caller_cost(ctx, settings, 50_000 if ctx.quick else 300_000)
     throughput(ctx, settings, 200_000 if ctx.quick else 1_000_000)
     spool_rss(ctx, 100_000 if ctx.quick else 1_000_000)
+    many_models_threads(ctx, settings)
+    many_models_throughput(ctx, settings, 200_000 if ctx.quick else 1_000_000)

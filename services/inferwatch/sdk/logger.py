@@ -3,7 +3,9 @@ or endangering the model server.
 
 ``prediction()`` validates (:mod:`inferwatch.sdk.validate`, no pydantic on the hot path),
 serialises with orjson and enqueues into librdkafka; delivery runs in librdkafka's threads.
-See :mod:`inferwatch.sdk.transport` for what happens when Kafka is away.
+The loggers of a process with the same settings share one producer, delivery thread, spool and
+replayer (:mod:`inferwatch.sdk.shared`); see :mod:`inferwatch.sdk.transport` for what happens
+when Kafka is away.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import threading
 import time
 import weakref
 from collections.abc import Iterator, Mapping
@@ -23,6 +27,7 @@ import orjson
 from confluent_kafka import KafkaException
 
 from inferwatch.config import Settings
+from inferwatch.sdk import shared
 from inferwatch.sdk import validate as v
 from inferwatch.sdk.encode import fast_prediction, make_encoder
 from inferwatch.sdk.errors import EventValidationError, SpoolError
@@ -32,7 +37,7 @@ from inferwatch.sdk.producer_config import replay_config
 from inferwatch.sdk.redaction import Redaction, as_redaction
 from inferwatch.sdk.sampling import Sampler, resolve_rate
 from inferwatch.sdk.spool import DEFAULT_MAX_BYTES, Spool, open_spool
-from inferwatch.sdk.stats import Counters, count_value
+from inferwatch.sdk.stats import count_value
 from inferwatch.sdk.transport import KIND_FEEDBACK, KIND_PREDICTION, Transport
 
 log = logging.getLogger("inferwatch.sdk")
@@ -41,6 +46,9 @@ _time_ns = time.time_ns
 _perf = time.perf_counter
 # The thread that logs serves delivery reports itself every 256 events (see Transport.hot_poll).
 _POLL_MASK = 255
+# librdkafka's client.id of the shared producer: one per process and settings, not per model
+# (a per-model id would give every logger its own transport).
+CLIENT_ID = "inferwatch-sdk"
 
 
 @dataclass
@@ -67,6 +75,11 @@ class InferenceLogger:
     take are then dropped and counted). ``sample_rate`` is a rate in [0, 1] or a per-model mapping.
     ``redact`` is a :class:`~inferwatch.sdk.redaction.Redaction`, a dict of its options, or a list of
     input fields to drop. ``producer_config`` overrides librdkafka settings (e.g. SASL/SSL).
+
+    Many models in one process: create one logger per model (version). Loggers with the same
+    Kafka settings, topics and spool settings share one transport -- one producer, one delivery
+    thread, one spool, one replayer -- so a logger costs microseconds and no thread; ``close()``
+    of one leaves the others logging, and the last one out flushes and closes the transport.
     """
 
     def __init__(
@@ -88,7 +101,7 @@ class InferenceLogger:
     ) -> None:
         self.model = v.check_name(model, "model")
         self.model_version = v.check_name(model_version, "model_version", 64)
-        s = settings or Settings()
+        s = settings or _default_settings()
         updates: dict[str, Any] = {}
         if bootstrap is not None:
             updates["kafka_bootstrap"] = bootstrap
@@ -105,28 +118,27 @@ class InferenceLogger:
         self._redact_inputs = self._redaction is not None and self._redaction.touches_inputs
         self._ids = IdGenerator()
         self._key = model.encode()
-        self._c = Counters()
         self._closed = False
 
-        spool: Spool | None = None
         root: Path | None = None
         if spool_dir == "default":
             spool_dir = Path(s.data_dir) / "spool"
         if spool_dir is not None:
-            root = Path(spool_dir)
-            try:
-                spool = open_spool(root, spool_max_bytes, spool_fsync)
-            except (SpoolError, OSError) as exc:
-                log.warning("inferwatch: running without a spool (%s); undeliverable events will be dropped", exc)
-                root = None
+            root = Path(os.path.abspath(spool_dir))
         conf = build_producer_config(s.kafka_bootstrap, dict(s.kafka_security), producer_config_or_none(producer_config),
-                               f"inferwatch-sdk-{model}")
-        self._transport = Transport(
-            conf, (self.predictions_topic, self.feedback_topic), spool, self._c,
-            replay_config(conf, replay_timeout_ms), root,
-        )
+                                     CLIENT_ID)
+        topics = (self.predictions_topic, self.feedback_topic)
+        key = (shared.freeze(conf), replay_timeout_ms, topics, str(root) if root else None, spool_max_bytes,
+               bool(spool_fsync))
+
+        def make() -> Transport:
+            return _new_transport(conf, topics, root, spool_max_bytes, spool_fsync, replay_config(conf, replay_timeout_ms))
+
+        self._lane = shared.attach(key, make, self._ids.prefix, close_timeout_s)
+        self._transport = self._lane.t
+        self._c = self._lane.c
         # Bound for the hot path: no attribute chains per call.
-        self._produce = self._transport.producer.produce
+        self._produce = self._transport.produce
         self._next_id = self._ids.next_id
         self._encoder = make_encoder(self.model, self.model_version, self._ids)
         self._encode = self._encoder.prediction
@@ -136,7 +148,7 @@ class InferenceLogger:
         self._fast = self._keep_all and self._redaction is None
         self._next_logged = self._c.logged_c.__next__
         self._close_timeout_s = close_timeout_s
-        self._finalizer = weakref.finalize(self, self._transport.close, close_timeout_s)
+        self._finalizer = weakref.finalize(self, shared.release, self._lane, close_timeout_s)
         self._fast_prediction = self._install_fast_prediction() if self._fast else None
 
     def _install_fast_prediction(self) -> Any:
@@ -158,10 +170,10 @@ class InferenceLogger:
         def full(*args: Any, **kwargs: Any) -> str:
             return InferenceLogger.prediction(ref(), *args, **kwargs)  # type: ignore[arg-type]
 
-        t = self._transport
+        t, lane = self._transport, self._lane
         fast = fast_prediction(
-            self._encoder, t.producer.produce, self.predictions_topic, self._key, self._c.logged_c,
-            functools.partial(t.overflow, KIND_PREDICTION, self._key), t.produce_error, KafkaException,
+            self._encoder, t.produce, self.predictions_topic, self._key, self._c.logged_c,
+            functools.partial(lane.overflow, KIND_PREDICTION, self._key), lane.produce_error, KafkaException,
             t.serve_if_hot, checked, full,
         )
         if fast is not None:
@@ -213,9 +225,9 @@ class InferenceLogger:
                 try:
                     self._produce(self.predictions_topic, enc[1], self._key)
                 except BufferError:
-                    self._transport.overflow(KIND_PREDICTION, self._key, enc[1])
+                    self._lane.overflow(KIND_PREDICTION, self._key, enc[1])
                 except KafkaException as exc:
-                    self._transport.produce_error(exc, enc[1])
+                    self._lane.produce_error(exc, enc[1])
                 if not n & _POLL_MASK:
                     self._transport.serve_if_hot()
                 return enc[0]
@@ -229,9 +241,9 @@ class InferenceLogger:
         try:
             self._produce(self.predictions_topic, payload, self._key)
         except BufferError:
-            self._transport.overflow(KIND_PREDICTION, self._key, payload)
+            self._lane.overflow(KIND_PREDICTION, self._key, payload)
         except KafkaException as exc:
-            self._transport.produce_error(exc, payload)
+            self._lane.produce_error(exc, payload)
         if not n & _POLL_MASK:
             self._transport.serve_if_hot()
 
@@ -297,7 +309,7 @@ class InferenceLogger:
         except (TypeError, orjson.JSONEncodeError) as exc:
             raise EventValidationError("event", f"cannot be serialised: {exc}") from None
         if self._closed:
-            self._c.add("dropped")
+            self._lane.drop()
             return pid
         self._send_prediction(payload)
         return pid
@@ -347,15 +359,15 @@ class InferenceLogger:
         except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. a str-subclass dict key
             raise EventValidationError("event", f"cannot be serialised: {exc}") from None
         if self._closed:
-            self._c.add("dropped")
+            self._lane.drop()
             return
         self._next_logged()
         try:
             self._produce(topic, payload, self._key)
         except BufferError:
-            self._transport.overflow(kind, self._key, payload)
+            self._lane.overflow(kind, self._key, payload)
         except KafkaException as exc:
-            self._transport.produce_error(exc, payload)
+            self._lane.produce_error(exc, payload)
 
     @contextmanager
     def timed(
@@ -397,8 +409,9 @@ class InferenceLogger:
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Block until queued events are delivered and the spool replayed, or ``timeout_s`` passes.
 
-        Returns True when nothing is left in memory or in the spool. Blocking: from asyncio code
-        use :meth:`aflush`.
+        Returns True when nothing is left in memory or in the spool. The queue and the spool are
+        the transport's, shared with the other loggers of the same settings: this waits for their
+        events too. Blocking: from asyncio code use :meth:`aflush`.
         """
         return self._transport.flush(timeout_s)
 
@@ -407,9 +420,14 @@ class InferenceLogger:
         return await asyncio.to_thread(self.flush, timeout_s)
 
     def close(self, timeout_s: float | None = None) -> None:
-        """Deliver what can be delivered in ``timeout_s``, spool the rest, stop the threads.
+        """Stop logging; the last logger of a transport also closes it.
 
-        Also runs at interpreter exit. Events logged after ``close`` are dropped and counted.
+        The last logger on its transport delivers what can be delivered in ``timeout_s``, spools
+        the rest and stops the transport's threads. While other loggers share the transport,
+        ``close()`` returns at once: this logger's events stay in the shared queue and are
+        delivered (or spooled) like theirs -- call :meth:`flush` first to wait for them. Also
+        runs when the logger is garbage-collected and at interpreter exit. Events logged after
+        ``close`` are dropped and counted.
         """
         if self._closed:
             return
@@ -418,7 +436,7 @@ class InferenceLogger:
         if self._fast_prediction is not None:
             self._fast_prediction.disable()
         self._finalizer.detach()
-        self._transport.close(self._close_timeout_s if timeout_s is None else timeout_s)
+        shared.release(self._lane, self._close_timeout_s if timeout_s is None else timeout_s)
 
     async def aclose(self, timeout_s: float | None = None) -> None:
         """:meth:`close` in a worker thread, for asyncio servers."""
@@ -431,33 +449,81 @@ class InferenceLogger:
         self.close()
 
     def stats(self) -> dict[str, int]:
-        """Counters since start: ``logged`` (accepted for delivery), ``delivered`` (by the live path),
-        ``failed`` (delivery reports with an error), ``spooled``, ``replayed`` (spooled events
-        delivered), ``dropped`` (lost: spool full/absent, refused for good, logged after close),
-        ``sampled_out``, ``in_queue``, ``spool_bytes``, ``corrupt_skipped``.
+        """This logger's counters since start, and its transport's.
+
+        This logger: ``logged`` (accepted for delivery), ``delivered`` (by the live path),
+        ``failed`` (delivery reports with an error), ``spooled``, ``dropped`` (lost: spool
+        full/absent, refused for good, logged after close), ``sampled_out``.
+
+        Its transport (shared by the loggers of the same settings): ``replayed`` (spooled events
+        delivered, including spools adopted from a dead process), ``in_queue``, ``spool_bytes``,
+        ``corrupt_skipped``, and ``transport_loggers``, ``transport_logged``,
+        ``transport_delivered``, ``transport_failed``, ``transport_spooled``, ``transport_dropped``
+        (every logger of the transport, closed ones included), ``transport_outages`` (times Kafka
+        went down), ``transport_warnings`` (lines logged) and ``transport_warnings_held_back`` (by
+        the rate limit).
 
         ``delivered`` is derived (logged − overflowed − failed − in_queue) rather than counted:
         counting successes needs a Python callback per delivered event, which the hot path cannot
-        afford. It is exact once :meth:`flush` returned True and may lag while events are in flight."""
-        c = self._c
-        in_queue = 0 if self._closed else self._transport.in_queue()
-        logged = count_value(c.logged_c)
-        with c.lock:
-            failed, overflowed = c.failed, c.overflowed
-            out = {
-                "logged": logged,
-                "failed": failed,
-                "spooled": c.spooled,
-                "replayed": c.replayed,
-                "dropped": c.dropped,
-                "corrupt_skipped": c.corrupt_skipped,
-            }
-        out["delivered"] = max(0, logged - overflowed - failed - in_queue)
-        out["sampled_out"] = count_value(c.sampled_out_c)
-        out["in_queue"] = in_queue
-        sp = self._transport.spool
-        out["spool_bytes"] = sp.disk_bytes if sp is not None else 0
+        afford. ``in_queue`` is the shared queue's, so with several loggers ``delivered`` lags
+        more while events are in flight; it is exact once :meth:`flush` returned True."""
+        c = self._c.snapshot()
+        t = self._transport.stats()
+        out = {
+            "logged": c["logged"],
+            "delivered": max(0, c["logged"] - c["overflowed"] - c["failed"] - t["in_queue"]),
+            "failed": c["failed"],
+            "spooled": c["spooled"],
+            "dropped": c["dropped"],
+            "sampled_out": count_value(self._c.sampled_out_c),
+        }
+        out.update(t)
         return out
+
+
+_settings_lock = threading.Lock()
+_settings_cache: tuple[tuple[tuple[str, str], ...], Settings] | None = None
+
+
+def _default_settings() -> Settings:
+    """``Settings()`` from the environment, cached while the ``INFERWATCH_*`` variables stay the same.
+
+    Reading the settings costs ≈ 0.6 ms (pydantic-settings); a process creating a logger per model
+    would pay that per logger. Variable names are matched case-insensitively, as Settings does.
+    """
+    global _settings_cache
+    env = _env_snapshot()
+    cached = _settings_cache
+    if cached is not None and cached[0] == env:
+        return cached[1]
+    s = Settings()
+    with _settings_lock:
+        _settings_cache = (env, s)
+    return s
+
+
+def _env_snapshot() -> tuple[tuple[Any, Any], ...]:
+    """The ``INFERWATCH_*`` environment variables, read without decoding every variable of the process."""
+    data = getattr(os.environ, "_data", None)  # CPython's raw (bytes on POSIX) mapping behind os.environ
+    if isinstance(data, dict):
+        return tuple(sorted(kv for kv in data.items() if kv[0][:11].upper() == _ENV_PREFIX_B))
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k[:11].upper() == "INFERWATCH_"))
+
+
+_ENV_PREFIX_B = b"INFERWATCH_"
+
+
+def _new_transport(conf: dict[str, Any], topics: tuple[str, str], root: Path | None, max_bytes: int, fsync: bool,
+                   replay_conf: dict[str, Any]) -> Transport:
+    """A transport with its spool (or none, with one warning, when the directory cannot be used)."""
+    spool: Spool | None = None
+    if root is not None:
+        try:
+            spool = open_spool(root, max_bytes, fsync)
+        except (SpoolError, OSError) as exc:
+            log.warning("inferwatch: running without a spool (%s); undeliverable events will be dropped", exc)
+            root = None
+    return Transport(conf, topics, spool, replay_conf, root)
 
 
 def producer_config_or_none(conf: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -29,8 +29,8 @@ PASSWORD_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 #: Options translated for aiokafka (and their librdkafka aliases).
 _TRANSLATED = frozenset({
     "security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password",
-    "ssl.ca.location", "ssl.certificate.location", "ssl.key.location", "ssl.key.password",
-    "ssl.endpoint.identification.algorithm",
+    "ssl.ca.location", "ssl.ca.pem", "ssl.certificate.location", "ssl.key.location", "ssl.key.password",
+    "ssl.endpoint.identification.algorithm", "enable.ssl.certificate.verification",
 })
 
 
@@ -51,24 +51,32 @@ def security_protocol(settings: Settings) -> str:
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
-    """A TLS client context from ``ssl.ca.location`` (else the system's CAs) and, for mutual TLS,
-    ``ssl.certificate.location``/``ssl.key.location``/``ssl.key.password``.
+    """A TLS client context from ``ssl.ca.location`` or ``ssl.ca.pem`` (else the system's CAs) and,
+    for mutual TLS, ``ssl.certificate.location``/``ssl.key.location``/``ssl.key.password``.
 
     The broker's host name is verified (as librdkafka does by default) unless
-    ``ssl.endpoint.identification.algorithm`` is ``none``.
+    ``ssl.endpoint.identification.algorithm`` is ``none``; its certificate is verified unless
+    ``enable.ssl.certificate.verification`` is ``false``.
     """
     sec = settings.kafka_security
-    ca = sec.get("ssl.ca.location")
+    ca, ca_pem = sec.get("ssl.ca.location"), sec.get("ssl.ca.pem")
     try:
-        ctx = ssl.create_default_context(cafile=ca or None)
-    except (OSError, ssl.SSLError) as exc:
-        raise KafkaConfigError(f"INFERWATCH_KAFKA_SECURITY: ssl.ca.location {ca!r} cannot be read: {exc}") from None
+        ctx = ssl.create_default_context(cafile=ca or None, cadata=ca_pem or None)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        what = f"ssl.ca.location {ca!r}" if ca else "ssl.ca.pem"
+        raise KafkaConfigError(f"INFERWATCH_KAFKA_SECURITY: {what} cannot be read: {exc}") from None
     ident = str(sec.get("ssl.endpoint.identification.algorithm", "https")).lower()
     if ident not in ("https", "none"):
         raise KafkaConfigError("INFERWATCH_KAFKA_SECURITY: ssl.endpoint.identification.algorithm must be "
                                f"'https' or 'none', got {ident!r}")
-    if ident == "none":
+    verify = str(sec.get("enable.ssl.certificate.verification", "true")).lower()
+    if verify not in ("true", "false"):
+        raise KafkaConfigError("INFERWATCH_KAFKA_SECURITY: enable.ssl.certificate.verification must be "
+                               f"'true' or 'false', got {verify!r}")
+    if ident == "none" or verify == "false":
         ctx.check_hostname = False
+    if verify == "false":
+        ctx.verify_mode = ssl.CERT_NONE
     cert, key = sec.get("ssl.certificate.location"), sec.get("ssl.key.location")
     if cert or key:
         if not cert:
@@ -87,7 +95,8 @@ def aiokafka_auth(settings: Settings) -> dict[str, Any]:
     :func:`base_config`'s security options. ``{"security_protocol": "PLAINTEXT"}`` when unset."""
     sec = settings.kafka_security
     proto = security_protocol(settings)
-    unsupported = sorted(k for k in sec if k not in _TRANSLATED and k.startswith(("ssl.", "sasl.", "security.")))
+    unsupported = sorted(k for k in sec if k not in _TRANSLATED and k.startswith(("ssl.", "sasl.", "security.",
+                                                                                   "enable.ssl.")))
     if unsupported:
         raise KafkaConfigError(
             f"INFERWATCH_KAFKA_SECURITY: {', '.join(unsupported)} cannot be applied to the processor's aiokafka "

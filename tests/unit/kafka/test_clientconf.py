@@ -54,6 +54,13 @@ def test_ssl_only_and_hostname_check_off(ca: Path) -> None:
     assert faust_credentials(s).protocol.value == "SSL"
 
 
+def test_inline_ca_and_verification_off_match_librdkafka(ca: Path) -> None:
+    auth = aiokafka_auth(_settings(**{"security.protocol": "SSL", "ssl.ca.pem": ca.read_text()}))
+    assert auth["ssl_context"].get_ca_certs()[0]["subject"] == ((("commonName", "inferwatch test CA"),),)
+    off = aiokafka_auth(_settings(**{"security.protocol": "SSL", "enable.ssl.certificate.verification": "false"}))
+    assert off["ssl_context"].verify_mode == ssl.CERT_NONE and not off["ssl_context"].check_hostname
+
+
 @pytest.mark.parametrize(("security", "message"), [
     ({"security.protocol": "TLS"}, "security.protocol must be one of"),
     ({"security.protocol": "SASL_SSL", "sasl.mechanism": "GSSAPI", "sasl.username": "u", "sasl.password": "p"},
@@ -63,6 +70,8 @@ def test_ssl_only_and_hostname_check_off(ca: Path) -> None:
     ({"security.protocol": "SSL", "ssl.ca.location": "/nonexistent/ca.pem"}, "ssl.ca.location '/nonexistent/ca.pem'"),
     ({"security.protocol": "SSL", "ssl.endpoint.identification.algorithm": "maybe"}, "must be 'https' or 'none'"),
     ({"security.protocol": "SSL", "ssl.key.location": "/k.pem"}, "needs ssl.certificate.location"),
+    ({"security.protocol": "SSL", "ssl.ca.pem": "not a certificate"}, "ssl.ca.pem cannot be read"),
+    ({"security.protocol": "SSL", "enable.ssl.certificate.verification": "maybe"}, "must be 'true' or 'false'"),
 ])
 def test_what_aiokafka_cannot_honour_is_refused_by_name(security: dict[str, str], message: str) -> None:
     # a worker must never connect less securely than the SDK: no option is silently dropped

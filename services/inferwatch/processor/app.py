@@ -18,85 +18,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
-from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
 from typing import Any
 
 import faust
 import orjson
-from faust.streams import _current_event
 
 from inferwatch.config import Settings
-from inferwatch.processor.batching import BatchingTransport, RecordBatch
+from inferwatch.processor.batching import BatchingTransport
 from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.core.engine import Output, ProcessorCore
+from inferwatch.processor.tables import TableMap  # noqa: F401 - re-exported
 from inferwatch.processor.topics import TABLES, app_id, references_topic
+from inferwatch.processor.worker import PartitionOf, ProcessorWorker, in_partition_of  # noqa: F401 - re-exported
 
 log = logging.getLogger("inferwatch.processor")
 
 #: Batch events buffered per input stream (each up to ``batch_max`` records).
 BATCH_QUEUE = 4
-
-
-class TableMap(MutableMapping[str, bytes]):
-    """A faust table seen as ``str -> bytes`` (raw serializers)."""
-
-    def __init__(self, table: Any) -> None:
-        self.t = table
-
-    def __getitem__(self, k: str) -> bytes:
-        return self.t[k]
-
-    def __setitem__(self, k: str, v: bytes) -> None:
-        self.t[k] = v
-
-    def __delitem__(self, k: str) -> None:
-        del self.t[k]
-
-    def __iter__(self) -> Iterator[str]:
-        for k in self.t:  # noqa: SIM118 - a faust table iterates like a dict
-            yield k.decode() if isinstance(k, bytes) else k
-
-    def __len__(self) -> int:
-        return len(self.t)
-
-    def get(self, k: str, default: Any = None) -> Any:  # type: ignore[override]
-        v = self.t.get(k)
-        return default if v is None else v
-
-    def __contains__(self, k: object) -> bool:
-        return self.t.get(k) is not None
-
-
-class _Where:
-    __slots__ = ("topic", "partition")
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.topic = topic
-        self.partition = partition
-
-
-class PartitionOf:
-    """Stands for an event of ``topic``/``partition`` where faust's tables only need its partition.
-
-    Kept per model instead of the batch event itself, which would hold the batch's bytes alive.
-    """
-
-    __slots__ = ("message", "__weakref__")
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.message = _Where(topic, partition)
-
-
-@contextmanager
-def in_partition_of(event: Any) -> Iterator[None]:
-    """Make table writes go to ``event``'s partition (faust reads it from the current event)."""
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 class ProcessorApp(faust.App):  # type: ignore[misc]
@@ -203,98 +140,59 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int | None = 
     for tab in tables.values():  # raw bytes in the store and on the changelog
         tab.key_serializer = "raw"
         tab.value_serializer = "raw"
-    maps = {t: TableMap(tab) for t, tab in tables.items()}
-    state: dict[str, Any] = {"core": None, "last_event": {}}
-    """``last_event``: per model, the partition of its latest batch (predictions or feedback): table
-    writes made outside a batch (idle flush, join expiry) go to that partition."""
+    worker = ProcessorWorker(settings, cfg, tables, metrics, dead)
+    app.processor_worker = worker
 
-    def core() -> ProcessorCore:
-        if state["core"] is None:  # tables are recovered before the first batch reaches an agent
-            fresh = ProcessorCore(cfg, maps["windows"], maps["joins"], maps["meta"])
-            for k, v in _load_references(settings).items():
-                fresh.uploaded[k] = v
-            state["core"] = fresh
-        current: ProcessorCore = state["core"]
-        return current
+    # The in-memory state covers the active partitions: drop it whenever they change. faust restores
+    # newly assigned partitions' tables before their records reach the agents; the next batch rebuilds.
+    async def on_assignment_change(sender: Any, *args: Any, **kwargs: Any) -> None:
+        worker.on_rebalance()
 
-    async def publish(out: Output) -> None:
-        for s in out.snapshots:
-            await metrics.send(key=s.model.encode(), value=s.model_dump_json().encode())
-        for r in out.rejected:
-            await dead.send(key=(r.raw.topic or "").encode(), value=r.to_deadletter().model_dump_json().encode())
-        if out.snapshots:
-            log.info("emitted %d snapshots", len(out.snapshots))
+    app.on_partitions_revoked.connect(on_assignment_change)
+    app.on_partitions_assigned.connect(on_assignment_change)
+    app._inferwatch_receivers = (on_assignment_change,)  # a strong reference (signals may hold weak ones)
 
-    async def handle(ev: Any, kind: str) -> None:
-        """Process one batch event (a :class:`RecordBatch` of one partition) and send its outputs."""
-        batch = ev.value
-        if not isinstance(batch, RecordBatch):  # a lone message (its topic is not delivered in batches)
-            m = ev.message
-            batch = RecordBatch(m.topic, m.partition, [m.offset], [ev.key], [batch])
-        if not len(batch):
-            return
-        keys = set(batch.keys)
-        c = core()
-        with in_partition_of(ev):
-            if kind == "p":  # the core's entry without a Raw object per message
-                out = c.process_prediction_values(batch.bytes_values(), batch.topic, batch.partition, batch.offsets,
-                                                  batch.keys)
-            else:
-                out = c.process_feedback(batch.raws())
-        where = PartitionOf(ev.message.topic, ev.message.partition)
-        for k in keys:
-            if k:
-                state["last_event"][k.decode(errors="replace")] = where
-        await publish(out)
+    async def run_agent(stream: Any, kind: str) -> None:
+        """Process every batch event, acknowledging it only after it was handled (see failures.py).
 
-    # One event is one fetched batch of one partition (BatchingConsumer); the stream acks it when
-    # the agent asks for the next one, i.e. after its table writes and sends.
+        Acks are manual: faust's stream iterator would ack an event in a ``finally`` even when the
+        agent raises, committing records that were never processed. An exception that still
+        escapes (a failure to publish outputs) stops the worker instead of skipping the batch.
+        """
+        stream.enable_acks = False
+        try:
+            async for ev in stream.events():
+                await worker.handle(ev, kind)
+                await stream.ack(ev)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.critical("the %s agent failed outside a batch's processing (%r): stopping the worker so that "
+                         "the unacknowledged batch is read again after a restart", kind, exc)
+            await app.crash(exc)
+            raise
+
+    # One event is one fetched batch of one partition (BatchingConsumer).
     @app.agent(preds)
     async def predictions(stream: Any) -> None:
-        async for ev in stream.events():
-            await handle(ev, "p")
+        await run_agent(stream, "p")
 
     @app.agent(feed)
     async def feedback(stream: Any) -> None:
-        async for ev in stream.events():
-            await handle(ev, "f")
+        await run_agent(stream, "f")
 
     @app.agent(refs)
     async def references(stream: Any) -> None:
         async for ev in stream.events():
-            if ev.key and ev.value:
-                core().uploaded[ev.key.decode()] = ev.value
-                log.info("reference profile for %s installed", ev.key.decode())
+            worker.reference_event(ev.key, ev.value)
 
     @app.timer(interval=max(0.5, min(5.0, cfg.idle_flush_s / 4)))
     async def idle_flush() -> None:
-        if state["core"] is None:
-            return
-        c = state["core"]
-        for model in c.idle_models(time.monotonic()):
-            ev = state["last_event"].get(model)
-            if ev is None:
-                continue
-            with in_partition_of(ev):
-                out = c.close_model(model)
-            await publish(out)
-            await asyncio.sleep(0)
+        await worker.idle_flush()
 
     @app.timer(interval=expiry_interval_s(cfg))
     async def expire_joins() -> None:
-        if state["core"] is None:
-            return
-        c = state["core"]
-        n = 0
-        for model in sorted(c.joinbook.models()):
-            ev = state["last_event"].get(model)
-            if ev is None:  # no event of this model since the start: its partition is unknown yet
-                continue
-            with in_partition_of(ev):
-                n += c.expire_joins(models=[model])
-            await asyncio.sleep(0)
-        if n:
-            log.info("expired %d join entries older than %d s", n, cfg.join_retention_s)
+        await worker.expire_joins()
 
     app.conf.processor_tables = tables  # type: ignore[attr-defined]
     return app
@@ -357,10 +255,28 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD0, t1, t2)
 
 
+#: The faust release whose internals :mod:`inferwatch.processor.batching` and
+#: :mod:`inferwatch.processor.tables` rely on (pinned in ``pyproject.toml``).
+FAUST_VERSION = "0.15.3"
+
+
+def check_faust() -> None:
+    """Refuse to start on another faust release than the one the worker's faust internals were written for."""
+    from importlib.metadata import version
+
+    found = version("faust-streaming")
+    if found != FAUST_VERSION:
+        raise RuntimeError(
+            f"the processor needs faust-streaming=={FAUST_VERSION} (found {found}): its batch consumer and table "
+            f"access use faust internals of that release; install it with pip install 'faust-streaming=={FAUST_VERSION}'")
+
+
 def run_worker(settings: Settings, cfg: ProcessorConfig) -> None:
     """Create the topics, then run one faust worker in the foreground until SIGTERM/SIGINT."""
+    from inferwatch.processor.health import serve_health
     from inferwatch.processor.topics import ensure_topics
 
+    check_faust()
     ensure_topics(settings, cfg)
     try:  # uvloop (the ``platform`` extra) when installed: a cheaper event loop per message
         import uvloop
@@ -370,6 +286,8 @@ def run_worker(settings: Settings, cfg: ProcessorConfig) -> None:
         pass
     _tune_gc()
     app = build_app(settings, cfg)
+    if cfg.health_port:
+        serve_health(app.processor_worker.health, settings.api_host, cfg.health_port, settings.api_token)
     worker = faust.Worker(app, loglevel="INFO", quiet=True)
     worker.execute_from_commandline()
 

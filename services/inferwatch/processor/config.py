@@ -29,6 +29,17 @@ class ProcessorConfig(BaseSettings):
         "faust worker: most records of one predictions/feedback partition per batch event (aiokafka's "
         "max_poll_records). The core writes each window's state once per batch, so bigger batches of a "
         "backlog cost less per event; a worker keeping up still gets small batches at once."))
+    failure_attempts: int = Field(3, ge=1, le=100, description=(
+        "faust worker: tries of a batch whose processing raises before it is narrowed down to the failing "
+        "records (halves, then single records), which go to the dead-letter topic with the exception. "
+        "Until then the batch and everything after it stay uncommitted."))
+    failure_backoff_s: float = Field(0.5, ge=0, le=300, description=(
+        "faust worker: sleep before the second try of a failing batch; doubles per try (at most 30 s)."))
+    failure_bisect_budget: int = Field(64, ge=0, le=100_000, description=(
+        "faust worker: tries spent on halves of a batch that failed failure_attempts times, to find the "
+        "records that fail; when spent, the rest of the failing range is dead-lettered whole."))
+    health_port: int = Field(8789, ge=0, le=65535, description=(
+        "faust worker: port of GET /healthz and GET /metrics on INFERWATCH_API_HOST (0: not served)."))
     top_k: int = Field(10, ge=1, le=100, description="Segment values per key emitted per window (by volume); the rest is 'other'.")
     max_tracked_values: int = Field(50, ge=1, le=1000, description="Hard cap on distinct segment values per key per window.")
     max_categories: int = Field(64, ge=2, le=1000, description="Distinct values kept per categorical feature; the rest is '__other__'.")

@@ -1,8 +1,8 @@
 """Fuzzing the OpenAPI surface of every HTTP server with schemathesis: no 5xx, no hang.
 
 The real servers (uvicorn on 127.0.0.1) over real components: the main API with an embedded
-chDB store (migrated) and the session's Kafka broker, and the alerter's own API over its SQLite
-state. Every operation of each server's own ``/openapi.json`` gets valid and invalid inputs
+chDB store (migrated) and the session's Kafka broker, and a running alerter service's own API
+(its SQLite state, its health and metrics). Every operation of each server's own ``/openapi.json`` gets valid and invalid inputs
 (schemathesis' positive and negative modes), with the token, and a few without it. Bounded: a
 fixed number of examples per operation, derandomized (a failure replays the same way), a
 per-request timeout that turns a hang into a failure, and a timeout on the whole test.
@@ -24,8 +24,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from inferwatch.alerter.http import alerter_server
-from inferwatch.alerter.state import AlertStore, state_path
 from inferwatch.api.app import create_app
 from inferwatch.config import Settings
 from inferwatch.store import open_store
@@ -72,13 +70,31 @@ def main_api(settings: Settings, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def alerter_api(tmp_path: Path) -> Iterator[str]:
-    store = AlertStore(state_path(tmp_path / "alerter-data"))
+def alerter_api(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """The real alerter service (Kafka consumer, dispatcher, its own HTTP server with health and metrics)."""
+    from inferwatch.alerter.routing import parse_config
+    from inferwatch.alerter.service import AlerterService
+    from tests.integration.test_alerter import RULES
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    port = free_port()
+    cfg = parse_config({"http": {"host": "127.0.0.1", "port": port}, "route": {"receiver": "hook"},
+                        "receivers": [{"name": "hook", "url": "http://127.0.0.1:9/", "signing": "none"}]})
+    svc = AlerterService(settings.model_copy(update={"api_token": TOKEN}), rules, cfg).start_in_thread()
+    url = f"http://127.0.0.1:{port}"
     try:
-        with serving(alerter_server(store, "127.0.0.1", free_port(), TOKEN)) as url:
-            yield url
+        deadline = time.monotonic() + 30
+        while True:  # the HTTP server thread starts alongside the consumer
+            try:
+                requests.get(f"{url}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "the alerter's HTTP server did not start"
+                time.sleep(0.05)
+        yield url
     finally:
-        store.close()
+        svc.join()
 
 
 def fuzz_operation(base_url: str, op: Any, mode: GenerationMode, headers: dict[str, str], n: int) -> int:
@@ -134,5 +150,5 @@ def test_fuzz_main_api(main_api: str) -> None:
 @pytest.mark.timeout(120)
 def test_fuzz_alerter_api(alerter_api: str) -> None:
     counts = fuzz(alerter_api)
-    assert {"POST /v1/silences", "GET /v1/silences", "GET /healthz"} <= set(counts)
+    assert {"POST /v1/silences", "GET /v1/silences", "GET /healthz", "GET /metrics"} <= set(counts)
     assert min(n for label, n in counts.items() if label != "GET /healthz") >= 10

@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from inferwatch.alerter.durations import parse_duration_s
@@ -153,18 +154,20 @@ def create_alerter_app(
     app.include_router(make_router(store, on_silence_change=on_silence_change))
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> Any:
-        """Liveness: the server answers; plus the service's counters when it gives them. Open (no token)."""
+    def healthz(request: Request) -> Any:
+        """Liveness: the server answers; plus the service's counters when it gives them. Open (no
+        token) for liveness probes: a caller without the token sees only ``{"ok": ...}``."""
         if health is None:
             return {"ok": True}
-        from fastapi.responses import JSONResponse
+        from inferwatch.api.door import is_authenticated
 
         h = health()
-        return JSONResponse(h, status_code=200 if h.get("ok", True) else 503)
+        ok = bool(h.get("ok", True))
+        return JSONResponse(h if is_authenticated(request.state) else {"ok": ok}, status_code=200 if ok else 503)
 
     if metrics is not None:
-        from fastapi.responses import PlainTextResponse
-
+        # PlainTextResponse is imported at module level: with postponed annotations, FastAPI resolves
+        # the return annotation in the module's globals (a local import made /openapi.json a 500)
         from inferwatch.api.metrics import CONTENT_TYPE
 
         @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])

@@ -169,3 +169,15 @@ def test_alerter_healthz_is_open_and_says_nothing_else(alert_store: AlertStore) 
     c = TestClient(create_alerter_app(alert_store, TOKEN))
     r = c.get("/healthz")
     assert r.status_code == 200 and r.json() == {"ok": True}
+
+
+def test_alerter_healthz_details_only_with_the_token(alert_store: AlertStore) -> None:
+    def health() -> dict[str, object]:
+        return {"ok": False, "deadletters": {"ok": False, "pending": 3}, "snapshots": 120}
+
+    c = TestClient(create_alerter_app(alert_store, TOKEN, health=health, metrics=lambda: "x 1\n"))
+    r = c.get("/healthz")
+    assert r.status_code == 503 and r.json() == {"ok": False}
+    assert c.get("/healthz", headers=AUTH).json()["deadletters"]["pending"] == 3
+    assert c.get("/metrics").status_code == 401
+    assert c.get("/metrics", headers=AUTH).text == "x 1\n"

@@ -159,6 +159,13 @@ class Redaction:
     outputs: Mapping[str, str] = field(default_factory=dict)
     error: Literal["keep", "hash", "drop"] = "keep"
 
+    def __post_init__(self) -> None:
+        # Bound once: the keyed hasher (copying it costs a third of keying a new one per value) and
+        # the input modes as one mapping.
+        hasher = hashlib.blake2b(digest_size=16, key=_key(self.salt)) if self.salt else None
+        object.__setattr__(self, "_hasher", hasher)
+        object.__setattr__(self, "_input_modes", {**dict.fromkeys(self.drop, "drop"), **dict.fromkeys(self.hash, "hash")})
+
     @classmethod
     def of(
         cls,
@@ -227,19 +234,26 @@ class Redaction:
             return self
         return replace(self, salt=resolve_salt(settings))
 
-    def _salt(self) -> bytes:
-        if not self.salt:
+    def _digest(self, text: str) -> str:
+        """:func:`text_hash` of ``text`` under this redaction's salt."""
+        hasher = self._hasher  # type: ignore[attr-defined]
+        if hasher is None:
             raise ValueError("redaction hashes but has no salt: build it through as_redaction(value, settings) "
                              "or give salt=")
-        return self.salt
+        h = hasher.copy()
+        h.update(text.encode("utf-8", "surrogatepass"))
+        return str(h.hexdigest())
+
+    def _value(self, value: Any) -> str:
+        """:func:`value_hash` of ``value`` under this redaction's salt."""
+        return "h:" + self._digest(str(value))[:16]
 
     # -- applying it -------------------------------------------------------------------------------
     def inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """A copy of ``inputs`` with dropped fields removed and hashed fields hashed (None stays None)."""
         if not self.touches_inputs:
             return inputs
-        return self._labels_like(inputs, {**dict.fromkeys(self.drop, "drop"), **dict.fromkeys(self.hash, "hash")},
-                                 keep_none=True)
+        return self._labels_like(inputs, self._input_modes, keep_none=True)  # type: ignore[attr-defined]
 
     def _labels_like(self, values: dict[str, Any], modes: Mapping[str, str], keep_none: bool = False) -> dict[str, Any]:
         default = modes.get("*")
@@ -251,7 +265,7 @@ class Redaction:
             if m == "drop":
                 continue
             if m == "hash" and not (keep_none and v is None):
-                v = value_hash(v, self._salt())
+                v = self._value(v)
             out[k] = v
         return out
 
@@ -262,10 +276,10 @@ class Redaction:
         out = dict(block)
         prompt = out.pop("prompt", None)
         if prompt is not None:
-            out["prompt_hash"] = text_hash(prompt, self._salt())
+            out["prompt_hash"] = self._digest(prompt)
         completion = out.pop("completion", None)
         if completion is not None:
-            out["completion_hash"] = text_hash(completion, self._salt())
+            out["completion_hash"] = self._digest(completion)
             out.setdefault("completion_chars", len(completion))
         return out
 
@@ -277,11 +291,8 @@ class Redaction:
             m = self.outputs.get(k)
             if m == "drop" or (m is not None and v is None):
                 continue
-            if m == "hash":
-                if k == "probabilities":
-                    v = {value_hash(c, self._salt()): p for c, p in v.items()}
-                else:
-                    v = value_hash(v, self._salt())
+            if m == "hash":  # probabilities: the class names are hashed, the numbers kept
+                v = {self._value(c): p for c, p in v.items()} if k == "probabilities" else self._value(v)
             out[k] = v
         return out
 
@@ -306,7 +317,7 @@ class Redaction:
         if "tags" in out and self.tags:
             out["tags"] = self._labels_like(out["tags"], self.tags)
         if out.get("error") is not None and self.error != "keep":
-            out["error"] = REDACTED_ERROR if self.error == "drop" else value_hash(out["error"], self._salt())
+            out["error"] = REDACTED_ERROR if self.error == "drop" else self._value(out["error"])
         if "llm" in out:
             out["llm"] = self.llm(out["llm"])
         return out
@@ -318,7 +329,7 @@ class Redaction:
         if "tags" in out and self.tags:
             out["tags"] = self._labels_like(out["tags"], self.tags)
         if "label" in out and "label" in self.outputs:
-            out["label"] = value_hash(out["label"], self._salt())
+            out["label"] = self._value(out["label"])
         return out
 
     def __repr__(self) -> str:  # never print the salt

@@ -44,8 +44,8 @@ def _threads() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
-def _payloads(bootstrap: str, topic: str, expected: int) -> list[dict[str, object]]:
-    return [orjson.loads(m.value()) for m in consume_all(bootstrap, topic, expected, timeout_s=120)]
+def _payloads(bootstrap: str, topic: str, expected: int, timeout_s: float = 120) -> list[dict[str, object]]:
+    return [orjson.loads(m.value()) for m in consume_all(bootstrap, topic, expected, timeout_s=timeout_s)]
 
 
 def test_1000_loggers_through_a_20s_outage_lose_nothing_and_say_it_once(
@@ -139,3 +139,44 @@ def test_closing_half_of_1000_loggers_leaves_the_others_logging(settings: Settin
     ids = [e["event_id"] for e in events]
     assert sorted(ids) == sorted(sent)
     assert not set(after_close) & set(ids)
+
+
+def test_a_partly_failed_replay_batch_is_not_delivered_twice(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """The replayer commits the delivered prefix of a batch; records delivered after a failed one
+    must not be produced again when the batch is retried (they used to be: duplicates)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from inferwatch.sdk.spool import Spool
+    from inferwatch.sdk.transport import KIND_FEEDBACK, KIND_PREDICTION
+
+    s = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=new_prefix(), data_dir=tmp_path / "d")
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for fut in admin.create_topics([NewTopic(s.predictions_topic, 6, 1)]).values():
+        fut.result(30)
+    # A spool left by a dead process: a prediction, a feedback (whose topic does not exist yet,
+    # and the broker does not auto-create topics), then three predictions.
+    spool = tmp_path / "spool"
+    sp = Spool(spool)
+    kinds = [KIND_PREDICTION, KIND_FEEDBACK, KIND_PREDICTION, KIND_PREDICTION, KIND_PREDICTION]
+    ids = [f"dead0000beef0000-{i}" for i in range(len(kinds))]
+    for kind, eid in zip(kinds, ids, strict=True):
+        sp.append(kind, b"m", orjson.dumps({"event_id": eid, "model": "m"}))
+    sp.close()
+    log = InferenceLogger("m", "1", settings=s, spool_dir=spool, replay_timeout_ms=1000)
+    # The first batch (one record) is delivered, the second ([feedback, p, p, p]) fails at the
+    # feedback record, its predictions are delivered; then retries of the feedback alone fail.
+    preds = [e for k, e in zip(kinds, ids, strict=True) if k == KIND_PREDICTION]
+    got = _payloads(kafka_bootstrap, s.predictions_topic, len(preds))
+    assert sorted(e["event_id"] for e in got) == sorted(preds)
+    time.sleep(4)  # a few more failed attempts
+    for fut in admin.create_topics([NewTopic(s.feedback_topic, 6, 1)]).values():
+        fut.result(30)
+    deadline = time.monotonic() + 60
+    while not log.flush(2) and time.monotonic() < deadline:
+        pass
+    st = log.stats()
+    log.close()
+    assert st["replayed"] == len(ids), st
+    assert [e["event_id"] for e in _payloads(kafka_bootstrap, s.feedback_topic, 1)] == [ids[1]]
+    again = _payloads(kafka_bootstrap, s.predictions_topic, len(preds) + 1, timeout_s=15)  # one more would be a duplicate
+    assert sorted(e["event_id"] for e in again) == sorted(preds), "a replayed prediction arrived twice"

@@ -19,8 +19,6 @@ non-loopback address in that case (:func:`inferwatch.config.check_bind`).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
@@ -30,6 +28,11 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+
+from inferwatch.bearer import token_matches
+
+__all__ = ["BODY_LIMITS", "DEFAULT_MAX_BODY_BYTES", "OPEN_PATHS", "Door", "body_limit", "install_limit_errors",
+           "is_authenticated", "secure_openapi", "token_matches"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -46,22 +49,6 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 #: Body limits by path prefix, in bytes. ``/v1/query``: SQL (at most 100 000 characters, up to
 #: 4 bytes each in UTF-8) plus parameters.
 BODY_LIMITS: Mapping[str, int] = {"/v1/query": 512 * 1024}
-
-
-def token_matches(header: str | None, token: str) -> bool:
-    """Whether an ``Authorization`` header value carries ``token`` as a bearer token.
-
-    Constant-time: both sides are hashed first, so the comparison neither stops at the first
-    differing byte nor at a length difference. The scheme is case-insensitive (RFC 7235).
-    """
-    if not header:
-        return False
-    scheme, _, got = header.partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    want = hashlib.sha256(token.encode()).digest()
-    have = hashlib.sha256(got.strip().encode("utf-8", "surrogateescape")).digest()
-    return hmac.compare_digest(want, have)
 
 
 def body_limit(path: str, limits: Mapping[str, int] = BODY_LIMITS, default: int = DEFAULT_MAX_BODY_BYTES) -> int:

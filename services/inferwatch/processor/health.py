@@ -4,13 +4,13 @@ Wire format: ``GET /healthz`` answers JSON (:meth:`ProcessorHealth.snapshot`; HT
 keeps failing), ``GET /metrics`` the Prometheus text format (version 0.0.4). Served by a small
 threaded HTTP server on ``INFERWATCH_PROCESSOR_HEALTH_PORT`` (0: off) of ``INFERWATCH_API_HOST``; the
 faust worker updates the counters from its event loop, the server reads them from its own thread.
-``/metrics`` needs ``Authorization: Bearer <INFERWATCH_API_TOKEN>`` when a token is set; ``/healthz``
-stays open (liveness probes) and holds no event data.
+When a token is set, every path but ``/healthz`` needs ``Authorization: Bearer <INFERWATCH_API_TOKEN>``
+(the check of :mod:`inferwatch.bearer`, as at the API's door); ``/healthz`` stays open for liveness
+probes and shows only ``{"ok": ...}`` to a caller without the token.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import json
 import logging
@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from inferwatch.bearer import token_matches
 
 log = logging.getLogger("inferwatch.processor")
 
@@ -134,18 +136,31 @@ class _Handler(BaseHTTPRequestHandler):
     health: ProcessorHealth
     token: str | None
 
+    def _authenticated(self) -> bool:
+        return not self.token or token_matches(self.headers.get("Authorization"), self.token)
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         path = self.path.split("?", 1)[0]
+        authed = self._authenticated()
         if path == "/healthz":
             snap = self.health.snapshot()
-            self._send(200 if snap["ok"] else 503, "application/json", json.dumps(snap).encode())
+            body = snap if authed else {"ok": snap["ok"]}  # error texts and counters only with the token
+            self._send(200 if snap["ok"] else 503, "application/json", json.dumps(body).encode())
+        elif not authed:  # like the API's door: without the token nothing else answers, not even a 404
+            self._send(401, "application/json", b'{"detail":"missing or wrong bearer token"}')
         elif path == "/metrics":
-            if self.token and not hmac.compare_digest(self.headers.get("Authorization", ""), f"Bearer {self.token}"):
-                self._send(401, "application/json", b'{"detail":"missing or wrong bearer token"}')
-                return
             self._send(200, "text/plain; version=0.0.4", self.health.prometheus().encode())
         else:
             self._send(404, "application/json", b'{"detail":"not found"}')
+
+    def _not_allowed(self) -> None:
+        # http.server answers 501 (a server error) to methods it has no do_* for
+        if self._authenticated():
+            self._send(405, "application/json", b'{"detail":"method not allowed"}')
+        else:
+            self._send(401, "application/json", b'{"detail":"missing or wrong bearer token"}')
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = _not_allowed  # noqa: N815 - http.server's names
 
     def _send(self, code: int, ctype: str, body: bytes) -> None:
         self.send_response(code)

@@ -12,6 +12,7 @@ import base64
 import gc
 import logging
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -78,8 +79,15 @@ class PartitionBatch:
 
     @property
     def dedup_token(self) -> str:
-        """``topic-partition-first_offset-last_offset``: a replay of the same messages is dropped by the store."""
-        return f"{self.topic}-{self.partition}-{self.first_offset}-{self.last_offset}"
+        """``topic-partition-first_offset-last_offset-digest``: a replay of the same messages is dropped
+        by the store. ``digest`` (CRC32 of the first and last rows' event ids) tells apart the same
+        offsets of a topic deleted and re-created: its new batches must not be dropped as replays."""
+        base = f"{self.topic}-{self.partition}-{self.first_offset}-{self.last_offset}"
+        if self.rows is None or not self.rows.num_rows or "event_id" not in self.rows.column_names:
+            return base
+        ids = self.rows.column("event_id")
+        digest = zlib.crc32(f"{ids[0].as_py()}\x00{ids[-1].as_py()}".encode())
+        return f"{base}-{digest:08x}"
 
 
 def dead_letter(

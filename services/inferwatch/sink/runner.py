@@ -18,10 +18,12 @@ and each is handed to the writer as soon as it is ready, so the first insert sta
 partition's decode, not the whole batch's. Step 4 runs on the main thread once the job's write has
 succeeded.
 
-A crash between 3 and 4 replays the messages. Two guards make the replay harmless: messages at or
-below the highest ``kafka_offset`` already stored for their partition are skipped (read from the
-table when a partition is first written after an assignment), and an identical batch is dropped by
-the store's deduplication token. A failing store is retried with exponential back-off while the
+A crash between 3 and 4 replays the messages. Two guards make the replay harmless: a message at or
+below the highest ``kafka_offset`` already stored for its partition (read from the table when a
+partition is first written after an assignment) is skipped when the store holds the same event at
+the same offset, and an identical batch is dropped by the store's deduplication token. Both compare
+event ids, not only offsets: a topic deleted and re-created starts again at offset 0, below what the
+store holds for the old topic, and its new messages must be stored, not skipped as replays. A failing store is retried with exponential back-off while the
 partitions are paused (the consumer keeps polling, so the group membership stays alive); nothing
 is committed until the write succeeds, the process does not exit, and the health reports it.
 """
@@ -43,7 +45,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
 
-import pyarrow.compute as pc
+import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from inferwatch.config import Settings
@@ -398,16 +400,49 @@ class Sink:
         return wm
 
     def _skip_stored(self, b: PartitionBatch) -> None:
-        """Drop the rows and dead letters of ``b`` at or below its partition's stored watermark."""
+        """Drop the rows and dead letters of ``b`` already handled: a replay after a crash.
+
+        Only offsets at or below the partition's stored watermark are candidates (nothing is read in
+        the usual case, a batch past it). A row is skipped when the store holds the same event id at
+        the same offset; the dead letters up to the highest such offset were sent before that insert.
+        A candidate with another event id stored there (or none) is new: the topic was deleted and
+        re-created since (its offsets start again at 0), and it is written like any other message.
+        """
         wm = self._watermark((b.topic, b.partition), b.table)
         if b.first_offset > wm:
             return
-        log.info("%s[%d]: skipping messages up to offset %d, already stored (replay after a crash)",
-                 b.topic, b.partition, wm)
-        if b.rows is not None:
-            b.rows = b.rows.filter(pc.greater(b.rows["kafka_offset"], wm))
-        b.dead_letters = [d for d in b.dead_letters if (d.source_offset or 0) > wm]
-        b.first_offset = min(wm + 1, b.last_offset)
+        matched = -1
+        if b.rows is not None and b.rows.num_rows:
+            hi = min(wm, b.last_offset)
+            stored = self._stored_events(b.table, b.topic, b.partition, b.first_offset, hi)
+            offsets = b.rows.column("kafka_offset").to_pylist()
+            ids = b.rows.column("event_id").to_pylist()
+            keep = [(o, e) not in stored for o, e in zip(offsets, ids, strict=True)]
+            skipped = [o for o, k in zip(offsets, keep, strict=True) if not k]
+            matched = max(skipped, default=-1)
+            if skipped:
+                log.info("%s[%d]: skipping %d messages up to offset %d, already stored (replay after a crash)",
+                         b.topic, b.partition, len(skipped), matched)
+                b.rows = b.rows.filter(pa.array(keep))
+            elif any(o <= hi for o in offsets):
+                log.warning("%s[%d]: the store holds offsets up to %d from other messages (the topic was "
+                            "deleted and re-created?): these are new and are written", b.topic, b.partition, wm)
+        if matched >= 0:
+            b.dead_letters = [d for d in b.dead_letters if (d.source_offset or 0) > matched]
+            b.first_offset = min(matched + 1, b.last_offset)
+
+    def _stored_events(self, table: str, topic: str, partition: int, lo: int, hi: int) -> set[tuple[int, str]]:
+        """``(kafka_offset, event_id)`` of the rows stored for ``topic[partition]`` between ``lo`` and ``hi``."""
+        if hi < lo:
+            return set()
+        # Up to two topics of the same name may have written these offsets (and a replay may repeat one).
+        limit = 4 * (hi - lo + 1) + 1000
+        res = self.store.query_arrow(
+            f"SELECT kafka_offset, event_id FROM {table} WHERE kafka_topic = {{t:String}} "
+            "AND kafka_partition = {p:UInt32} AND kafka_offset BETWEEN {lo:UInt64} AND {hi:UInt64}",
+            {"t": topic, "p": partition, "lo": lo, "hi": hi}, max_rows=limit,
+        )
+        return set(zip(res.column("kafka_offset").to_pylist(), res.column("event_id").to_pylist(), strict=True))
 
     def _send_dead_letters(self, batches: list[PartitionBatch], delivered: set[str]) -> None:
         """Produce the dead letters of ``batches`` not yet in ``delivered`` (event ids) and wait for

@@ -35,7 +35,7 @@ def _msg(off: int, ev: object) -> RawMessage:
 def test_valid_predictions_become_typed_rows() -> None:
     b = process("prediction.v1", "x.inferwatch.predictions", 3, [_msg(10, _pred(0)), _msg(11, _pred(1, error="e", outputs=None))])
     assert b.table == "predictions" and b.dead_letters == []
-    assert b.dedup_token == "x.inferwatch.predictions-3-10-11"
+    assert b.dedup_token.startswith("x.inferwatch.predictions-3-10-11-")
     rows = b.rows.to_pylist()  # type: ignore[union-attr]
     r = rows[0]
     assert dict(r["inputs_num"]) == {"image_width": 4000.0, "is_front": 1.0}
@@ -98,3 +98,14 @@ def test_numbers_the_table_cannot_hold_are_refused_by_the_contract() -> None:
     assert b.rows is not None and b.rows.column("event_id").to_pylist() == ["e0", "e3"]
     assert [d.source_offset for d in b.dead_letters] == [1, 2]
     assert [d.error_path for d in b.dead_letters] == ["inputs.image_width", "llm.output_tokens"]
+
+
+def test_dedup_token_tells_a_recreated_topic_from_a_replay() -> None:
+    """The same offsets with other events (a topic deleted and re-created) get another token; the same
+    messages again (a replay) get the same one, so the store drops only the replay."""
+    first = process("prediction.v1", "t", 0, [_msg(0, _pred(0)), _msg(1, _pred(1))])
+    replay = process("prediction.v1", "t", 0, [_msg(0, _pred(0)), _msg(1, _pred(1))])
+    other = process("prediction.v1", "t", 0, [_msg(0, _pred(0, event_id="new-0")), _msg(1, _pred(1, event_id="new-1"))])
+    assert first.dedup_token == replay.dedup_token
+    assert other.dedup_token != first.dedup_token
+    assert other.dedup_token.startswith("t-0-0-1-") and first.dedup_token.startswith("t-0-0-1-")

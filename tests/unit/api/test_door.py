@@ -181,3 +181,26 @@ def test_alerter_healthz_details_only_with_the_token(alert_store: AlertStore) ->
     assert c.get("/healthz", headers=AUTH).json()["deadletters"]["pending"] == 3
     assert c.get("/metrics").status_code == 401
     assert c.get("/metrics", headers=AUTH).text == "x 1\n"
+
+
+class _UnreachableStore:
+    """/v1/query is mounted over it; a request refused at the door never gets here."""
+
+    kind = "unreachable"
+
+    def query(self, *a: object, **k: object) -> None:
+        raise AssertionError("the store was reached")
+
+
+def test_query_limits_are_413_before_the_store(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    c = TestClient(create_app(_UnreachableStore(), settings=s))  # type: ignore[arg-type]
+    # the SQL text over its 100 000 characters (was 422)
+    r = c.post("/v1/query", json={"sql": "SELECT 1 -- " + "x" * 100_000}, headers=AUTH)
+    assert r.status_code == 413 and "sql" in r.json()["detail"]
+    # the whole body over 512 KiB (params are only bounded by it)
+    params = {f"p{i}": "v" * 1000 for i in range(600)}
+    r = c.post("/v1/query", json={"sql": "SELECT 1", "params": params}, headers=AUTH)
+    assert r.status_code == 413
+    # other validation errors stay 422
+    assert c.post("/v1/query", json={"sql": "SELECT 1", "max_rows": 0}, headers=AUTH).status_code == 422

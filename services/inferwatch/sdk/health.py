@@ -86,6 +86,9 @@ class Health:
         self.full = False
         self.outages = 0
         self.reason = ""
+        # Set when the transport closes: its last probes say nothing (the spooling line, if any,
+        # tells what happened to the events).
+        self.closing = False
         self._down_at = 0.0
         self._at_down: dict[str, Any] = {}
         self._next_probe = 0.0
@@ -107,7 +110,7 @@ class Health:
 
     def probe_due(self) -> bool:
         """Whether the delivery thread should send a probe now."""
-        return (self.suspect or self.down) and time.monotonic() >= self._next_probe
+        return (self.suspect or self.down) and not self.closing and time.monotonic() >= self._next_probe
 
     def probe_failed(self, reason: str) -> None:
         """A metadata request found no broker."""
@@ -140,7 +143,7 @@ class Health:
     def _went_down(self, reason: str) -> None:
         with self._lock:
             self.suspect = False
-            if self.down:
+            if self.down or self.closing:
                 return
             self.down = True
             self.outages += 1

@@ -348,6 +348,7 @@ class Transport:
         """
         if self._closed.is_set() or os.getpid() != self.pid:
             return
+        self.health.closing = True
         deadline = time.monotonic() + timeout_s
         self.producer.flush(max(0.0, timeout_s))
         if len(self.producer):

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
         "<data_dir>/redaction.salt, made on first use. Model servers whose hashes must match share it."))
     clickhouse_url: str | None = Field(None, description="ClickHouse server URL; unset = embedded chDB.")
     clickhouse_user: str = "default"
-    clickhouse_password: str = ""
+    clickhouse_password: str = Field("", repr=False)
     clickhouse_database: str = "inferwatch"
     data_dir: Path = Field(Path(".inferwatch"), description="Local state: chDB store, rocksdb tables, alerter state.")
     api_host: str = "127.0.0.1"
@@ -60,6 +60,17 @@ class Settings(BaseSettings):
         elif self.api_token is not None:
             _check_token(self.api_token, "INFERWATCH_API_TOKEN")
         return self
+
+    def __repr_args__(self):  # type: ignore[no-untyped-def]
+        # credentials never reach a log line or a traceback: DSN passwords and Kafka secrets masked
+        from inferwatch.redact import redact_config, redact_dsn
+
+        for name, value in super().__repr_args__():
+            if name == "kafka_security" and isinstance(value, dict):
+                value = redact_config(value)
+            elif name == "clickhouse_url" and isinstance(value, str):
+                value = redact_dsn(value)
+            yield name, value
 
     def topic(self, name: str) -> str:
         """The full name of registry topic ``name`` (e.g. ``inferwatch.predictions``)."""

@@ -86,3 +86,12 @@ def test_bad_dsn_never_shows_the_password_in_errors_or_logs(caplog: pytest.LogCa
         open_store(Settings(clickhouse_url=f"http://alice:{PW}@127.0.0.1:{port}"))
     assert PW not in str(info.value)
     assert PW not in caplog.text
+
+
+def test_settings_repr_never_shows_a_credential() -> None:
+    s = Settings(kafka_security={"sasl.username": "bob", "sasl.password": PW, "ssl.key.password": PW},
+                 clickhouse_password=PW, clickhouse_url=f"http://alice:{PW}@h:8123")
+    for text in (repr(s), str(s), f"{s!r}"):
+        assert PW not in text, text
+    assert "bob" in repr(s) and "alice" in repr(s) and "h:8123" in repr(s)  # only the credentials are masked
+    assert s.kafka_security["sasl.password"] == PW and s.clickhouse_password == PW  # the values are intact

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from inferwatch.alerter.errors import AlerterError
+from inferwatch.redact import redact_dsn
 
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 1024 * 1024  # we only look at the first bytes of an answer; anything bigger is cut off
@@ -94,7 +95,7 @@ class HttpPool:
         """POST ``body``; raises :class:`HttpError` unless a complete answer arrives within ``timeout_s``."""
         u = urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
-            raise HttpError(f"unsupported URL {url!r}")
+            raise HttpError(f"unsupported URL {redact_dsn(url)!r}")  # the error is recorded: no credentials
         port = u.port or (443 if u.scheme == "https" else 80)
         origin = (u.scheme, u.hostname, port)
         host = u.hostname if u.port is None else f"{u.hostname}:{u.port}"

@@ -4,34 +4,72 @@
 batch's changes in ONE transaction before returning; the caller commits the Kafka offsets only
 after that, so a crash re-reads at most snapshots whose effect is either stored (and then skipped
 by the event-time guard in :mod:`inferwatch.alerter.lifecycle`) or not stored at all.
+
+``tick`` is the wall-clock half, called periodically by the service whether snapshots arrive or
+not: it decides pending alerts that waited ``for_max_wait`` (:func:`~inferwatch.alerter.lifecycle.decide`)
+and raises the alerts of absent rules (a selected model that sent nothing for ``absent_for``).
+Both count wall-clock time from no earlier than the engine's start, so an alerter that was down
+(or is catching up on a backlog) does not fire on time it did not watch. The clock is injectable.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
 
+from inferwatch.alerter.durations import format_duration
 from inferwatch.alerter.evaluate import evaluate
-from inferwatch.alerter.lifecycle import AlertRecord, step
+from inferwatch.alerter.fingerprint import fingerprint
+from inferwatch.alerter.lifecycle import AlertRecord, decide, drop_reason, step, with_reason
 from inferwatch.alerter.rules import Rule
+from inferwatch.alerter.silences import now_ms
 from inferwatch.alerter.state import AlertStore
+from inferwatch.alerter.templates import render
 from inferwatch.contract.events import MetricSnapshotV1
 
 log = logging.getLogger(__name__)
 
+# A sighting for an absent rule is written to SQLite when the stored one is older than this: the
+# precision an absence needs is minutes, and a write per batch per model would be wasted.
+SEEN_PERSIST_S = 30.0
+DROPPED_KEPT = 100  # the last decisions that dropped a pending alert, for inspection
+
+
+def absent_labels(rule: Rule, model: str, model_version: str) -> dict[str, str]:
+    """The identity labels of an absent rule's alert (no ``model_version`` when it watches models)."""
+    labels = {"alertname": rule.name, "model": model, "severity": rule.severity}
+    if model_version:
+        labels["model_version"] = model_version
+    labels.update(rule.labels)
+    return labels
+
 
 class Engine:
-    """Evaluates rules and owns the alert states."""
+    """Evaluates rules and owns the alert states.
 
-    def __init__(self, store: AlertStore, rules: Sequence[Rule]) -> None:
+    ``clock`` gives the wall time in ms (tests inject one); ``decisions`` counts what the wall-clock
+    half decided (``fired``, ``dropped``, ``absent``) and ``dropped`` keeps the last dropped alerts
+    with their reasons.
+    """
+
+    def __init__(self, store: AlertStore, rules: Sequence[Rule], clock: Callable[[], int] = now_ms) -> None:
         self.store = store
         self.rules: list[Rule] = list(rules)
         self.alerts: dict[str, AlertRecord] = store.load_alerts()
         self._history: dict[str, deque[float]] = {}
         self.evaluations = 0
+        self.clock = clock
+        self.started_wall_ms = clock()
+        # absent rules: (rule, model, model_version) -> wall ms of the last snapshot; and what is stored
+        self._seen: dict[tuple[str, str, str], int] = store.load_seen()
+        self._seen_stored: dict[tuple[str, str, str], int] = dict(self._seen)
+        self.decisions: Counter[str] = Counter()
+        self.dropped: deque[tuple[AlertRecord, str]] = deque(maxlen=DROPPED_KEPT)
 
     def set_rules(self, rules: Sequence[Rule]) -> list[AlertRecord]:
         """Swap the rule set (hot reload). Alerts of rules that are gone are resolved, as in Prometheus."""
@@ -70,13 +108,18 @@ class Engine:
         history: list[tuple[str, int, float]] = []
         keep: dict[str, int] = {}
         notify: dict[str, AlertRecord] = {}
+        now = self.clock()
+        seen: dict[tuple[str, str, str], int] = {}
         for snap in snaps:
             for rule in self.rules:
+                if rule.absent_for_s is not None:
+                    self._sighted(rule, snap, now, seen, changed, notify)
+                    continue
                 limit = rule.anomaly.window if rule.anomaly else 0
                 for ev in evaluate(rule, snap, functools.partial(self._hist_or_empty, n=limit)):
                     self.evaluations += 1
                     old = self.alerts.get(ev.fingerprint)
-                    new, change = step(old, ev)
+                    new, change = step(old, ev, now)
                     if ev.history_value is not None and (old is None or ev.event_ms > old.last_eval_ms):
                         self._hist(ev.fingerprint, limit).append(ev.history_value)
                         history.append((ev.fingerprint, ev.event_ms, ev.history_value))
@@ -93,9 +136,103 @@ class Engine:
                     deletes.discard(ev.fingerprint)
                     if change in ("firing", "resolved") or (change == "updated" and new.state == "firing"):
                         notify[ev.fingerprint] = new
-        if changed or deletes or history:
-            self.store.save_evaluations(changed.values(), deletes, history, keep)
+        if changed or deletes or history or seen:
+            self.store.save_evaluations(changed.values(), deletes, history, keep,
+                                        [(*k, v) for k, v in seen.items()])
+            self._seen_stored.update(seen)
         return list(notify.values())
+
+    def _sighted(self, rule: Rule, snap: MetricSnapshotV1, now: int, seen: dict[tuple[str, str, str], int],
+                 changed: dict[str, AlertRecord], notify: dict[str, AlertRecord]) -> None:
+        """An absent rule saw ``snap``: note the sighting, resolve its alert if it was firing."""
+        if not rule.selector.selects(snap.model, snap.model_version, snap.segment_key, snap.segment_value,
+                                     snap.count):
+            return
+        key = (rule.name, snap.model, snap.model_version if rule.absent_per == "model_version" else "")
+        self._seen[key] = now
+        if now - self._seen_stored.get(key, -(2**62)) >= SEEN_PERSIST_S * 1000:
+            seen[key] = now
+        fp = fingerprint(absent_labels(rule, key[1], key[2]))
+        rec = self.alerts.get(fp)
+        if rec is not None and rec.state == "firing":
+            rec = replace(rec, state="resolved", ends_at_ms=now, last_eval_ms=now, last_seen_wall_ms=now)
+            self.alerts[fp] = changed[fp] = notify[fp] = rec
+            seen[key] = now  # the resolution and the sighting that caused it are stored together
+
+    def tick(self) -> list[AlertRecord]:
+        """The wall-clock half: decide pending alerts past ``for_max_wait``, raise absent alerts.
+
+        Persists what changed (one transaction) and returns the alerts to hand to the dispatcher.
+        """
+        now = self.clock()
+        by_name = {r.name: r for r in self.rules}
+        changed: dict[str, AlertRecord] = {}
+        deletes: list[str] = []
+        for fp, rec in list(self.alerts.items()):
+            rule = by_name.get(rec.rule)
+            if rec.state != "pending" or rule is None or rule.absent_for_s is not None:
+                continue
+            out = decide(rec, rule, now, self.started_wall_ms)
+            if out is None:
+                continue
+            new, change = out
+            if new is None:
+                reason = drop_reason(rec, rule, now, self.started_wall_ms)
+                log.info("pending alert %s %s dropped: %s", rec.rule, rec.labels, reason)
+                self.dropped.append((replace(rec, reason=reason), reason))
+                self.decisions["dropped"] += 1
+                del self.alerts[fp]
+                deletes.append(fp)
+                continue
+            log.info("pending alert %s %s fired: %s", rec.rule, rec.labels, new.reason)
+            self.decisions["fired"] += 1
+            self.alerts[fp] = changed[fp] = new
+        for rule in self.rules:
+            if rule.absent_for_s is not None:
+                self._absences(rule, now, changed)
+        if changed or deletes:
+            self.store.save_evaluations(changed.values(), deletes, [], {})
+        return list(changed.values())
+
+    def _absences(self, rule: Rule, now: int, changed: dict[str, AlertRecord]) -> None:
+        """Raise the alerts of ``rule`` for models silent for ``absent_for``."""
+        assert rule.absent_for_s is not None
+        limit_ms = rule.absent_for_s * 1000
+        sel = rule.selector
+        for (name, model, version), last in self._seen.items():
+            if name != rule.name or (version == "") != (rule.absent_per == "model"):
+                continue
+            # a reloaded rule may select other models: a sighting it would not make does not count
+            if sel.model is not None and not sel.model.match(model):
+                continue
+            if version and sel.model_version is not None and not sel.model_version.match(version):
+                continue
+            if now - max(last, self.started_wall_ms) < limit_ms:
+                continue
+            labels = absent_labels(rule, model, version)
+            fp = fingerprint(labels)
+            rec = self.alerts.get(fp)
+            if rec is not None and rec.state == "firing":
+                continue
+            silent_s = (now - last) / 1000
+            reason = (f"no snapshot for {format_duration(silent_s)} (absent_for "
+                      f"{format_duration(rule.absent_for_s)})")
+            ctx: dict[str, Any] = {
+                "rule": rule.name, "model": model, "model_version": version or None, "severity": rule.severity,
+                "labels": labels, "last_seen": datetime.fromtimestamp(last / 1000, UTC).isoformat(),
+                "last_seen_ms": last, "silent_s": silent_s, "absent_for_s": rule.absent_for_s,
+                "silent_for": format_duration(silent_s),
+            }
+            annotations = {k: render(t, ctx) for k, t in rule.annotations.items()}
+            rec = AlertRecord(
+                fingerprint=fp, rule=rule.name, state="firing", labels=labels, severity=rule.severity,
+                active_since_ms=last, starts_at_ms=now, last_true_ms=now, last_eval_ms=now,
+                model=model, model_version=version or None, value=silent_s, last_seen_wall_ms=last,
+                reason=reason, annotations=with_reason(annotations, reason),
+            )
+            log.info("absent: %s %s", rule.name, labels)
+            self.decisions["absent"] += 1
+            self.alerts[fp] = changed[fp] = rec
 
     def firing_labels(self) -> list[dict[str, str]]:
         """Labels of every firing alert (inhibition sources)."""

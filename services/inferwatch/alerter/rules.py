@@ -90,6 +90,19 @@ class Rule:
     annotations: dict[str, jinja2.Template] = field(default_factory=dict, compare=False)
     description: str = ""
     source: str = ""
+    # confirmation without stalls (see inferwatch.alerter.lifecycle): fire after this many
+    # consecutive breaching snapshots (0 = unset), and decide a pending alert after this much
+    # wall-clock time (None = the default of lifecycle.max_wait_s)
+    for_events: int = 0
+    for_max_wait_s: float | None = None
+    # an absent (staleness) rule: fires when a selected model has sent nothing for this long
+    absent_for_s: float | None = None
+    absent_per: Literal["model", "model_version"] = "model"
+
+    @property
+    def kind(self) -> Literal["threshold", "anomaly", "absent"]:
+        """``absent`` (``absent_for``), ``anomaly`` or ``threshold`` (``condition``)."""
+        return "absent" if self.absent_for_s is not None else "anomaly" if self.anomaly is not None else "threshold"
 
     @property
     def is_pattern(self) -> bool:
@@ -158,11 +171,19 @@ def compile_rule(raw: dict[str, Any], file: str) -> Rule:
         if anomaly.min_windows > anomaly.window:
             raise RuleError(file, name, "anomaly.min_windows", "must not exceed anomaly.window")
     durations: dict[str, float] = {}
-    for key in ("for", "keep_firing_for"):
+    for key in ("for", "keep_firing_for", "for_max_wait", "absent_for"):
         try:
             durations[key] = parse_duration_s(raw.get(key, 0))
         except ValueError as exc:
             raise RuleError(file, name, key, str(exc)) from None
+    for key in ("for_max_wait", "absent_for"):
+        if key in raw and durations[key] <= 0:
+            raise RuleError(file, name, key, "must be more than 0s")
+    if "absent_for" in raw:
+        # an absent rule has no value to test: the delay is absent_for itself
+        for key in ("metric", "for", "for_events", "for_max_wait", "keep_firing_for"):
+            if key in raw:
+                raise RuleError(file, name, key, "is not used by an absent rule (absent_for is its delay)")
     annotations: dict[str, jinja2.Template] = {}
     for k, src in (raw.get("annotations") or {}).items():
         try:
@@ -173,10 +194,14 @@ def compile_rule(raw: dict[str, Any], file: str) -> Rule:
     if reserved:
         raise RuleError(file, name, f"labels.{sorted(reserved)[0]}", "is set by the alerter; choose another label name")
     return Rule(
-        name=name, metric=raw["metric"], selector=sel, condition=cond, anomaly=anomaly,
+        name=name, metric=raw.get("metric", ""), selector=sel, condition=cond, anomaly=anomaly,
         for_s=durations["for"], keep_firing_for_s=durations["keep_firing_for"],
         severity=raw.get("severity", "warning"), labels=dict(raw.get("labels") or {}),
         annotations=annotations, description=raw.get("description", ""), source=file,
+        for_events=int(raw.get("for_events", 0)),
+        for_max_wait_s=durations["for_max_wait"] if "for_max_wait" in raw else None,
+        absent_for_s=durations["absent_for"] if "absent_for" in raw else None,
+        absent_per=raw.get("absent_per", "model"),
     )
 
 
@@ -198,7 +223,7 @@ def load_rule_text(text: str, file: str) -> list[Rule]:
             path = path[2:]
         msg = err.message
         if err.validator == "oneOf" and not path:
-            msg = "needs exactly one of 'condition' or 'anomaly'"
+            msg = "needs exactly one of 'condition' or 'anomaly' (or 'absent_for' for an absent rule)"
         errors.append(RuleError(file, rule_name, _field_path(path), msg))
     if errors:
         raise RuleErrors(errors)

@@ -56,6 +56,7 @@ CONSUMER_GROUP = "inferwatch-alerter"
 DEADLETTER_RETRY_INITIAL_S = 0.2
 DEADLETTER_RETRY_MAX_S = 5.0
 DEADLETTER_CONFIRM_S = 30.0  # how long a batch waits for its dead letters' delivery reports
+ENGINE_TICK_S = 1.0  # how often the engine's wall-clock half runs (bounds how late it decides)
 
 
 @dataclass
@@ -200,6 +201,7 @@ class AlerterService:
         for rec in self.engine.alerts.values():
             self.dispatcher.insert(rec)
         last_gc = 0.0
+        last_tick = 0.0
         self.store.disable_autocheckpoint()
         ckpt: asyncio.Future[None] | None = None
         last_ckpt = time.monotonic()
@@ -221,6 +223,14 @@ class AlerterService:
                             self.dispatcher.insert(rec)
                     if self.config_watcher is not None and (new_cfg := self.config_watcher.poll()) is not None:
                         apply_config(self.dispatcher, new_cfg)
+                    if time.monotonic() - last_tick >= ENGINE_TICK_S:
+                        # wall-clock decisions (for_max_wait, absent rules) even when no snapshot arrives
+                        last_tick = time.monotonic()
+                        try:
+                            for rec in self.engine.tick():
+                                self.dispatcher.insert(rec)
+                        except Exception:  # a bug here must not stop evaluation and delivery
+                            log.exception("engine tick failed")
                     for item in self.dispatcher.flush_due(self.engine.firing_labels):
                         self.stats.notifications += 1
                         dm.submit(item)

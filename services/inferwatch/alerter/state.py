@@ -1,7 +1,8 @@
 """The alerter's durable state in SQLite (``<data_dir>/alerter/state.sqlite``).
 
 Tables: ``alerts`` (pending/firing/recently resolved alerts), ``history`` (anomaly rules' last
-values per alert), ``silences``, ``nflog`` (per receiver and group: which firing/resolved alerts
+values per alert), ``seen`` (absent rules: when each model last sent a snapshot, wall clock, kept
+to within :data:`inferwatch.alerter.engine.SEEN_PERSIST_S`), ``silences``, ``nflog`` (per receiver and group: which firing/resolved alerts
 were last notified, and when) and ``outbox`` (every notification with its idempotency key and
 delivery status). A notification is written to the outbox in the same transaction that updates
 the nflog, so after a crash it is either re-sent with the same idempotency key or was never
@@ -33,6 +34,9 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE TABLE IF NOT EXISTS history (
   fingerprint TEXT NOT NULL, event_ms INTEGER NOT NULL, value REAL NOT NULL,
   PRIMARY KEY (fingerprint, event_ms));
+CREATE TABLE IF NOT EXISTS seen (
+  rule TEXT NOT NULL, model TEXT NOT NULL, model_version TEXT NOT NULL, last_wall_ms INTEGER NOT NULL,
+  PRIMARY KEY (rule, model, model_version));
 CREATE TABLE IF NOT EXISTS silences (
   id TEXT PRIMARY KEY, matchers TEXT NOT NULL, starts_at_ms INTEGER NOT NULL, ends_at_ms INTEGER NOT NULL,
   created_by TEXT NOT NULL, comment TEXT NOT NULL, created_at_ms INTEGER NOT NULL);
@@ -157,10 +161,15 @@ class AlertStore:
         deletes: Iterable[str],
         history: Iterable[tuple[str, int, float]],
         history_keep: dict[str, int],
+        seen: Iterable[tuple[str, str, str, int]] = (),
     ) -> None:
-        """Persist one batch of evaluations atomically (before the Kafka offsets are committed)."""
+        """Persist one batch of evaluations atomically (before the Kafka offsets are committed).
+
+        ``seen``: ``(rule, model, model_version, last_wall_ms)`` of absent rules (version ``""``
+        for a rule that watches whole models)."""
         wall = now_ms()
         with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO seen VALUES (?,?,?,?)", list(seen))
             db.executemany(
                 "INSERT OR REPLACE INTO alerts VALUES (?,?,?,?,?)",
                 [(r.fingerprint, r.rule, r.state, json.dumps(asdict(r)), wall) for r in upserts],
@@ -173,6 +182,10 @@ class AlertStore:
                     "(SELECT event_ms FROM history WHERE fingerprint=? ORDER BY event_ms DESC LIMIT ?)",
                     (fp, fp, keep),
                 )
+
+    def load_seen(self) -> dict[tuple[str, str, str], int]:
+        """Absent rules' last sightings: ``(rule, model, model_version)`` → wall-clock ms."""
+        return {(r[0], r[1], r[2]): int(r[3]) for r in self._q("SELECT * FROM seen")}
 
     def history(self, fingerprint: str, limit: int) -> list[float]:
         """The last ``limit`` values of an alert's series, oldest first."""

@@ -106,7 +106,8 @@ class Health:
 
     def delivery_failed(self, reason: str) -> None:
         """A delivery failed after librdkafka's retries: Kafka is down for this transport."""
-        self._went_down(reason)
+        if not self.down:  # every queued event fails in an outage: no lock once it is known
+            self._went_down(reason)
 
     def probe_due(self) -> bool:
         """Whether the delivery thread should send a probe now."""

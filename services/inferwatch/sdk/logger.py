@@ -135,6 +135,9 @@ class InferenceLogger:
             return _new_transport(conf, topics, root, spool_max_bytes, spool_fsync, replay_config(conf, replay_timeout_ms))
 
         self._lane = shared.attach(key, make, self._ids.prefix, close_timeout_s)
+        # The finalizer (release the lane when the logger goes, or at exit) comes first, so a
+        # failure further down never leaves the shared transport with a lane nobody releases.
+        self._finalizer = weakref.finalize(self, shared.release, self._lane, close_timeout_s)
         self._transport = self._lane.t
         self._c = self._lane.c
         # Bound for the hot path: no attribute chains per call.
@@ -148,7 +151,6 @@ class InferenceLogger:
         self._fast = self._keep_all and self._redaction is None
         self._next_logged = self._c.logged_c.__next__
         self._close_timeout_s = close_timeout_s
-        self._finalizer = weakref.finalize(self, shared.release, self._lane, close_timeout_s)
         self._fast_prediction = self._install_fast_prediction() if self._fast else None
 
     def _install_fast_prediction(self) -> Any:

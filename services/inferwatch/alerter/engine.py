@@ -202,17 +202,17 @@ class Engine:
         for (name, model, version), last in self._seen.items():
             if name != rule.name or (version == "") != (rule.absent_per == "model"):
                 continue
-            # a reloaded rule may select other models: a sighting it would not make does not count
-            if sel.model is not None and not sel.model.match(model):
-                continue
-            if version and sel.model_version is not None and not sel.model_version.match(version):
-                continue
-            if now - max(last, self.started_wall_ms) < limit_ms:
-                continue
             labels = absent_labels(rule, model, version)
             fp = fingerprint(labels)
             rec = self.alerts.get(fp)
-            if rec is not None and rec.state == "firing":
+            # a reloaded rule may select other models: a sighting it would not make does not count,
+            # and the alert of a model it no longer selects is over
+            if (sel.model is not None and not sel.model.match(model)) or (
+                    version and sel.model_version is not None and not sel.model_version.match(version)):
+                if rec is not None and rec.state == "firing":
+                    self.alerts[fp] = changed[fp] = replace(rec, state="resolved", ends_at_ms=now, last_eval_ms=now)
+                continue
+            if now - max(last, self.started_wall_ms) < limit_ms or (rec is not None and rec.state == "firing"):
                 continue
             silent_s = (now - last) / 1000
             reason = (f"no snapshot for {format_duration(silent_s)} (absent_for "

@@ -163,3 +163,15 @@ def test_hostile_absent_rules_are_refused_by_name(extra: str, field: str, msg: s
         load_rule_text(f"rules:\n  - name: silent\n    {extra}\n", "r.yaml")
     text = str(exc.value)
     assert "rule 'silent'" in text and field in text and msg in text
+
+
+def test_a_model_the_reloaded_rule_no_longer_selects_is_resolved(tmp_path: Path) -> None:
+    clock = Clock()
+    e = engine(tmp_path, clock)
+    e.process([snap(0, model="photo-old", metrics=M), snap(0, model="photo-new", metrics=M)])
+    clock.advance(600)
+    assert len(e.tick()) == 2
+    e.set_rules(load_rule_text(RULES.replace('"photo-.*"', '"photo-new"'), "r.yaml"))
+    out = e.tick()
+    assert [(a.model, a.state) for a in out] == [("photo-old", "resolved")]
+    assert e.tick() == []

@@ -68,12 +68,14 @@ class Engine:
         # absent rules: (rule, model, model_version) -> wall ms of the last snapshot; and what is stored
         self._seen: dict[tuple[str, str, str], int] = store.load_seen()
         self._seen_stored: dict[tuple[str, str, str], int] = dict(self._seen)
+        self._absent_fp: dict[tuple[str, str, str], str] = {}
         self.decisions: Counter[str] = Counter()
         self.dropped: deque[tuple[AlertRecord, str]] = deque(maxlen=DROPPED_KEPT)
 
     def set_rules(self, rules: Sequence[Rule]) -> list[AlertRecord]:
         """Swap the rule set (hot reload). Alerts of rules that are gone are resolved, as in Prometheus."""
         self.rules = list(rules)
+        self._absent_fp.clear()  # labels (and so fingerprints) may have changed with the rules
         names = {r.name for r in rules}
         gone: list[AlertRecord] = []
         deletes: list[str] = []
@@ -152,7 +154,9 @@ class Engine:
         self._seen[key] = now
         if now - self._seen_stored.get(key, -(2**62)) >= SEEN_PERSIST_S * 1000:
             seen[key] = now
-        fp = fingerprint(absent_labels(rule, key[1], key[2]))
+        fp = self._absent_fp.get(key)
+        if fp is None:  # hashing the labels on every snapshot would be most of this rule's cost
+            fp = self._absent_fp[key] = fingerprint(absent_labels(rule, key[1], key[2]))
         rec = self.alerts.get(fp)
         if rec is not None and rec.state == "firing":
             rec = replace(rec, state="resolved", ends_at_ms=now, last_eval_ms=now, last_seen_wall_ms=now)
@@ -170,14 +174,16 @@ class Engine:
         deletes: list[str] = []
         for fp, rec in list(self.alerts.items()):
             rule = by_name.get(rec.rule)
-            if rec.state != "pending" or rule is None or rule.absent_for_s is not None:
+            if rec.state != "pending" or rule is None:
                 continue
-            out = decide(rec, rule, now, self.started_wall_ms)
+            # a rule reloaded as an absent rule under the same name: its old pending alerts are over
+            out = decide(rec, rule, now, self.started_wall_ms) if rule.absent_for_s is None else (None, "dropped")
             if out is None:
                 continue
             new, change = out
             if new is None:
-                reason = drop_reason(rec, rule, now, self.started_wall_ms)
+                reason = ("the rule was reloaded as an absent rule" if rule.absent_for_s is not None
+                          else drop_reason(rec, rule, now, self.started_wall_ms))
                 log.info("pending alert %s %s dropped: %s", rec.rule, rec.labels, reason)
                 self.dropped.append((replace(rec, reason=reason), reason))
                 self.decisions["dropped"] += 1

@@ -203,3 +203,12 @@ def test_hostile_confirmation_fields_are_refused_by_name(extra: str, field: str,
         load_rule_text(rules(extra), "r.yaml")
     text = str(exc.value)
     assert "rule 'err'" in text and field in text and msg in text
+
+
+def test_a_rule_reloaded_as_an_absent_rule_drops_its_pending_alerts(tmp_path: Path) -> None:
+    clock = Clock()
+    e = engine(tmp_path, clock)
+    e.process([snap(0, metrics=BAD)])
+    e.set_rules(load_rule_text("rules:\n  - name: err\n    absent_for: 1h\n", "r.yaml"))
+    assert e.tick() == [] and e.alerts == {}
+    assert [r for _, r in e.dropped] == ["the rule was reloaded as an absent rule"]

@@ -254,7 +254,7 @@ class DeadletterV1(_Event):
     schema_version: Literal["deadletter.v1"] = "deadletter.v1"
     event_id: EventId
     ts: TimestampMs
-    stage: Literal["sdk", "processor", "sink", "alerter"]  # = limits.STAGES
+    stage: Literal["sdk", "processor", "sink", "alerter", "otlp"]  # = limits.STAGES
     reason: Annotated[str, Field(min_length=1, max_length=L.REASON_MAX)]
     error_path: Annotated[str, Field(max_length=L.ERROR_PATH_MAX)] | None = Field(None, description="Path of the offending field, e.g. outputs.score.")
     source_topic: Annotated[str, Field(max_length=L.TOPIC_NAME_MAX)] | None = None

@@ -85,7 +85,8 @@ GROUP_KEY_MAX: Final = 1024
 MAX_ALERTS: Final = 10_000
 
 # -- dead letters ---------------------------------------------------------------------------------
-STAGES: Final = ("sdk", "processor", "sink", "alerter")
+STAGES: Final = ("sdk", "processor", "sink", "alerter", "otlp")
+"""Who wrote a dead letter: a hop of the pipeline, or ``otlp`` (the OTLP receiver, for spans it cannot map)."""
 REASON_MAX: Final = ERROR_MAX
 ERROR_PATH_MAX: Final = 512
 TOPIC_NAME_MAX: Final = 256

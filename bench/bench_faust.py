@@ -19,7 +19,7 @@ import numpy as np
 from bench.bench_processor import WINDOW_S, make_events
 from bench.context import BenchContext
 from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.scenarios import wide_event
+from inferwatch.testing.scenarios import wide_event
 
 
 def bench_faust(ctx: BenchContext) -> None:

@@ -33,7 +33,7 @@ from scipy.spatial.distance import jensenshannon
 from bench.context import BenchContext
 from inferwatch.processor.config import ProcessorConfig
 from inferwatch.processor.core.engine import ProcessorCore
-from inferwatch.processor.scenarios import wide_event
+from inferwatch.testing.scenarios import wide_event
 
 WINDOW_S = 60
 EVIDENTLY_EVENTS = 30_000  # one 60 s window at 500 events/s

@@ -17,8 +17,8 @@ from confluent_kafka import Producer
 
 from inferwatch.config import Settings
 from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.scenarios import NEW_DEVICE, new_camera
 from inferwatch.processor.topics import ensure_topics
+from inferwatch.testing.scenarios import NEW_DEVICE, new_camera
 from tests.support.kafka import consume_all
 
 pytestmark = pytest.mark.integration

@@ -23,8 +23,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from inferwatch.config import Settings
 from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.scenarios import wide_event
 from inferwatch.processor.topics import app_id, ensure_topics
+from inferwatch.testing.scenarios import wide_event
 from tests.support.kafka import consume_all
 
 pytestmark = pytest.mark.integration

@@ -272,7 +272,7 @@ def _measure() -> None:  # pragma: no cover - a measurement, not a test
     import orjson
 
     from inferwatch.contract.structs import PredictionV1 as S
-    from inferwatch.processor.scenarios import wide_event
+    from inferwatch.testing.scenarios import wide_event
 
     def sink_event(i: int) -> bytes:  # the event of bench/bench_sink.py
         inputs: dict[str, object] = {f"f{j}": (i * 7 + j) % 1000 / 10.0 for j in range(12)}

@@ -37,7 +37,7 @@ from inferwatch.native.predictions import (
     decode_predictions_py,
 )
 from inferwatch.paths import schemas_dir
-from inferwatch.processor.scenarios import wide_event
+from inferwatch.testing.scenarios import wide_event
 
 EXAMPLES = sorted((schemas_dir() / "examples" / "prediction").glob("*/*.json"))
 

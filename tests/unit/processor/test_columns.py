@@ -10,7 +10,7 @@ import orjson
 from inferwatch.processor.core.acc import WindowAcc
 from inferwatch.processor.core.columns import build_columns
 from inferwatch.processor.core.decode import Raw, decode_predictions
-from inferwatch.processor.scenarios import wide_event
+from inferwatch.testing.scenarios import wide_event
 
 
 def _events(n: int = 400) -> list:  # type: ignore[type-arg]

@@ -11,7 +11,7 @@ from inferwatch.processor import ProcessorConfig, ReferenceProfile, build_refere
 from inferwatch.processor.core.acc import WindowAcc
 from inferwatch.processor.core.decode import Raw
 from inferwatch.processor.core.engine import ProcessorCore
-from inferwatch.processor.scenarios import NEW_DEVICE, new_camera
+from inferwatch.testing.scenarios import NEW_DEVICE, new_camera
 
 CFG = ProcessorConfig(window_s=60, lateness_s=5, label_wait_s=5, baseline_s=300)
 

@@ -37,7 +37,7 @@ import pytest
 import inferwatch.processor.core.snapshot as snapshot_mod
 from inferwatch.processor.config import ProcessorConfig
 from inferwatch.processor.core.engine import Output, ProcessorCore
-from inferwatch.processor.scenarios import wide_event
+from inferwatch.testing.scenarios import wide_event
 from tests.unit.processor.mixed_traffic import T0, mixed_batches
 
 GOLDEN_DIR = Path(__file__).parent / "golden"

@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 
 from inferwatch.alerter.engine import Engine
 from inferwatch.alerter.service import AlerterService
+from inferwatch.alerter.state import AlertStore, state_path
 from inferwatch.config import Settings
 from tests.integration.test_alerter import RULES, config, free_port, snapshot
 from tests.support.kafka import consume_all
@@ -30,15 +31,18 @@ pytestmark = pytest.mark.integration
 
 
 class BuggyEngine(Engine):
-    """The real engine, with a bug that only snapshots whose event_id starts with ``boom`` trigger
-    (what an evaluation bug looks like from the service: an exception out of ``process``)."""
+    """The real engine, with a bug that only snapshots whose event_id starts with ``boom`` trigger,
+    raised in the middle of the batch (after the snapshots before it were evaluated), as an
+    evaluation bug would."""
 
     def process(self, snaps: Any) -> Any:
-        snaps = list(snaps)
-        for s in snaps:
-            if s.event_id.startswith("boom"):
-                raise ZeroDivisionError(f"evaluation bug on {s.event_id}")
-        return super().process(snaps)
+        def until_the_bug() -> Any:
+            for s in snaps:
+                if s.event_id.startswith("boom"):
+                    raise ZeroDivisionError(f"evaluation bug on {s.event_id}")
+                yield s
+
+        return super().process(until_the_bug())
 
 
 def _snap(event_id: str, model: str, i: int, rate: float) -> bytes:
@@ -218,3 +222,22 @@ def test_a_dead_letter_too_large_for_kafka_is_cut_not_held_forever(settings: Set
     assert huge.startswith(payload) and 0 < len(payload) < len(huge)
     assert "truncated" in d["reason"] and str(len(huge)) in d["reason"]
     assert svc.health()["deadletters"]["failures_total"] == 0
+
+
+def test_a_failed_batch_leaves_no_half_applied_state(settings: Settings, tmp_path: Path) -> None:
+    """The engine updates its in-memory states while it goes through a batch and stores them at the end:
+    when the batch fails, the re-run one snapshot at a time must start from what is stored, or the
+    first pass's transitions (here: ``solo`` starts firing) are neither stored nor notified."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    _produce_one_partition(settings, [_snap("ok-solo", "solo", 0, 0.5), _snap("boom-x", "other", 0, 0.5)])
+    svc = AlerterService(settings, rules, config([{"name": "hook", "url": "http://127.0.0.1:9/x",
+                                                   "secret": "s3cret-key"}]))
+    svc.engine = BuggyEngine(svc.store, svc.watcher.rules)
+    svc.start_in_thread()
+    try:
+        assert _until(lambda: svc.stats.snapshots >= 2 and svc.stats.notifications >= 1, 30), svc.stats
+    finally:
+        svc.join()
+    stored = AlertStore(state_path(settings.data_dir)).load_alerts()
+    assert [(a.model, a.state) for a in stored.values()] == [("solo", "firing")]

@@ -276,12 +276,14 @@ class AlerterService:
             # retried one snapshot at a time so the guilty one can be dead-lettered (with its own
             # message: invalid messages earlier in the batch have no snapshot, so the messages
             # cannot be lined up with the snapshots by position)
+            self._rollback_engine()
             changed = []
             for snap, m in valid:
                 try:
                     changed.extend(self.engine.process([snap]))
                 except Exception as exc:
                     log.exception("evaluation failed")
+                    self._rollback_engine()
                     self._deadletter(m, f"evaluation failed: {type(exc).__name__}: {exc}", None)
         self.stats.snapshots += len(snaps)
         self.stats.batches += 1
@@ -299,6 +301,13 @@ class AlerterService:
         # (a crash before it only re-delivers snapshots the event-time guard skips); a synchronous
         # commit held the event loop, and with it every delivery, for a broker round trip per batch
         consumer.commit(asynchronous=True)
+
+    def _rollback_engine(self) -> None:
+        """Back to the stored alert states after a failed ``process()``: it applies transitions in memory
+        as it goes and stores them all at the end, so after a failure memory is ahead of the store, and
+        re-running the good snapshots would find their transitions done (neither stored nor notified)."""
+        self.engine.alerts = self.store.load_alerts()
+        self.engine._history.clear()  # anomaly histories: reloaded from the store when next needed
 
     def _deadletter(self, m: Message, reason: str, path: str | None) -> None:
         """Queue a dead letter for ``m`` (its own offset and bytes); produced with the batch's others."""

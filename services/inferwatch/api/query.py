@@ -2,8 +2,11 @@
 
 Wire format: request ``{"sql": str, "params": {name: value}, "max_rows": int, "timeout_s": float}``;
 response ``{"columns": [..], "types": [..], "rows": [[..]], "truncated": bool, "elapsed_s": float}``.
-Maps come back as JSON objects, timestamps as ISO-8601 strings. Errors: 400 for a refused write,
-422 for bad SQL, 503 when the store is unavailable.
+Maps come back as JSON objects, timestamps as ISO-8601 strings. Errors: 400 for a statement the
+query guard refuses (:mod:`inferwatch.store.sqlguard`: the message names the statement kind, table,
+table function, function, clause or setting), 422 for SQL the engine cannot parse or run (limits
+included), 503 when the store is unavailable. ``max_rows`` and ``timeout_s`` become engine-side
+limits of the query (:func:`inferwatch.store.sqlguard.engine_limits`).
 """
 
 from __future__ import annotations
@@ -20,9 +23,7 @@ from pydantic import BaseModel, Field
 
 from inferwatch.store.base import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, Store
 from inferwatch.store.errors import ReadOnlyViolation, StoreError, StoreUnavailableError
-
-MAX_ROWS_CAP = 1_000_000
-MAX_TIMEOUT_S = 600.0
+from inferwatch.store.sqlguard import MAX_ROWS_CAP, MAX_TIMEOUT_S
 
 
 class QueryRequest(BaseModel):

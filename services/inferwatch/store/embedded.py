@@ -6,6 +6,13 @@ Wire format: none — the engine runs in this process. Batches go in as Arrow ta
 chDB locks its data directory to ONE process. In embedded mode the sink owns it and serves
 ``/v1/query`` for everyone else. Inside the process, reads from other threads use their own
 connections opened with ``readonly=2`` (writes and DDL refused by the engine, limits settable).
+
+A user query (``readonly=True``) is checked by :class:`~inferwatch.store.sqlguard.SqlGuard` on the
+engine's own parse of it, and what runs is the statement rebuilt from the checked AST, under the
+engine-side limits of :func:`~inferwatch.store.sqlguard.engine_limits` set on its session. chDB's
+``readonly`` alone does not make a query safe: measured with this chDB, ``readonly=2`` still lets
+``file()``, the ``file()`` function and ``INTO OUTFILE`` through, and ``readonly=1`` stops the
+``file()`` table function but neither of the other two (nor ``SET``).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from inferwatch.store.base import (
     to_arrow,
 )
 from inferwatch.store.errors import ReadOnlyViolation, StoreError, StoreUnavailableError
-from inferwatch.store.readonly import check_read_only
+from inferwatch.store.sqlguard import QueryOptions, SqlGuard, engine_limits
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,12 @@ def _quote(value: str) -> str:
 
 
 _RESET_LIMITS = "max_result_rows = 0, result_overflow_mode = 'throw', max_execution_time = 0, timeout_overflow_mode = 'throw'"
+
+_GUARD_LIMITS = "limit = 0, max_result_rows = 0, max_rows_to_read = 0, max_execution_time = 30"
+
+
+def _set_clause(settings: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} = {_quote(v) if isinstance(v, str) else v}" for k, v in settings.items())
 
 
 class EmbeddedStore(Store):
@@ -70,6 +83,8 @@ class EmbeddedStore(Store):
         self._closed = False
         self._rw.query(f"CREATE DATABASE IF NOT EXISTS {database}")
         self._rw.query(f"USE {database}")
+        self.query_options = QueryOptions()
+        self.guard = SqlGuard(self._guard_engine, database)
 
     # -- connections ------------------------------------------------------------------------
     def _ro(self) -> Any:
@@ -82,6 +97,20 @@ class EmbeddedStore(Store):
             with self._ro_lock:
                 self._ro_conns.append(conn)
         return conn
+
+    def _guard_engine(self, sql: str, params: Mapping[str, str]) -> list[tuple[Any, ...]]:
+        """Runs the guard's internal statements (parse, format, catalogue) on this thread's
+        read-only session; the user's statement only ever travels as a parameter value."""
+        conn = self._ro()
+        try:
+            # The previous user query's row limits stay on the session: lift them for these.
+            conn.query(f"SET {_GUARD_LIMITS}")
+            out = conn.query(sql, "Arrowtable", params=dict(params) or None)
+        except Exception as exc:
+            raise StoreError(str(exc).strip()) from None
+        if not isinstance(out, pa.Table) or out.num_rows == 0:
+            return []
+        return list(zip(*(c.to_pylist() for c in out.columns), strict=True))
 
     def _check_open(self) -> None:
         if self._closed:
@@ -124,16 +153,16 @@ class EmbeddedStore(Store):
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> pa.Table:
         self._check_open()
-        if readonly:
-            check_read_only(sql)
-        limits = ", ".join(f"{k} = {_quote(v) if isinstance(v, str) else v}"
-                           for k, v in limit_settings(max_rows, timeout_s).items())
         p = {k: (v if isinstance(v, int | float) else str(v)) for k, v in (params or {}).items()}
         t0 = time.perf_counter()
         if readonly:
+            # What runs is the statement rebuilt from the checked AST, not the text given.
+            sql = self.guard.check(sql)
+            limits = _set_clause(engine_limits(max_rows, timeout_s, self.query_options))
             conn = self._ro()
             try:
-                # Per-connection session settings: they bound only this thread's queries.
+                # Per-connection session settings: they bound only this thread's queries, and the
+                # guard refuses SET statements and SETTINGS clauses, so a query cannot loosen them.
                 conn.query(f"SET {limits}")
                 out = conn.query(sql, "Arrowtable", params=p or None)
             except Exception as exc:
@@ -142,6 +171,7 @@ class EmbeddedStore(Store):
                     raise ReadOnlyViolation(f"read-only: {msg}") from None
                 raise StoreError(msg) from None
         else:
+            limits = _set_clause(limit_settings(max_rows, timeout_s))
             with self._rw_lock:
                 try:
                     self._rw.query(f"SET {limits}")
@@ -176,7 +206,9 @@ class EmbeddedStore(Store):
         if not suspects:
             return tbl
         try:
-            desc = self._ro().query(f"DESCRIBE TABLE ({sql.strip().rstrip(';')})", "Arrowtable", params=params or None)
+            conn = self._ro()
+            conn.query("SET limit = 0")  # the query's row limit would cut the column list
+            desc = conn.query(f"DESCRIBE TABLE ({sql.strip().rstrip(';')})", "Arrowtable", params=params or None)
         except Exception:  # a statement DESCRIBE cannot wrap (SHOW …): leave the numbers as they are
             return tbl
         types = desc.column("type").to_pylist() if isinstance(desc, pa.Table) and desc.num_rows else []

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from inferwatch.paths import schemas_dir
 from inferwatch.store.errors import MigrationError
 from inferwatch.store.settings import StoreOptions
+from inferwatch.store.sqlguard import MAX_ROWS_CAP, MAX_TIMEOUT_S, QueryOptions
 
 if TYPE_CHECKING:
     from inferwatch.store.base import Store
@@ -116,4 +117,58 @@ def migrate(store: Store, options: StoreOptions | None = None, directory: Path |
         )
         log.info("applied migration %s", mig.path.name)
         done.append(mig.path.name)
+    if store.kind == "server":
+        for stmt in query_access_statements(db, QueryOptions(), cluster):
+            try:
+                store.execute(stmt)
+            except Exception as exc:
+                # Never the statement itself: CREATE/ALTER USER carries the password.
+                raise MigrationError(f"read-only query profile/role/user: {exc}") from exc
+        log.info("read-only query settings profile and role in place (user: %s)",
+                 "yes" if QueryOptions().clickhouse_query_password else "no query password set")
     return done
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def query_access_statements(database: str, options: QueryOptions, cluster: str | None = None) -> list[str]:
+    """ClickHouse server only: the read-only settings profile, role and user user queries run as.
+
+    The profile pins ``readonly = 2`` and bounds every limit the query path sets (MIN 1 so that 0,
+    "no limit", is refused too; the overflow modes are CONST); the role may SELECT from this
+    database only (system tables stay readable, filtered by the server to what the role may see);
+    the user (created only when ``INFERWATCH_CLICKHOUSE_QUERY_PASSWORD`` is set) has the profile
+    and the role and nothing else. Re-running refreshes the profile and the password.
+    """
+    user = options.clickhouse_query_user
+    profile, role = f"{user}_profile", f"{user}_role"
+    on = f" ON CLUSTER '{cluster}'" if cluster else ""
+    mem, rows_read = options.query_max_memory_bytes, options.query_max_rows_to_read
+    out = [
+        f"CREATE SETTINGS PROFILE OR REPLACE {profile}{on} SETTINGS "
+        "readonly = 2 CONST, "
+        f"limit = 10001 MIN 1 MAX {MAX_ROWS_CAP + 1}, "
+        f"max_result_rows = 10001 MIN 1 MAX {MAX_ROWS_CAP + 1}, "
+        "result_overflow_mode = 'break' CONST, "
+        f"max_execution_time = 30 MIN 1 MAX {int(MAX_TIMEOUT_S)}, "
+        "timeout_overflow_mode = 'throw' CONST, "
+        f"max_rows_to_read = {rows_read} MIN 1 MAX {rows_read}, "
+        "read_overflow_mode = 'throw' CONST, "
+        f"max_memory_usage = {mem} MIN 1 MAX {mem}, "
+        "allow_ddl = 0 CONST, allow_introspection_functions = 0 CONST",
+        f"CREATE ROLE IF NOT EXISTS {role}{on}",
+        f"GRANT{on} SELECT ON {database}.* TO {role}",
+    ]
+    pw = options.clickhouse_query_password
+    if pw:
+        out += [
+            f"CREATE USER IF NOT EXISTS {user}{on} IDENTIFIED WITH sha256_password BY {_sql_string(pw)} "
+            f"DEFAULT DATABASE {database} SETTINGS PROFILE '{profile}'",
+            f"ALTER USER {user}{on} IDENTIFIED WITH sha256_password BY {_sql_string(pw)} "
+            f"DEFAULT DATABASE {database} SETTINGS PROFILE '{profile}'",
+            f"GRANT{on} {role} TO {user}",
+            f"ALTER USER {user}{on} DEFAULT ROLE {role}",
+        ]
+    return out

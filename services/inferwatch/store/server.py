@@ -1,8 +1,19 @@
 """A ClickHouse server through clickhouse-connect (HTTP interface, Native/Arrow formats).
 
 Selected when ``INFERWATCH_CLICKHOUSE_URL`` is set (``http://host:8123``); user and password come
-from ``INFERWATCH_CLICKHOUSE_USER`` / ``INFERWATCH_CLICKHOUSE_PASSWORD``. Read-only queries carry
-the server's ``readonly=2`` setting (writes refused by the server, limits still settable).
+from ``INFERWATCH_CLICKHOUSE_USER`` / ``INFERWATCH_CLICKHOUSE_PASSWORD``.
+
+User queries (``readonly=True``) go through the same :class:`~inferwatch.store.sqlguard.SqlGuard`
+as the embedded store, parsed by the server itself (``parseQueryToJSON``, ClickHouse 26.8 or
+later; an older server refuses every user query with a message saying so), and run as the
+statement rebuilt from the checked AST with :func:`~inferwatch.store.sqlguard.engine_limits` and
+``readonly=2``. When ``INFERWATCH_CLICKHOUSE_QUERY_PASSWORD`` is set they run as the read-only
+query user that ``inferwatch migrate`` creates (settings profile with constraints, SELECT on this
+database only; see ``docs/sql.md``), so the server enforces the same limits whatever reaches it.
+
+No ClickHouse server runs where this project is developed: this module is written against the
+ClickHouse and clickhouse-connect documentation and is not exercised by the test suite unless
+``INFERWATCH_CLICKHOUSE_URL`` points at a server.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from inferwatch.store.base import (
     to_arrow,
 )
 from inferwatch.store.errors import ReadOnlyViolation, StoreError, StoreUnavailableError
-from inferwatch.store.readonly import check_read_only
+from inferwatch.store.sqlguard import QueryOptions, SqlGuard, engine_limits
 
 
 class ServerStore(Store):
@@ -49,6 +60,36 @@ class ServerStore(Store):
         except Exception as exc:
             raise StoreUnavailableError(
                 f"ClickHouse at {self.url} unreachable: {mask_secrets(str(exc), self._secrets)}") from None
+        self.query_options = QueryOptions()
+        qpw = self.query_options.clickhouse_query_password
+        if qpw:
+            self._secrets.append(qpw)
+        # User queries run as the read-only query user once `inferwatch migrate` created it (and its
+        # password is configured); otherwise as the main user with readonly=2, same guard and limits.
+        self._query_client = self._client
+        if qpw:
+            try:
+                self._query_client = clickhouse_connect.get_client(
+                    dsn=url, username=self.query_options.clickhouse_query_user, password=qpw,
+                    database=database, autogenerate_session_id=False)
+            except Exception:
+                self._query_client = self._client
+        self.guard = SqlGuard(self._guard_engine, database)
+
+    def _guard_engine(self, sql: str, params: Mapping[str, str]) -> list[tuple[Any, ...]]:
+        """The guard's internal statements (parse, format, catalogue), on the query connection; the
+        user's statement only travels as a parameter value."""
+        with self._lock:
+            try:
+                res = self._query_client.query(sql, parameters=dict(params), settings={"readonly": 2})
+            except Exception as exc:
+                err = _wrap(exc, self._secrets)
+                if "UNKNOWN_FUNCTION" in str(err) and "parseQueryToJSON" in str(err):
+                    raise ReadOnlyViolation(
+                        "refused: this ClickHouse server cannot parse queries for the query guard "
+                        "(parseQueryToJSON needs ClickHouse 26.8 or later)") from None
+                raise err from None
+        return [tuple(r) for r in res.result_rows]
 
     def execute(self, sql: str) -> None:
         with self._lock:
@@ -80,14 +121,16 @@ class ServerStore(Store):
         max_rows: int = DEFAULT_MAX_ROWS,
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> pa.Table:
+        client = self._client
         if readonly:
-            check_read_only(sql)
-        settings: dict[str, Any] = dict(limit_settings(max_rows, timeout_s))
-        if readonly:
-            settings["readonly"] = 2
+            sql = self.guard.check(sql)  # what runs is the statement rebuilt from the checked AST
+            settings: dict[str, Any] = {**engine_limits(max_rows, timeout_s, self.query_options), "readonly": 2}
+            client = self._query_client
+        else:
+            settings = dict(limit_settings(max_rows, timeout_s))
         with self._lock:
             try:
-                return self._client.query_arrow(sql, parameters=dict(params or {}), settings=settings)
+                return client.query_arrow(sql, parameters=dict(params or {}), settings=settings)
             except Exception as exc:
                 err = _wrap(exc, self._secrets)
                 if readonly and "READONLY" in str(err):
@@ -95,6 +138,8 @@ class ServerStore(Store):
                 raise err from None
 
     def close(self) -> None:
+        if self._query_client is not self._client:
+            self._query_client.close()
         self._client.close()
 
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Native single-node Apache Kafka (KRaft, broker+controller in one JVM) from the official jars.
+# Native Apache Kafka (KRaft, broker+controller in one JVM) from the official jars: one node on its
+# own, or one node of a cluster on loopback (KAFKA_NODE_ID, KAFKA_CONTROLLER_VOTERS, KAFKA_CLUSTER_ID).
 #
 #   kafka.sh jars     resolve the broker jars into infra/kafka/lib/ with Maven (once; idempotent)
 #   kafka.sh start    format the log dir if needed, start the broker, wait until it serves
 #   kafka.sh stop     SIGTERM, wait, SIGKILL after KAFKA_STOP_TIMEOUT; leaves no process
+#   kafka.sh kill     SIGKILL at once (a crashed node, for failure tests); data kept
 #   kafka.sh status   exit 0 and print the bootstrap address if running, exit 3 if not
 #   kafka.sh logs     last lines of the broker log (`logs -f` follows it)
 #
@@ -14,6 +16,15 @@
 #                                 SCRAM-SHA-512); needs KAFKA_SSL_KEYSTORE_PEM. SCRAM users are
 #                                 created through the admin API (inferwatch.infra.NativeKafka)
 #   KAFKA_SSL_KEYSTORE_PEM []     PEM file: the broker's unencrypted PKCS#8 key + certificate chain
+#   KAFKA_NODE_ID [1]             this node's id (broker and controller)
+#   KAFKA_CONTROLLER_VOTERS []    a cluster's static controller quorum, the same on every node:
+#                                 "1@127.0.0.1:<controller port>,2@127.0.0.1:<port>,..."; unset =
+#                                 a one-node quorum (formatted with --standalone)
+#   KAFKA_CLUSTER_ID []           cluster id used to format the log dir (every node of a cluster
+#                                 needs the same); unset = a random one
+#   KAFKA_REPLICATION [1]         replication factor of the broker's internal topics (offsets,
+#                                 transactions) and default.replication.factor; min.insync.replicas
+#                                 is one less (at least 1)
 #   KAFKA_DATA_DIR [infra/kafka/run]  server.properties, data/, kafka.pid, server.log
 #   KAFKA_HEAP [-Xmx512m]         JVM heap flags
 #   KAFKA_START_TIMEOUT [60]      seconds `start` waits for the broker
@@ -33,6 +44,13 @@ KAFKA_LIB_DIR="${KAFKA_LIB_DIR:-$HERE/lib}"
 KAFKA_VERSION="${KAFKA_VERSION:-}"
 KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-}"
 KAFKA_SSL_KEYSTORE_PEM="${KAFKA_SSL_KEYSTORE_PEM:-}"
+KAFKA_NODE_ID="${KAFKA_NODE_ID:-1}"
+KAFKA_CONTROLLER_VOTERS="${KAFKA_CONTROLLER_VOTERS:-}"
+KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-}"
+KAFKA_REPLICATION="${KAFKA_REPLICATION:-1}"
+[[ "$KAFKA_NODE_ID" =~ ^[0-9]+$ ]] || { printf 'kafka: error: KAFKA_NODE_ID must be a number, got %s\n' "$KAFKA_NODE_ID" >&2; exit 1; }
+[[ "$KAFKA_REPLICATION" =~ ^[1-9]$ ]] || { printf 'kafka: error: KAFKA_REPLICATION must be 1..9, got %s\n' "$KAFKA_REPLICATION" >&2; exit 1; }
+KAFKA_MIN_ISR=$((KAFKA_REPLICATION > 1 ? KAFKA_REPLICATION - 1 : 1))
 # Absolute paths: the pidfile check matches the broker's command line, whatever the caller's cwd.
 KAFKA_DATA_DIR="$(realpath -m "$KAFKA_DATA_DIR")"
 KAFKA_LIB_DIR="$(realpath -m "$KAFKA_LIB_DIR")"
@@ -198,11 +216,21 @@ write_properties() {
     advertised+=",SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT"
     protocols+=",SASL_SSL:SASL_SSL"
   fi
+  # A cluster's nodes share a static voter set (every node is a controller); one node alone
+  # bootstraps a dynamic quorum of itself.
+  local quorum="controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT"
+  # Raft and broker-liveness timeouts: tight for one node (nothing to elect); Kafka's defaults for
+  # a cluster, where a node stalled by a loaded machine must not set off elections or fencing.
+  local election_ms=500 fetch_ms=1000 session_ms=6000
+  if [[ -n "$KAFKA_CONTROLLER_VOTERS" ]]; then
+    quorum="controller.quorum.voters=$KAFKA_CONTROLLER_VOTERS"
+    election_ms=1000 fetch_ms=2000 session_ms=9000
+  fi
   cat >"$PROPS" <<EOF
 # Written by infra/kafka/kafka.sh on every start; edit the script, not this file.
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
+node.id=$KAFKA_NODE_ID
+$quorum
 listeners=$listeners
 advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
@@ -214,24 +242,24 @@ log.dirs=$LOG_DIR
 auto.create.topics.enable=false
 delete.topic.enable=true
 num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
+default.replication.factor=$KAFKA_REPLICATION
+min.insync.replicas=$KAFKA_MIN_ISR
 
-# One node: every internal topic has one replica, and few partitions (quick to create).
-offsets.topic.replication.factor=1
+# Internal topics: KAFKA_REPLICATION replicas (1 for one node), and few partitions (quick to create).
+offsets.topic.replication.factor=$KAFKA_REPLICATION
 offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$KAFKA_REPLICATION
+transaction.state.log.min.isr=$KAFKA_MIN_ISR
 transaction.state.log.num.partitions=4
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$KAFKA_REPLICATION
+share.coordinator.state.topic.min.isr=$KAFKA_MIN_ISR
 
 # Fast groups and fast start-up for tests and laptops.
 group.initial.rebalance.delay.ms=0
 broker.heartbeat.interval.ms=500
-broker.session.timeout.ms=6000
-controller.quorum.election.timeout.ms=500
-controller.quorum.fetch.timeout.ms=1000
+broker.session.timeout.ms=$session_ms
+controller.quorum.election.timeout.ms=$election_ms
+controller.quorum.fetch.timeout.ms=$fetch_ms
 num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=2
@@ -268,15 +296,18 @@ format_if_needed() {
   # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding. Made here rather
   # than by `StorageTool random-uuid`, which would cost one more JVM start; like Kafka, refuse
   # ids starting with '-' (they read as CLI flags).
-  local id=""
+  local id="$KAFKA_CLUSTER_ID"
   while [[ -z "$id" || "$id" == -* ]]; do
     id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
   done
+  # A static voter set is given by the properties; --standalone would make a second quorum.
+  local quorum=(--standalone)
+  [[ -n "$KAFKA_CONTROLLER_VOTERS" ]] && quorum=()
   # C1 only: the format tool is short-lived, so the JIT's second tier would only cost time.
   cds_opts
   if ! "$JAVA" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC "${CDS_OPTS[@]}" \
       -Dlog4j2.configurationFile="$HERE/log4j2.properties" -Dkafka.logs.dir="$KAFKA_DATA_DIR" \
-      -cp "$(classpath)" kafka.tools.StorageTool format --standalone -t "$id" -c "$PROPS" \
+      -cp "$(classpath)" kafka.tools.StorageTool format "${quorum[@]}" -t "$id" -c "$PROPS" \
       >"$KAFKA_DATA_DIR/format.log" 2>&1; then
     cat "$KAFKA_DATA_DIR/format.log" >&2
     die "formatting $LOG_DIR failed (see above)"
@@ -369,6 +400,23 @@ cmd_stop() {
   say "stopped"
 }
 
+cmd_kill() {
+  local pid
+  if ! pid="$(running_pid)"; then
+    rm -f "$PIDFILE"
+    cds_finish killed
+    say "not running (data dir $KAFKA_DATA_DIR)"
+    return 0
+  fi
+  say "killing broker (pid $pid) with SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+  alive "$pid" && die "broker pid $pid still alive 10 s after SIGKILL"
+  rm -f "$PIDFILE"
+  cds_finish killed
+  say "killed"
+}
+
 cmd_status() {
   local pid
   if pid="$(running_pid)"; then
@@ -395,6 +443,7 @@ case "${1:-}" in
   jars) cmd_jars ;;
   start) cmd_start ;;
   stop) cmd_stop ;;
+  kill) cmd_kill ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
   -h | --help | help) usage ;;

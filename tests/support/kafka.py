@@ -5,6 +5,9 @@
 3. else the native KRaft broker of ``infra/kafka`` started on free ports in a temp dir.
 
 When none is possible the tests *fail* with a message that says what to install.
+
+:func:`kafka_cluster` always starts a native cluster of several nodes (a test that kills a node
+needs one it owns).
 """
 
 from __future__ import annotations
@@ -77,6 +80,30 @@ def real_kafka(tmp_dir: Path) -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+@contextmanager
+def kafka_cluster(tmp_dir: Path, brokers: int = 3) -> Iterator[Any]:
+    """Yield a started :class:`~inferwatch.infra.kafka_native.NativeCluster` of ``brokers`` nodes, stopped after.
+
+    Each node gets a small heap (the machine runs three JVMs at once); its logs are attached to
+    the error when the cluster does not start.
+    """
+    if not shutil.which("java"):
+        raise KafkaNotAvailable(
+            "no `java` on PATH for the native Kafka cluster; install a JDK 17+ (apt-get install openjdk-17-jre-headless)"
+        )
+    from inferwatch.infra.kafka_native import NativeCluster
+
+    cluster = NativeCluster.on_free_ports(tmp_dir / "kafka-cluster", brokers, heap="-Xmx384m")
+    try:
+        cluster.start(timeout_s=180)
+    except Exception as exc:
+        raise KafkaNotAvailable(f"the native Kafka cluster failed to start: {exc}\n{cluster.logs(20)}") from exc
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def new_prefix() -> str:

@@ -1,7 +1,9 @@
 """``inferwatch up|down|status|demo`` and ``inferwatch run all|api``: the platform as a whole.
 
 * ``up`` starts the native Kafka broker on the configured bootstrap port (unless one answers),
-  applies the topics and migrates the store; ``down`` stops what ``run all`` and ``up`` started.
+  applies the topics and migrates the store; ``up --brokers 3`` starts a three-node KRaft cluster
+  instead (ports bootstrap, +2, +4; controllers one above each). ``down`` stops what ``run all``
+  and ``up`` started.
 * ``run all`` runs processor, sink (+API) and alerter as child processes in the foreground, with
   pid files and logs under ``<data_dir>/run``; Ctrl-C stops them all.
 * ``status`` shows what runs, the consumer lag of each service's group, and the store's size.
@@ -46,12 +48,42 @@ def _broker_for(s: Settings) -> Any:
     return NativeKafka(_kafka_dir(s, int(port)), int(port), int(port) + 1)
 
 
+def _local_port(s: Settings) -> int:
+    host, _, port = s.kafka_bootstrap.split(",")[0].rpartition(":")
+    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
+        raise CliError(f"{s.kafka_bootstrap} is not a local broker: start it yourself, or unset INFERWATCH_KAFKA_BOOTSTRAP")
+    return int(port)
+
+
+def _cluster_dir(s: Settings, port: int) -> Path:
+    return Path(s.data_dir) / f"kafka-cluster-{port}"
+
+
+def _cluster_for(s: Settings, brokers: int | None = None) -> Any:
+    """The native cluster whose first node serves the bootstrap port: node i on port + 2(i-1),
+    its controller one above. ``brokers=None``: the cluster already in the data dir, if any."""
+    from inferwatch.infra.kafka_native import NativeCluster
+
+    port = _local_port(s)
+    directory = _cluster_dir(s, port)
+    if brokers is None:
+        brokers = len(list(directory.glob("node-*"))) if directory.is_dir() else 0
+        if brokers == 0:
+            return None
+    ports = [port + 2 * i for i in range(brokers)]
+    return NativeCluster(directory, ports, [p + 1 for p in ports])
+
+
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     """Add the platform commands."""
 
     @app.command("up")
     def up(
         migrate: bool = typer.Option(True, help="Also apply the topics and migrate the store."),
+        brokers: int = typer.Option(
+            1, "--brokers", min=1, max=9,
+            help="Native Kafka nodes to start: 1 = one broker; 3 = a KRaft cluster (topics get the "
+                 "registry's cluster replication: 3 replicas, min.insync.replicas 2)."),
     ) -> None:
         """Start Kafka (native broker on the bootstrap port, unless one already answers), apply topics, migrate."""
         from inferwatch.api.status import kafka_answers
@@ -59,6 +91,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         s = Settings()
         if kafka_answers(s):
             typer.echo(f"kafka: already answering at {s.kafka_bootstrap}")
+        elif brokers > 1:
+            cluster = _cluster_for(s, brokers)
+            typer.echo(f"kafka: starting a {brokers}-node native cluster at {cluster.bootstrap} (data in {cluster.data_dir})")
+            cluster.start(timeout_s=120)
+            typer.echo(f"kafka: up; give clients every node: INFERWATCH_KAFKA_BOOTSTRAP={cluster.bootstrap}")
         else:
             broker = _broker_for(s)
             typer.echo(f"kafka: starting the native broker at {broker.bootstrap} (data in {broker.data_dir})")
@@ -71,8 +108,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from inferwatch.processor.topics import ensure_topics
 
         rep = apply_topics(s)
-        ensure_topics(s, ProcessorConfig())
-        typer.echo(f"topics: {len(rep.created)} created, {len(rep.updated)} updated, {len(rep.unchanged)} unchanged")
+        internal = ensure_topics(s, ProcessorConfig())
+        typer.echo(f"topics: {len(rep.created)} created, {len(rep.updated)} updated, {len(rep.unchanged)} unchanged "
+                   f"(environment {rep.environment}, {rep.brokers} broker(s))")
+        for line in internal.not_applied:
+            typer.echo(f"topics: not applied {line}", err=True)
         if not s.clickhouse_url and _api_base_answers(s):
             typer.echo("store: owned by a running sink; it migrates at start")
             return
@@ -105,6 +145,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             stop_process_group(pid, 20.0)
             (run_dir / f"{name}.pid").unlink(missing_ok=True)
         if kafka:
+            cluster = _cluster_for(s)
+            if cluster is not None and cluster.is_running():
+                typer.echo(f"kafka: stopping the native cluster at {cluster.bootstrap}")
+                cluster.stop()
+                return
             broker = _broker_for(s)
             if broker.is_running():
                 typer.echo(f"kafka: stopping the native broker at {broker.bootstrap}")

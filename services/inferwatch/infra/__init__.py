@@ -3,6 +3,13 @@
 See :mod:`inferwatch.infra.kafka_native` and ``infra/kafka/README.md``.
 """
 
-from inferwatch.infra.kafka_native import NativeKafka, NativeKafkaError, SaslSslListener, free_port, repo_root
+from inferwatch.infra.kafka_native import (
+    NativeCluster,
+    NativeKafka,
+    NativeKafkaError,
+    SaslSslListener,
+    free_port,
+    repo_root,
+)
 
-__all__ = ["NativeKafka", "NativeKafkaError", "SaslSslListener", "free_port", "repo_root"]
+__all__ = ["NativeCluster", "NativeKafka", "NativeKafkaError", "SaslSslListener", "free_port", "repo_root"]

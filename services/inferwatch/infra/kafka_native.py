@@ -1,4 +1,4 @@
-"""Start and stop a real single-node Apache Kafka broker (KRaft) on 127.0.0.1 from Python.
+"""Start and stop real Apache Kafka (KRaft) on 127.0.0.1 from Python: one node, or a cluster of nodes.
 
 This adapter speaks no wire format of its own: it drives ``infra/kafka/kafka.sh``, which runs
 the official broker jars (``kafka.Kafka``, resolved by Maven into ``infra/kafka/lib/``) with the
@@ -9,6 +9,9 @@ and, when the broker is built with a :class:`SaslSslListener`, TLS then SASL SCR
 Each instance owns one data directory holding ``server.properties``, the KRaft log dir
 (``data/``), ``kafka.pid`` and ``server.log``. Stopping keeps the data: starting again with the
 same directory and ports brings back every topic, offset and committed group offset.
+
+:class:`NativeCluster` runs several such nodes (each a broker and a controller, one static
+controller quorum, one cluster id) and can kill and restart one of them.
 
 Typical use in a test fixture::
 
@@ -33,7 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["NativeKafka", "NativeKafkaError", "SaslSslListener", "free_port", "repo_root"]
+__all__ = ["NativeCluster", "NativeKafka", "NativeKafkaError", "SaslSslListener", "free_port", "repo_root"]
 
 #: Seconds allowed for the one-time Maven resolution of the broker jars (~45 MB).
 JARS_TIMEOUT_S = 900.0
@@ -106,6 +109,13 @@ class NativeKafka:
         script: path to ``kafka.sh``; defaults to ``<repo root>/infra/kafka/kafka.sh``.
         sasl_ssl: an extra SASL_SSL listener (TLS + SCRAM-SHA-512), see :class:`SaslSslListener`.
             The PLAINTEXT listener stays: the broker talks to itself over it, and it creates the users.
+        node_id: this node's id (broker and controller). Only a cluster's nodes need others than 1.
+        controller_voters: a cluster's static controller quorum, ``"1@127.0.0.1:<port>,..."``, the
+            same on every node; ``None`` = a quorum of this node alone.
+        cluster_id: the id the log dir is formatted with (the same on every node of a cluster);
+            ``None`` = a random one.
+        replication: replication factor of the broker's internal topics (consumer offsets,
+            transactions) and its default; ``min.insync.replicas`` is one less (at least 1).
     """
 
     def __init__(
@@ -118,12 +128,22 @@ class NativeKafka:
         stop_timeout_s: float = 30.0,
         script: Path | None = None,
         sasl_ssl: SaslSslListener | None = None,
+        node_id: int = 1,
+        controller_voters: str | None = None,
+        cluster_id: str | None = None,
+        replication: int = 1,
     ) -> None:
         if port == controller_port:
             raise ValueError(f"port and controller_port must differ, both are {port}")
         if sasl_ssl is not None and sasl_ssl.port in (port, controller_port):
             raise ValueError(f"the SASL_SSL port {sasl_ssl.port} must differ from port and controller_port")
+        if not 1 <= replication <= 9:
+            raise ValueError(f"replication must be 1..9, got {replication}")
         self.sasl_ssl = sasl_ssl
+        self.node_id = node_id
+        self.controller_voters = controller_voters
+        self.cluster_id = cluster_id
+        self.replication = replication
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.controller_port = controller_port
@@ -217,6 +237,23 @@ class NativeKafka:
             KAFKA_STOP_TIMEOUT=str(max(1, int(self.stop_timeout_s))),
         )
 
+    def kill(self) -> None:
+        """SIGKILL the broker at once, as a crash would (no clean shutdown); keep its data.
+
+        Killing a broker that is not running is a no-op. :meth:`start` brings it back.
+        """
+        self._run("kill", 30.0)
+
+    def pid(self) -> int | None:
+        """The broker's process id while it runs from this data dir, else ``None``."""
+        pidfile = self.data_dir / "kafka.pid"
+        if not self.is_running():
+            return None
+        try:
+            return int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
     def is_running(self) -> bool:
         """Whether the broker process of this data dir is alive (not whether it is ready)."""
         return self._run("status", 30.0, check=False).returncode == 0
@@ -250,7 +287,13 @@ class NativeKafka:
             KAFKA_CONTROLLER_PORT=str(self.controller_port),
             KAFKA_DATA_DIR=str(self.data_dir),
             KAFKA_HEAP=self.heap,
+            KAFKA_NODE_ID=str(self.node_id),
+            KAFKA_REPLICATION=str(self.replication),
         )
+        if self.controller_voters:
+            env["KAFKA_CONTROLLER_VOTERS"] = self.controller_voters
+        if self.cluster_id:
+            env["KAFKA_CLUSTER_ID"] = self.cluster_id
         if self.sasl_ssl is not None:
             env.update(KAFKA_SASL_SSL_PORT=str(self.sasl_ssl.port),
                        KAFKA_SSL_KEYSTORE_PEM=str(Path(self.sasl_ssl.keystore_pem).resolve()))
@@ -284,3 +327,152 @@ class NativeKafka:
             reason = errors[-1] if errors else (done.stderr.strip() or done.stdout.strip())
             raise NativeKafkaError(f"kafka.sh {command} failed (exit {done.returncode}): {reason}")
         return done
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, not starting with '-'."""
+    import base64
+    import secrets
+
+    while True:
+        cid = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+class NativeCluster:
+    """Several native Kafka nodes on 127.0.0.1 forming one KRaft cluster.
+
+    Every node is a broker and a controller; the controllers form a static quorum (all nodes
+    are voters), so the cluster serves while a majority of nodes runs: one of three may be lost.
+    Each node is a :class:`NativeKafka` with its own data dir (``<data_dir>/node-<id>``) and two
+    ports; the cluster id is kept in ``<data_dir>/cluster.id`` so a restart finds the same cluster.
+
+    Args:
+        data_dir: directory owned by the cluster; created if missing, kept by :meth:`stop`.
+        ports: PLAINTEXT port of each node (node ids are 1, 2, ... in this order).
+        controller_ports: KRaft CONTROLLER port of each node, same length as ``ports``.
+        heap: JVM heap flags of each node.
+        replication: replication factor of the brokers' internal topics; default
+            ``min(3, nodes)``.
+        stop_timeout_s: seconds each node's stop waits after SIGTERM before SIGKILL.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        ports: list[int],
+        controller_ports: list[int],
+        *,
+        heap: str = "-Xmx384m",
+        replication: int | None = None,
+        stop_timeout_s: float = 30.0,
+    ) -> None:
+        if len(ports) != len(controller_ports) or not ports:
+            raise ValueError("ports and controller_ports must be non-empty and of the same length")
+        every = list(ports) + list(controller_ports)
+        if len(set(every)) != len(every):
+            raise ValueError(f"every port must differ, got {every}")
+        self.data_dir = Path(data_dir).resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        id_file = self.data_dir / "cluster.id"
+        if not id_file.exists():
+            id_file.write_text(new_cluster_id() + "\n")
+        self.cluster_id = id_file.read_text().strip()
+        voters = ",".join(f"{i}@127.0.0.1:{cp}" for i, cp in enumerate(controller_ports, start=1))
+        rf = replication if replication is not None else min(3, len(ports))
+        if not 1 <= rf <= len(ports):
+            raise ValueError(f"replication {rf} needs 1..{len(ports)} (the number of nodes)")
+        self.nodes = [
+            NativeKafka(self.data_dir / f"node-{i}", p, cp, heap=heap, stop_timeout_s=stop_timeout_s,
+                        node_id=i, controller_voters=voters, cluster_id=self.cluster_id, replication=rf)
+            for i, (p, cp) in enumerate(zip(ports, controller_ports, strict=True), start=1)
+        ]
+
+    @classmethod
+    def on_free_ports(cls, data_dir: Path, brokers: int = 3, **kwargs: Any) -> NativeCluster:
+        """A cluster of ``brokers`` nodes on ports picked by :func:`free_port`."""
+        return cls(data_dir, [free_port() for _ in range(brokers)], [free_port() for _ in range(brokers)], **kwargs)
+
+    @property
+    def bootstrap(self) -> str:
+        """``bootstrap.servers`` naming every node, so clients find the cluster while any node runs."""
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    def node(self, node_id: int) -> NativeKafka:
+        """The node with id ``node_id`` (1-based); ValueError for an unknown id."""
+        if not 1 <= node_id <= len(self.nodes):
+            raise ValueError(f"no node {node_id}: the cluster has nodes 1..{len(self.nodes)}")
+        return self.nodes[node_id - 1]
+
+    def start(self, timeout_s: float = 90.0) -> str:
+        """Start every node and wait until each serves; return :attr:`bootstrap`.
+
+        The nodes start in parallel: none is ready before a majority of controllers has elected a
+        leader. If any node fails, the ones that started are stopped and the first error is raised.
+        """
+        self.nodes[0].ensure_jars()  # once, before the parallel starts race to resolve them
+        errors = self._each(lambda n: n.start(timeout_s=timeout_s), self.nodes)
+        if errors:
+            self._each(lambda n: n.stop(), self.nodes)
+            raise errors[0]
+        return self.bootstrap
+
+    def stop(self) -> None:
+        """Stop every node (in parallel, clean shutdown); keep the data. A no-op for stopped nodes."""
+        errors = self._each(lambda n: n.stop(), self.nodes)
+        if errors:
+            raise errors[0]
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL node ``node_id``, as a crash would; the others go on."""
+        self.node(node_id).kill()
+
+    def restart(self, node_id: int, timeout_s: float = 90.0) -> None:
+        """Start node ``node_id`` again (after :meth:`kill` or a stop) and wait until it serves."""
+        self.node(node_id).start(timeout_s=timeout_s)
+
+    def running(self) -> list[int]:
+        """Ids of the nodes whose process is alive."""
+        return [i for i, n in enumerate(self.nodes, start=1) if n.is_running()]
+
+    def is_running(self) -> bool:
+        """Whether any node of the cluster runs."""
+        return bool(self.running())
+
+    def logs(self, lines: int = 50) -> str:
+        """The last ``lines`` lines of every node's log, each under a header."""
+        return "\n".join(f"--- node {i} ---\n{n.logs(lines)}" for i, n in enumerate(self.nodes, start=1))
+
+    def __enter__(self) -> NativeCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"NativeCluster(bootstrap={self.bootstrap!r}, data_dir={str(self.data_dir)!r})"
+
+    @staticmethod
+    def _each(action: Any, nodes: list[NativeKafka]) -> list[BaseException]:
+        """Run ``action(node)`` for every node in a thread each; return the errors, in node order."""
+        errors: list[BaseException | None] = [None] * len(nodes)
+
+        def run(i: int, node: NativeKafka) -> None:
+            try:
+                action(node)
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                errors[i] = exc
+
+        threads = [threading.Thread(target=run, args=(i, n), daemon=True) for i, n in enumerate(nodes)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return [e for e in errors if e is not None]

@@ -120,6 +120,7 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int | None = 
         producer_max_request_size=16 * 1024 * 1024,
         producer_max_batch_size=1024 * 1024,
         producer_linger=0.02,
+        producer_acks=-1,  # all in-sync replicas (min.insync.replicas 2 on a cluster): a lost broker loses no state
         # a batch event holds up to batch_max records of one partition
         broker_max_poll_records=batch_max,
         consumer_max_fetch_size=16 * 1024 * 1024,

@@ -4,9 +4,14 @@ uploaded reference profiles. Registry topics are applied by :func:`inferwatch.ka
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from inferwatch.config import Settings
 from inferwatch.contract.topics import FEEDBACK, PREDICTIONS, TopicSpec, load_registry
 from inferwatch.processor.config import ProcessorConfig
+
+if TYPE_CHECKING:
+    from inferwatch.kafka.admin import ApplyReport
 
 TABLES = ("windows", "joins", "meta")
 
@@ -32,24 +37,28 @@ def processor_specs(settings: Settings, cfg: ProcessorConfig) -> dict[str, Topic
     parts = reg[PREDICTIONS].partitions
     assert reg[FEEDBACK].partitions == parts
     specs = dict(reg)
+    # Internal topics hold state the processor cannot rebuild elsewhere (windows, joins, uploaded
+    # references): they are replicated like the events they come from, in every environment.
+    replication = reg[PREDICTIONS].replication
     for t in TABLES:
         # The changelog topic name does not fit the registry's name pattern: build it unvalidated.
         retention = cfg.join_retention_s * 1000 if t == "joins" else -1
         specs[t] = TopicSpec.model_construct(
             name=changelog_topic(settings, t).removeprefix(settings.topic_prefix), description=f"changelog of {t}",
-            partitions=parts, replication_factor=1, retention_ms=retention,
+            partitions=parts, replication=replication, retention_ms=retention,
             cleanup_policy="compact,delete" if t == "joins" else "compact",
             key="table key", schema_="-", producers=["processor"], consumers=["processor"],
             config={"max.message.bytes": "16777216"})
     specs["references"] = TopicSpec.model_construct(
         name=references_topic(settings).removeprefix(settings.topic_prefix), description="uploaded references",
-        partitions=1, replication_factor=1, retention_ms=-1, cleanup_policy="compact", key="model@version",
+        partitions=1, replication=replication, retention_ms=-1, cleanup_policy="compact", key="model@version",
         schema_="-", producers=["cli"], consumers=["processor"], config={"max.message.bytes": "16777216"})
     return specs
 
 
-def ensure_topics(settings: Settings, cfg: ProcessorConfig) -> None:
-    """Create or update every topic the processor reads or writes."""
+def ensure_topics(settings: Settings, cfg: ProcessorConfig, environment: str | None = None) -> ApplyReport:
+    """Create or update every topic the processor reads or writes (replication of ``environment``,
+    see :func:`inferwatch.contract.topics.resolve_environment`); return what was done."""
     from inferwatch.kafka.admin import apply_topics
 
-    apply_topics(settings, processor_specs(settings, cfg))
+    return apply_topics(settings, processor_specs(settings, cfg), environment=environment)

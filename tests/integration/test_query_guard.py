@@ -333,3 +333,26 @@ def test_direct_store_refuses_the_same(env: tuple[Store, Api, Canary]) -> None:
         store.query(f"SELECT * FROM file('{canary.file}', 'LineAsString')")
     with pytest.raises(ReadOnlyViolation, match="one statement"):
         store.query("SELECT 1; SELECT 2")
+
+
+def test_cli_sql_refuses_and_still_answers(tmp_path: Path) -> None:
+    """``inferwatch sql`` on an embedded store it opens itself (its own process: chDB allows one
+    store directory per process)."""
+    import os
+    import subprocess
+    import sys
+
+    secret = f"CANARY-{uuid.uuid4().hex}"
+    (tmp_path / "canary.txt").write_text(secret)
+    env = {**os.environ, "INFERWATCH_DATA_DIR": str(tmp_path / "data"), "INFERWATCH_API_PORT": "1",
+           "INFERWATCH_REPO_ROOT": str(ROOT)}
+    env.pop("INFERWATCH_CLICKHOUSE_URL", None)
+    cli = [sys.executable, "-c", "from inferwatch.cli.main import main; main()"]
+    subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True, timeout=120)
+    bad = subprocess.run([*cli, "sql", f"SELECT * FROM file('{tmp_path / 'canary.txt'}', 'LineAsString')"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and secret not in bad.stdout + bad.stderr
+    assert "file()" in bad.stderr and "refused" in bad.stderr
+    ok = subprocess.run([*cli, "sql", "SELECT count() AS n FROM predictions", "--format", "json"],
+                        env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and '{"n":0}' in ok.stdout, ok.stderr

@@ -45,10 +45,13 @@ Engine = Callable[[str, Mapping[str, str]], list[tuple[Any, ...]]]
 
 # Table functions that compute rows from their arguments alone. Everything else the engine lists in
 # system.table_functions (file, url, s3, remote, mysql, executable, python, merge, input, …) is refused.
-ALLOWED_TABLE_FUNCTIONS = frozenset({
-    "numbers", "numbers_mt", "zeros", "zeros_mt", "values", "generate_series", "generateseries",
-    "primes", "generaterandom", "view",
-})
+TABLE_FUNCTIONS_ALLOWED = (
+    "numbers", "numbers_mt", "zeros", "zeros_mt", "values", "generate_series", "generateSeries",
+    "primes", "generateRandom", "view",
+)
+ALLOWED_TABLE_FUNCTIONS = frozenset(n.lower() for n in TABLE_FUNCTIONS_ALLOWED)
+""":data:`TABLE_FUNCTIONS_ALLOWED` lower-cased: names are compared case-insensitively (a name that
+differs only in case resolves to the same function or to none)."""
 
 # system tables a user needs to explore the schema (and `inferwatch status` to size the tables).
 ALLOWED_SYSTEM_TABLES = frozenset({
@@ -433,7 +436,7 @@ class SqlGuard:
                 if name.lower() not in ALLOWED_TABLE_FUNCTIONS:
                     raise QueryRefused(
                         f"refused: table function {name}() is not allowed (it may read files, the network, "
-                        f"processes or other databases); allowed: {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}")
+                        f"processes or other databases); allowed: {', '.join(TABLE_FUNCTIONS_ALLOWED)}")
                 for k, v in value.items():
                     if k not in ("type", "name"):
                         self._node(v, k)

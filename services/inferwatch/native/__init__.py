@@ -11,11 +11,17 @@ install`` builds them in place):
 The C code is an accelerator only: every module has a Python twin, and a machine without a C
 compiler runs the twins (slower, same results). :func:`require_native` is what ``make install``
 and the tests use to insist on the compiled modules.
+
+This module is the one place that chooses between a compiled module and its twin: every caller asks
+:func:`load`. ``INFERWATCH_NATIVE=0`` (also ``off``, ``false``, ``python``) in the environment makes
+:func:`load` answer None for every module, so the whole process runs the pure-Python twins (to rule
+the accelerators out when chasing a bug, or to compare the two paths).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 
 MODULES: tuple[str, ...] = ("_decode", "_encode")
@@ -23,9 +29,20 @@ MODULES: tuple[str, ...] = ("_decode", "_encode")
 
 _loaded: dict[str, ModuleType | None] = {}
 
+#: Values of ``INFERWATCH_NATIVE`` that force the pure-Python twins.
+PYTHON_ONLY = frozenset({"0", "off", "false", "no", "python"})
+
+
+def forced_python() -> bool:
+    """Whether ``INFERWATCH_NATIVE`` forces the pure-Python twins."""
+    return os.environ.get("INFERWATCH_NATIVE", "").strip().lower() in PYTHON_ONLY
+
 
 def load(name: str) -> ModuleType | None:
-    """The compiled module ``name`` (e.g. ``"_decode"``), or None when it was not built."""
+    """The compiled module ``name`` (e.g. ``"_decode"``), or None when it was not built or
+    ``INFERWATCH_NATIVE=0`` forces the pure-Python twins."""
+    if forced_python():
+        return None
     if name not in _loaded:
         try:
             _loaded[name] = importlib.import_module(f"inferwatch.native.{name}")

@@ -55,6 +55,55 @@ def _replicas(s: Settings, topic: str) -> dict[int, tuple[list[int], list[int]]]
     return {p.id: (list(p.replicas), list(p.isrs)) for p in md.partitions.values()}
 
 
+def _six_free_ports() -> int:
+    """A port p such that p..p+5 are free now (``up --brokers 3`` uses p, p+2, p+4 and one above each)."""
+    import socket
+
+    from inferwatch.infra.kafka_native import free_port
+
+    for _ in range(50):
+        base = free_port()
+        try:
+            socks = []
+            for port in range(base, base + 6):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no six consecutive free ports")
+
+
+# First in the module, so it runs before the module's cluster starts (one 3-node cluster at a time).
+def test_inferwatch_up_brokers_3_starts_a_cluster_and_down_stops_it(tmp_path: Path) -> None:
+    from inferwatch.cli.main import app
+    from inferwatch.infra.kafka_native import NativeCluster
+
+    base = _six_free_ports()
+    env = {"INFERWATCH_KAFKA_BOOTSTRAP": f"127.0.0.1:{base}", "INFERWATCH_DATA_DIR": str(tmp_path),
+           "INFERWATCH_API_PORT": str(_six_free_ports())}
+    runner = CliRunner()
+    nodes = NativeCluster(tmp_path / f"kafka-cluster-{base}", [base, base + 2, base + 4], [base + 1, base + 3, base + 5])
+    try:
+        up = runner.invoke(app, ["up", "--brokers", "3"], env=env)
+        assert up.exit_code == 0, up.output
+        assert "environment cluster, 3 broker(s)" in up.output
+        assert nodes.running() == [1, 2, 3]
+        s = Settings(kafka_bootstrap=nodes.bootstrap)
+        assert sorted(admin_client(s).list_topics(timeout=30).brokers) == [1, 2, 3]
+        assert all(len(r) == 3 for r, _ in _replicas(s, s.predictions_topic).values())
+        down = runner.invoke(app, ["down"], env=env)
+        assert down.exit_code == 0, down.output
+        assert "stopping the native cluster" in down.output
+        assert nodes.running() == []
+    finally:
+        nodes.stop()
+
+
 def test_the_cluster_has_three_brokers_and_a_controller_quorum(cluster: Any) -> None:
     s = Settings(kafka_bootstrap=cluster.bootstrap)
     md = admin_client(s).list_topics(timeout=30)

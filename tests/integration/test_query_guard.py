@@ -356,3 +356,16 @@ def test_cli_sql_refuses_and_still_answers(tmp_path: Path) -> None:
     ok = subprocess.run([*cli, "sql", "SELECT count() AS n FROM predictions", "--format", "json"],
                         env=env, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and '{"n":0}' in ok.stdout, ok.stderr
+
+
+def test_a_hostile_saved_query_is_refused_too(env: tuple[Store, Api, Canary], tmp_path: Path) -> None:
+    """Saved queries are files anyone with the repository can edit: they pass the same guard."""
+    from inferwatch.store.saved import load
+
+    store, _, canary = env
+    (tmp_path / "leak.sql").write_text(
+        "-- reads a file\n-- @param p String = x  unused\n"
+        f"SELECT line FROM file('{canary.file}', 'LineAsString') WHERE {{p:String}} != ''\n")
+    q = load("leak", tmp_path)
+    with pytest.raises(ReadOnlyViolation, match="file"):
+        store.query(q.sql, q.bind({}))

@@ -56,7 +56,7 @@ def _replicas(s: Settings, topic: str) -> dict[int, tuple[list[int], list[int]]]
 
 
 def _six_free_ports() -> int:
-    """A port p such that p..p+5 are free now (``up --brokers 3`` uses p, p+2, p+4 and one above each)."""
+    """A port p such that p, p+10, p+20 and one above each are free now (what ``up --brokers 3`` uses)."""
     import socket
 
     from inferwatch.infra.kafka_native import free_port
@@ -65,7 +65,7 @@ def _six_free_ports() -> int:
         base = free_port()
         try:
             socks = []
-            for port in range(base, base + 6):
+            for port in (base, base + 1, base + 10, base + 11, base + 20, base + 21):
                 sock = socket.socket()
                 socks.append(sock)
                 sock.bind(("127.0.0.1", port))
@@ -81,13 +81,13 @@ def _six_free_ports() -> int:
 # First in the module, so it runs before the module's cluster starts (one 3-node cluster at a time).
 def test_inferwatch_up_brokers_3_starts_a_cluster_and_down_stops_it(tmp_path: Path) -> None:
     from inferwatch.cli.main import app
-    from inferwatch.infra.kafka_native import NativeCluster
+    from inferwatch.infra.kafka_native import NativeCluster, free_port
 
     base = _six_free_ports()
     env = {"INFERWATCH_KAFKA_BOOTSTRAP": f"127.0.0.1:{base}", "INFERWATCH_DATA_DIR": str(tmp_path),
-           "INFERWATCH_API_PORT": str(_six_free_ports())}
+           "INFERWATCH_API_PORT": str(free_port())}
     runner = CliRunner()
-    nodes = NativeCluster(tmp_path / f"kafka-cluster-{base}", [base, base + 2, base + 4], [base + 1, base + 3, base + 5])
+    nodes = NativeCluster(tmp_path / f"kafka-cluster-{base}", [base, base + 10, base + 20], [base + 1, base + 11, base + 21])
     try:
         up = runner.invoke(app, ["up", "--brokers", "3"], env=env)
         assert up.exit_code == 0, up.output

@@ -2,7 +2,7 @@
 
 * ``up`` starts the native Kafka broker on the configured bootstrap port (unless one answers),
   applies the topics and migrates the store; ``up --brokers 3`` starts a three-node KRaft cluster
-  instead (ports bootstrap, +2, +4; controllers one above each). ``down`` stops what ``run all``
+  instead (ports bootstrap, +10, +20; controllers one above each). ``down`` stops what ``run all``
   and ``up`` started.
 * ``run all`` runs processor, sink (+API) and alerter as child processes in the foreground, with
   pid files and logs under ``<data_dir>/run``; Ctrl-C stops them all.
@@ -55,13 +55,17 @@ def _local_port(s: Settings) -> int:
     return int(port)
 
 
+_NODE_STRIDE = 10
+
+
 def _cluster_dir(s: Settings, port: int) -> Path:
     return Path(s.data_dir) / f"kafka-cluster-{port}"
 
 
 def _cluster_for(s: Settings, brokers: int | None = None) -> Any:
-    """The native cluster whose first node serves the bootstrap port: node i on port + 2(i-1),
-    its controller one above. ``brokers=None``: the cluster already in the data dir, if any."""
+    """The native cluster whose first node serves the bootstrap port: node i on port + 10(i-1),
+    its controller one above (a stride of 10 keeps 9094, the alerter's default port, free).
+    ``brokers=None``: the cluster already in the data dir, if any."""
     from inferwatch.infra.kafka_native import NativeCluster
 
     port = _local_port(s)
@@ -70,7 +74,7 @@ def _cluster_for(s: Settings, brokers: int | None = None) -> Any:
         brokers = len(list(directory.glob("node-*"))) if directory.is_dir() else 0
         if brokers == 0:
             return None
-    ports = [port + 2 * i for i in range(brokers)]
+    ports = [port + _NODE_STRIDE * i for i in range(brokers)]
     return NativeCluster(directory, ports, [p + 1 for p in ports])
 
 

@@ -1,4 +1,4 @@
-"""Real Kafka for the tests, in DESIGN.md's order of preference.
+"""Real Kafka for the tests, in this order of preference:
 
 1. ``INFERWATCH_KAFKA_BOOTSTRAP`` if set (it must answer);
 2. testcontainers, where a Docker engine answers;

@@ -1,4 +1,5 @@
-"""A simulated model fleet that replays DESIGN.md's incidents against a healthy control.
+"""A simulated model fleet that replays the four production incidents Inferwatch is built to catch
+(docs/demo.md) against a healthy control.
 
 Pure and deterministic (seeded): :func:`generate` yields :class:`SimEvent` records in simulated
 event time. The driver (``demo/driver.py``) sends them through the real SDK, so the demo

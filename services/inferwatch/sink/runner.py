@@ -1,6 +1,6 @@
 """The sink: every topic -> ClickHouse tables, at-least-once made exactly-once at the store.
 
-Commit order (DESIGN.md), per write job (one topic-partition's messages buffered when a batch
+Commit order (see docs/architecture.md), per write job (one topic-partition's messages buffered when a batch
 became due):
 
 1. decode the messages into rows and dead letters;

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from pydantic import ValidationError
 
@@ -64,6 +64,8 @@ _MAX_DEPTH = 16
 def any_value(v: AnyValue, depth: int = 0) -> Any:
     """The Python value of an OTLP ``AnyValue`` (arrays as lists, kvlists as dicts, bytes as bytes)."""
     kind = v.WhichOneof("value")
+    if kind == "string_value":  # most attributes: first, one comparison
+        return v.string_value
     if kind is None:
         return None
     if kind in ("array_value", "kvlist_value"):
@@ -77,11 +79,7 @@ def any_value(v: AnyValue, depth: int = 0) -> Any:
 
 def attributes(kvs: Any) -> Attrs:
     """A dict of a repeated ``KeyValue`` field (a later duplicate key wins)."""
-    out: Attrs = {}
-    for kv in kvs:
-        assert isinstance(kv, KeyValue)
-        out[kv.key] = any_value(kv.value)
-    return out
+    return {kv.key: any_value(kv.value) for kv in kvs}
 
 
 def is_model_call(attrs: Mapping[str, Any]) -> bool:
@@ -123,14 +121,16 @@ class SpanMapper:
         if not is_model_call(attrs):
             return None
         m = self.mapping
-        if len(span.trace_id) != 16 or len(span.span_id) != 8:
+        trace_id, span_id = span.trace_id, span.span_id  # each read of a bytes field makes a new object
+        if len(trace_id) != 16 or len(span_id) != 8:
             raise Unmappable("a span needs a 16-byte trace id and an 8-byte span id", "span_id")
+        trace_hex, span_hex = trace_id.hex(), span_id.hex()
         ev: dict[str, Any] = {
             "schema_version": "prediction.v1",
-            "event_id": event_id(span.trace_id, span.span_id),
+            "event_id": f"otlp-{trace_hex}{span_hex}",  # = event_id(trace_id, span_id)
         }
         pid = _first(attrs, resource, m.prediction_id)
-        ev["prediction_id"] = str(pid) if pid is not None else f"{hex_id(span.trace_id)}-{hex_id(span.span_id)}"
+        ev["prediction_id"] = str(pid) if pid is not None else f"{trace_hex}-{span_hex}"
         end, start = span.end_time_unix_nano, span.start_time_unix_nano
         if not end and not start:
             raise Unmappable("the span has neither a start nor an end time", "ts")
@@ -158,7 +158,7 @@ class SpanMapper:
             ev["segment"] = seg
         if llm:
             ev["llm"] = llm
-        ev["tags"] = {"otel.trace_id": hex_id(span.trace_id), "otel.span_id": hex_id(span.span_id)}
+        ev["tags"] = {"otel.trace_id": trace_hex, "otel.span_id": span_hex}
         try:
             PredictionV1.model_validate(ev)
         except ValidationError as exc:

@@ -14,7 +14,7 @@ it, changing its type or making an optional field required needs a v2 event and 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -43,6 +43,11 @@ or missing (null). There is no separate integer branch: ``1`` and ``1.0`` are th
 every hop, and an integer beyond 64 bits is a (finite) double, not a refusal."""
 
 
+def _one_of_set(*fields: str) -> dict[str, Any]:
+    """The JSON Schema of a model validator "at least one of ``fields`` is set (not null)"."""
+    return {"anyOf": [{"required": [f], "properties": {f: {"not": {"type": "null"}}}} for f in fields]}
+
+
 class _Event(BaseModel):
     """Base of every event: consumers ignore unknown fields (the v1 compatibility rule)."""
 
@@ -51,6 +56,8 @@ class _Event(BaseModel):
 
 class Outputs(_Event):
     """What the model answered: a label, a score, class probabilities, or a regression value."""
+
+    model_config = ConfigDict(json_schema_extra=_one_of_set("label", "score", "probabilities", "value"))
 
     label: ShortText | None = Field(None, description="Predicted class label (classifiers).")
     score: FiniteFloat | None = Field(None, description="Score or confidence of the predicted label.")
@@ -102,6 +109,8 @@ class LineageRef(_Event):
 class PredictionV1(_Event):
     """One prediction made by a model in production (topic ``inferwatch.predictions``)."""
 
+    model_config = ConfigDict(json_schema_extra=_one_of_set("outputs", "error"))
+
     schema_version: Literal["prediction.v1"] = "prediction.v1"
     event_id: EventId
     prediction_id: PredictionId
@@ -127,6 +136,8 @@ class PredictionV1(_Event):
 
 class FeedbackV1(_Event):
     """Ground truth for an earlier prediction (topic ``inferwatch.feedback``), possibly days later."""
+
+    model_config = ConfigDict(json_schema_extra=_one_of_set("label", "value"))
 
     schema_version: Literal["feedback.v1"] = "feedback.v1"
     event_id: EventId
@@ -170,8 +181,15 @@ class MetricSnapshotV1(_Event):
     """Metrics of one model version, whole or one segment value, over one window (``inferwatch.metrics``).
 
     ``segment_key``/``segment_value`` are both null for the whole version. Metric names are
-    listed in ``schemas/METRICS.md``.
+    listed in ``schemas/METRICS.md``. (``window_end > window_start`` is beyond JSON Schema: only the
+    model checks it.)
     """
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["segment_key", "segment_value"],
+         "properties": {"segment_key": {"not": {"type": "null"}}, "segment_value": {"not": {"type": "null"}}}},
+        {"properties": {"segment_key": {"type": "null"}, "segment_value": {"type": "null"}}},
+    ]})
 
     schema_version: Literal["metric_snapshot.v1"] = "metric_snapshot.v1"
     event_id: EventId

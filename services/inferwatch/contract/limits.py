@@ -72,7 +72,10 @@ FLOAT_MAX: Final = sys.float_info.max
 """Floats are finite doubles: |x| <= FLOAT_MAX (``1e400`` and NaN/Infinity are refused)."""
 
 # -- metric snapshots and alerts (events our own services write) ----------------------------------
-METRIC_NAME_MAX: Final = 256
+METRIC_NAME_MAX: Final = 64 + SHORT_TEXT_MAX
+"""A metric name is a prefix of under 64 characters and a feature name, model name or label
+(``output.class_share.<label>``: a 256-character label, valid in a prediction, made a 275-character
+metric name that the snapshot refused, and the processor crashed on the valid event)."""
 MAX_TOP_SEGMENTS: Final = 100
 WINDOW_S_MAX: Final = 86400
 FINGERPRINT_MAX: Final = 64

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from inferwatch.contract.errors import ContractError, UnknownSchemaError
 from inferwatch.contract.events import EVENT_MODELS, _Event
@@ -42,8 +43,8 @@ def validate(schema: str, data: dict[str, Any] | bytes | str) -> _Event:
         raise UnknownSchemaError(f"unknown schema {schema!r}; known: {sorted(EVENT_MODELS)}")
     if isinstance(data, bytes | str):
         try:
-            data = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
+            data = parse_json(data)
+        except ValueError as exc:
             raise ContractError(schema, "", "json", f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ContractError(schema, "", "type", "an event must be a JSON object")
@@ -52,6 +53,17 @@ def validate(schema: str, data: dict[str, Any] | bytes | str) -> _Event:
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         raise ContractError(schema, _path(tuple(err["loc"])), err["type"], err["msg"]) from None
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """The wire's JSON: strict RFC 8259 (no NaN/Infinity, no lone surrogates, no BOM), numbers of
+    any size, and the last of duplicate keys wins — everywhere, before any field is validated.
+
+    (pydantic's own JSON mode takes ``NaN``, and validates a map's entries while it parses them,
+    so ``{"a": [1], "a": 2}`` failed on the first one in a map but not among an event's fields.)
+    Raises ``ValueError`` with the parser's message.
+    """
+    return from_json(raw, allow_inf_nan=False)
 
 
 def validate_any(data: dict[str, Any] | bytes | str) -> _Event:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from inferwatch.contract.events import EVENT_MODELS, _Event
 from inferwatch.contract.structs import STRUCTS, bad_names
-from inferwatch.contract.validate import _path
+from inferwatch.contract.validate import _path, parse_json
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,16 @@ def decode(schema: str, raw: bytes | None) -> _Event | Rejected:
         return Rejected("empty message (null value)")
     model = EVENT_MODELS[schema]
     try:
-        return model.model_validate_json(raw, strict=True)  # wire types are strict (see contract.validate)
+        doc = parse_json(raw)  # the contract's JSON rules (see contract.validate.parse_json)
+    except ValueError as exc:
+        return Rejected(f"not valid JSON: {exc}")
+    if not isinstance(doc, dict):
+        return Rejected("an event must be a JSON object")
+    try:
+        return model.model_validate(doc, strict=True)  # wire types are strict (see contract.validate)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         path = _path(tuple(err["loc"]))
-        if err["type"] == "json_invalid":
-            return Rejected(f"not valid JSON: {err['msg']}")
-        if err["type"] == "model_type":
-            return Rejected("an event must be a JSON object")
         return Rejected(f"{schema}: {path or '<event>'}: {err['msg']} ({err['type']})", path or None)
 
 

@@ -202,7 +202,11 @@ class OtlpReceiver:
                     spans += 1
                     try:
                         ev = self.mapper.map(span, resource)
-                    except Unmappable as exc:
+                    except Exception as exc:  # noqa: BLE001 - bad input never crashes the receiver
+                        if not isinstance(exc, Unmappable):
+                            # a span this mapping did not foresee: dead-lettered like any unmappable one
+                            log.warning("inferwatch otlp: unexpected error mapping a span: %r", exc)
+                            exc = Unmappable(f"cannot map the span: {type(exc).__name__}: {exc}"[:1000])
                         rejected += 1
                         if len(reasons) < _MAX_REASONS:
                             reasons.append(f"span {hex_id(span.span_id) or '?'}: {exc.reason}"[:500])

@@ -123,3 +123,16 @@ def test_every_route_is_documented(client: TestClient) -> None:
     routes = served(client.app)  # type: ignore[arg-type]
     assert "POST /v1/traces" in routes
     assert routes == documented("OTLP"), routes ^ documented("OTLP")
+
+
+def test_an_unforeseen_mapping_error_is_a_dead_letter_not_a_500(client: TestClient, receiver: OtlpReceiver,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(span: object, resource: object) -> None:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(receiver.mapper, "map", broken)  # a fault injected into the mapper, not a stand-in
+    r = client.post("/v1/traces", content=request_of(("chat", GENAI_CHAT)).SerializeToString(), headers=PB)
+    assert r.status_code == 200
+    resp = ExportTraceServiceResponse.FromString(r.content)
+    assert resp.partial_success.rejected_spans == 1 and "KeyError" in resp.partial_success.error_message
+    assert receiver.c.snapshot()["deadlettered"] == 1

@@ -136,3 +136,24 @@ def test_an_unforeseen_mapping_error_is_a_dead_letter_not_a_500(client: TestClie
     resp = ExportTraceServiceResponse.FromString(r.content)
     assert resp.partial_success.rejected_spans == 1 and "KeyError" in resp.partial_success.error_message
     assert receiver.c.snapshot()["deadlettered"] == 1
+
+
+def test_kafka_down_with_room_in_the_spool_accepts_at_once_and_spools(tmp_path: Path) -> None:
+    rec = OtlpReceiver(_settings(tmp_path), spool_dir=tmp_path / "spool", close_timeout_s=0.5,
+                       producer_config={"message.timeout.ms": 1000})
+    try:
+        client = TestClient(create_otlp_app(_settings(tmp_path), rec))
+        deadline = time.monotonic() + 20
+        while not rec.transport.health.down and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert rec.transport.health.down
+        body = request_of(*[("chat", GENAI_CHAT)] * 20).SerializeToString()
+        t0 = time.monotonic()
+        r = client.post("/v1/traces", content=body, headers=PB)
+        assert r.status_code == 200 and time.monotonic() - t0 < 2.0  # never waits for Kafka
+        while rec.transport.stats()["transport_spooled"] < 20 and time.monotonic() < deadline + 10:
+            time.sleep(0.1)  # the delivery times out after 1 s: the events go to the spool, not lost
+        assert rec.transport.stats()["transport_spooled"] == 20
+        assert client.get("/healthz").status_code == 200  # still taking batches
+    finally:
+        rec.close()

@@ -203,6 +203,8 @@ def _describe(series: Sequence[Series], what: str) -> str:
     """A sentence per chart for screen readers: the peak of each series and when."""
     parts = []
     for s in series[:8]:
+        if not s.points:
+            continue
         t, v = max(s.points, key=lambda p: p[1])
         parts.append(f"{s.name} peaks at {fmt_num(v)} at {fmt_time(t)}")
     return f"{what}. " + "; ".join(parts) + "." if parts else f"{what}: no data."

@@ -170,7 +170,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], caption: str
     for r in rows:
         cells = []
         for j, v in enumerate(r):
-            text = fmt_num(v) if numeric and isinstance(v, int | float) and not isinstance(v, bool) else v
+            text = fmt_num(v) if v is None or numeric and isinstance(v, int | float) and not isinstance(v, bool) else v
             tag = f'<th scope="row">{esc(text)}</th>' if j == 0 else f"<td>{esc(text)}</td>"
             cells.append(tag)
         body.append("<tr>" + "".join(cells) + "</tr>")

@@ -41,6 +41,8 @@ EventId = Annotated[str, Meta(min_length=1, max_length=L.EVENT_ID_MAX)]
 PredictionId = Annotated[str, Meta(min_length=1, max_length=L.PREDICTION_ID_MAX)]
 TimestampMs = Annotated[int, Meta(ge=L.TS_MIN_MS, le=L.TS_MAX_MS)]
 # Lengths of names; their alphabet is checked by bad_names()/name_error() (see the module docstring).
+# Map keys (inputs, segment, tags) are plain ``str``: a constrained key type costs msgspec ~40 ns a
+# key (0.8 µs on a 20-feature event), and the batch name check already bounds their length.
 NameLen = Annotated[str, Meta(min_length=1, max_length=L.NAME_MAX)]
 VersionLen = Annotated[str, Meta(min_length=1, max_length=L.VERSION_MAX)]
 Feature = Finite | bool | Short | None
@@ -98,13 +100,13 @@ class PredictionV1(msgspec.Struct, frozen=True, gc=False):
     schema_version: Literal["prediction.v1"] = "prediction.v1"
     latency_ms: Annotated[float, Meta(ge=0.0, le=L.FLOAT_MAX)] | None = None
     error: Annotated[str, Meta(max_length=L.ERROR_MAX)] | None = None
-    inputs: Annotated[dict[NameLen, Feature], Meta(max_length=L.MAX_INPUTS)] = {}
+    inputs: Annotated[dict[str, Feature], Meta(max_length=L.MAX_INPUTS)] = {}
     outputs: Outputs | None = None
-    segment: Annotated[dict[NameLen, Short], Meta(max_length=L.MAX_SEGMENT)] = {}
+    segment: Annotated[dict[str, Short], Meta(max_length=L.MAX_SEGMENT)] = {}
     embedding: Annotated[list[Finite], Meta(min_length=1, max_length=L.MAX_EMBEDDING)] | None = None
     llm: LLMBlock | None = None
     lineage: Annotated[list[LineageRef], Meta(max_length=L.MAX_LINEAGE)] | None = None
-    tags: Annotated[dict[NameLen, Short], Meta(max_length=L.MAX_TAGS)] = {}
+    tags: Annotated[dict[str, Short], Meta(max_length=L.MAX_TAGS)] = {}
 
     def __post_init__(self) -> None:
         if self.outputs is None and self.error is None:
@@ -122,7 +124,7 @@ class FeedbackV1(msgspec.Struct, frozen=True, gc=False):
     model_version: VersionLen | None = None
     label: Short | None = None
     value: Finite | None = None
-    tags: Annotated[dict[NameLen, Short], Meta(max_length=L.MAX_TAGS)] = {}
+    tags: Annotated[dict[str, Short], Meta(max_length=L.MAX_TAGS)] = {}
 
     def __post_init__(self) -> None:
         if self.label is None and self.value is None:

@@ -135,9 +135,11 @@ class InferenceLogger:
             return _new_transport(conf, topics, root, spool_max_bytes, spool_fsync, replay_config(conf, replay_timeout_ms))
 
         self._lane = shared.attach(key, make, self._ids.prefix, close_timeout_s)
-        # The finalizer (release the lane when the logger goes, or at exit) comes first, so a
-        # failure further down never leaves the shared transport with a lane nobody releases.
-        self._finalizer = weakref.finalize(self, shared.release, self._lane, close_timeout_s)
+        # The finalizer (release the lane when the logger is collected) comes first, so a failure
+        # further down never leaves the shared transport with a lane nobody releases. At exit the
+        # transports are closed by inferwatch.sdk.shared's atexit hook, not by the finalizers.
+        self._finalizer = weakref.finalize(self, shared.release_later, self._lane, close_timeout_s)
+        self._finalizer.atexit = False
         self._transport = self._lane.t
         self._c = self._lane.c
         # Bound for the hot path: no attribute chains per call.

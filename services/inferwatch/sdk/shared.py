@@ -11,8 +11,9 @@ Life cycle:
   * :func:`release` detaches a lane; the last one out flushes and closes the transport (with that
     logger's ``close_timeout_s``). A logger created while its transport is closing waits for the
     close to finish, then starts a fresh one, which takes over the same spool directory.
-  * At interpreter exit each logger's finalizer releases its lane, so the last one closes the
-    transport; an ``atexit`` hook closes whatever is left.
+  * A logger that is garbage-collected has its lane released by the transport's delivery thread
+    (:meth:`~inferwatch.sdk.transport.Transport.release_later`: a finalizer must not take locks).
+    At interpreter exit an ``atexit`` hook closes every transport left.
   * ``fork``: the child starts with an empty registry (the parent's producers and threads do not
     exist there; the parent keeps owning them), so loggers created in the child get their own
     transport. Transports inherited by the child are never flushed or closed by it.
@@ -54,6 +55,7 @@ def attach(key: Key, make: Callable[[], Transport], prefix: str, close_timeout_s
                 if t is None:
                     t = make()
                     t.key = key
+                    t.release_fn = release
                     _transports[key] = t
                 return t.attach(prefix, close_timeout_s)
         # The previous transport for these settings is closing (its last logger left): wait, so
@@ -82,6 +84,12 @@ def release(lane: Lane, timeout_s: float) -> None:
         with _lock:
             _closing.pop(t.key, None)
         done.set()
+
+
+def release_later(lane: Lane, timeout_s: float) -> None:
+    """The finalizer of a logger: hand its lane to the delivery thread (no lock taken here)."""
+    if lane.t.pid == os.getpid():
+        lane.t.release_later(lane, timeout_s)
 
 
 def transports() -> list[Transport]:

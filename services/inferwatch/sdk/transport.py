@@ -45,6 +45,8 @@ import logging
 import os
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +124,14 @@ class Transport:
         self.c = Counters()  # the transport's totals: every lane's failures plus unattributed ones
         self.pid = os.getpid()
         self.key: Any = None  # set by inferwatch.sdk.shared
+        # shared.release, set by inferwatch.sdk.shared: the delivery thread hands it the lanes of
+        # garbage-collected loggers (see release_later).
+        self.release_fn: Callable[[Lane, float], None] | None = None
+        self._released: deque[tuple[Lane, float]] = deque()
         self.closed = False
+        self._close_lock = threading.Lock()
+        self._close_started = False
+        self._close_done = threading.Event()
         self._lanes: dict[bytes, Lane] = {}
         self._retired: dict[bytes, Lane] = {}  # insertion order: the oldest are forgotten first
         self._lanes_lock = threading.Lock()
@@ -183,7 +192,24 @@ class Transport:
     def close_timeout_s(self) -> float:
         """The longest ``close_timeout_s`` of the attached loggers (for a close at exit)."""
         with self._lanes_lock:
-            return max((ln.close_timeout_s for ln in self._lanes.values()), default=5.0)
+            lanes = list(self._lanes.values())
+        return max((ln.close_timeout_s for ln in lanes), default=5.0)
+
+    def release_later(self, lane: Lane, timeout_s: float) -> None:
+        """Release ``lane`` from the delivery thread (within ≈ 0.1 s), not from the caller's.
+
+        For the finalizer of a garbage-collected logger: the cyclic GC runs it inside whatever
+        the thread was allocating for, possibly while that thread holds one of the SDK's locks,
+        so the finalizer only appends to a deque (no lock) and the delivery thread does the rest.
+        At interpreter exit the ``atexit`` hook of :mod:`inferwatch.sdk.shared` closes the
+        transports instead.
+        """
+        self._released.append((lane, timeout_s))
+
+    def _release_pending(self) -> None:
+        while self._released and self.release_fn is not None:
+            lane, timeout_s = self._released.popleft()
+            self.release_fn(lane, timeout_s)
 
     def _lane_of(self, value: bytes) -> Lane | None:
         i = value.find(_EVENT_ID, 0, 96)
@@ -270,6 +296,9 @@ class Transport:
         poll = self.producer.poll
         seen = -1
         while not self._closed.is_set():
+            if self._released:
+                self._release_pending()  # may close this transport (its last logger was collected)
+                continue
             if self.health.probe_due():
                 self._probe()
             if self.hot_poll and self._hot_polls != seen:
@@ -346,8 +375,19 @@ class Transport:
 
         A no-op in a forked child: the producer's threads live in the parent, which owns it.
         """
-        if self._closed.is_set() or os.getpid() != self.pid:
+        if os.getpid() != self.pid:
             return
+        with self._close_lock:
+            started, self._close_started = self._close_started, True
+        if started:  # another thread closes it (the delivery thread, at exit): wait for that
+            self._close_done.wait(timeout_s + 5.0)
+            return
+        try:
+            self._close(timeout_s)
+        finally:
+            self._close_done.set()
+
+    def _close(self, timeout_s: float) -> None:
         self.health.closing = True
         deadline = time.monotonic() + timeout_s
         self.producer.flush(max(0.0, timeout_s))
@@ -361,7 +401,8 @@ class Transport:
         self.closed = True
         if self._replayer is not None:
             self._replayer.stop(max(0.5, deadline - time.monotonic()))
-        self._poller.join(timeout=2.0)
+        if threading.current_thread() is not self._poller:
+            self._poller.join(timeout=2.0)
         self.producer.poll(0)
         if self.spool is not None:
             self.spool.close()

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -107,12 +108,47 @@ def test_close_of_one_logger_leaves_the_others_the_last_closes(port: int, tmp_pa
     again.close(0.2)
 
 
+def _wait_for(cond: Any, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(cond())
+
+
 def test_a_garbage_collected_logger_releases_its_lane(port: int, tmp_path: Path) -> None:
     keep = _logger(port, tmp_path / "sp")
     gone = _logger(port, tmp_path / "sp", "other")
     assert keep.stats()["transport_loggers"] == 2
     del gone
-    assert keep.stats()["transport_loggers"] == 1
+    assert _wait_for(lambda: keep.stats()["transport_loggers"] == 1)  # by the delivery thread
+    keep.close(0.2)
+
+
+def test_the_last_collected_logger_closes_the_transport(port: int, tmp_path: Path) -> None:
+    lg = _logger(port, tmp_path / "sp")
+    t = lg._transport
+    del lg
+    assert _wait_for(lambda: t.closed) and t not in shared.transports()
+
+
+def test_a_finalizer_run_while_the_thread_holds_the_registry_lock_does_not_deadlock(
+    port: int, tmp_path: Path
+) -> None:
+    """The cyclic GC runs finalizers inside any allocation, also inside the SDK's own critical
+    sections; a finalizer that took the registry's lock there would wait for itself forever."""
+    keep = _logger(port, tmp_path / "sp")
+    lg = _logger(port, tmp_path / "sp", "other")
+    fin = lg._finalizer
+    done = threading.Event()
+
+    def collect_inside_critical_section() -> None:
+        with shared._lock:  # as if the GC ran while this thread was inside shared.attach()
+            fin()
+        done.set()
+
+    threading.Thread(target=collect_inside_critical_section, daemon=True).start()
+    assert done.wait(5.0), "the finalizer deadlocked on the registry lock"
+    assert _wait_for(lambda: keep.stats()["transport_loggers"] == 1)
     keep.close(0.2)
 
 

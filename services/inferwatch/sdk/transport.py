@@ -209,7 +209,10 @@ class Transport:
     def _release_pending(self) -> None:
         while self._released and self.release_fn is not None:
             lane, timeout_s = self._released.popleft()
-            self.release_fn(lane, timeout_s)
+            try:
+                self.release_fn(lane, timeout_s)
+            except Exception:  # the delivery thread must survive whatever a close runs into
+                log.exception("inferwatch: releasing a collected logger failed")
 
     def _lane_of(self, value: bytes) -> Lane | None:
         i = value.find(_EVENT_ID, 0, 96)

@@ -98,8 +98,9 @@ def load_fleet_history(store: Store, cfg: FleetConfig, hostile: bool = True, win
             snaps.extend(out.snapshots)
             pb = batch.process(schema, topic, 0, [batch.RawMessage(o0 + j, None, v) for j, v in enumerate(vals)])
             if pb.dead_letters:
-                dl = columns.deadletter(pb.dead_letters, columns.Kafka("inferwatch.deadletter", 0,
-                                                                      [m.source_offset or 0 for m in pb.dead_letters]))
+                # Dead-lettered "now" in simulated time, like everything else in the history.
+                dls = [d.model_copy(update={"ts": stats.start_ms}) for d in pb.dead_letters]
+                dl = columns.deadletter(dls, columns.Kafka("inferwatch.deadletter", 0, [d.source_offset or 0 for d in dls]))
                 add("deadletter", store.insert("deadletter", dl))
             if pb.rows is not None:
                 add(pb.table, store.insert(pb.table, pb.rows, dedup_token=pb.dedup_token))

@@ -64,8 +64,9 @@ def send_fleet(
         for ev in generate(cfg):
             lg = loggers.get((ev.model, ev.model_version))
             if lg is None:
-                lg = InferenceLogger(ev.model, ev.model_version, settings=settings,
-                                     spool_dir=spool_dir / f"{ev.model}-{ev.model_version}" if spool_dir else None)
+                # one spool for the whole fleet: loggers with the same settings share one transport
+                # (one producer, one spool whose records carry their model), as a multi-model server's do
+                lg = InferenceLogger(ev.model, ev.model_version, settings=settings, spool_dir=spool_dir)
                 loggers[(ev.model, ev.model_version)] = lg
             if ev.kind == "prediction":
                 lg.prediction(prediction_id=ev.prediction_id, ts_ms=ev.ts_ms, **ev.args)

@@ -35,7 +35,27 @@ $(NATIVE): $(STAMP) $(NATIVE_SRC) setup.py
 	@$(PY) -c "import inferwatch.native as n; n.require_native()"
 	@touch $(NATIVE)
 
-install: system-deps $(STAMP) $(NATIVE) ## Create .venv and install Inferwatch with the platform and dev extras (C accelerators included)
+# The TypeScript SDK (sdks/typescript): Node.js from the Debian packages when the machine lacks it,
+# then npm ci, which builds node-rdkafka's bundled librdkafka with node-gyp against the local Node
+# headers (npm_config_nodedir: no header download) and the package (ESM + CommonJS). A few minutes
+# the first time; redone only when the lock file changes. The build is redone when a source or the
+# event contract's schemas change.
+TS_SDK   := sdks/typescript
+TS_STAMP := $(TS_SDK)/node_modules/.installed-stamp
+TS_BUILD := $(TS_SDK)/dist/.built-stamp
+$(TS_STAMP): $(TS_SDK)/package.json $(TS_SDK)/package-lock.json
+	@command -v node >/dev/null 2>&1 || { echo "==> installing Node.js (nodejs, npm) with apt-get"; \
+	  S=""; [ "$$(id -u)" -eq 0 ] || S=sudo; $$S apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq nodejs npm libnode-dev >/dev/null; }
+	@echo "==> npm ci in $(TS_SDK) (node-rdkafka builds librdkafka: a few minutes the first time)"
+	@cd $(TS_SDK) && npm_config_nodedir="$${npm_config_nodedir:-$$(node -p 'require("path").resolve(process.execPath, "../..")')}" \
+	  npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+$(TS_BUILD): $(TS_STAMP) $(wildcard $(TS_SDK)/src/*.ts $(TS_SDK)/scripts/*.mjs schemas/events/*.json schemas/topics/*.yaml)
+	@cd $(TS_SDK) && npm run -s build
+	@touch $@
+
+install: system-deps $(STAMP) $(NATIVE) $(TS_BUILD) ## Create .venv and install Inferwatch with the platform and dev extras (C accelerators included), and build the TypeScript SDK
 
 schemas: $(STAMP) ## Regenerate schemas/events/*.json and the C header native/contract_limits.h from the contract
 	$(PY) -m inferwatch.contract.jsonschema_gen

@@ -69,6 +69,7 @@ export class KafkaTransport implements Transport {
   private counts = { logged: 0, delivered: 0, failed: 0, spooled: 0, dropped: 0, replayed: 0 };
   private replaying = false;
   private replayTimer: NodeJS.Timeout | null = null;
+  private connectTimer: NodeJS.Timeout | null = null;
   private lastError = "";
 
   constructor(opts: {
@@ -87,29 +88,43 @@ export class KafkaTransport implements Transport {
     };
     this.spool = opts.spoolDir ? new Spool(opts.spoolDir, opts.spoolMaxBytes) : null;
     this.producer = new Kafka.Producer(this.config, {});
-    this.producer.setPollInterval(POLL_INTERVAL_MS);
     this.producer.on("delivery-report", (err: Error | null, report: { opaque?: Pending }) => this.onDelivery(err, report));
     this.producer.on("event.error", (err: Error) => {
       this.lastError = err.message;
     });
     this.producer.on("ready", () => {
       this.ready = true;
+      this.producer.setPollInterval(POLL_INTERVAL_MS);
       const waiting = this.pending;
       this.pending = [];
       for (const p of waiting) this.produce(p);
       this.scheduleReplay(0);
     });
-    this.producer.connect({}, (err: Error | null) => {
-      if (err) this.lastError = err.message;
-    });
-    // The producer's poll timer keeps the event loop alive; close() stops it. Unref'd so a
-    // process that never closes its logger can still exit.
-    this.unrefTimers();
+    this.connect();
   }
 
-  private unrefTimers(): void {
-    const t = this.producer._pollInterval;
-    if (t && typeof t.unref === "function") t.unref();
+  /**
+   * Connect (node-rdkafka produces only once it has the cluster's metadata). A broker away at
+   * start fails the attempt after `message.timeout.ms`: the events waiting meanwhile are then
+   * treated as librdkafka treats queued events at that timeout -- spooled, or dropped without a
+   * spool -- and the next attempt starts a second later.
+   */
+  private connect(): void {
+    if (this.closed) return;
+    const timeout = Number(this.config["message.timeout.ms"] ?? 30_000);
+    this.producer.connect({ timeout }, (err: Error | null) => {
+      if (!err || this.closed) return;
+      this.lastError = err.message;
+      const waiting = this.pending;
+      this.pending = [];
+      this.counts.failed += waiting.length;
+      for (const p of waiting) this.spoolOrDrop(p);
+      this.connectTimer = setTimeout(() => {
+        this.connectTimer = null;
+        this.connect();
+      }, 1000);
+      this.connectTimer.unref();
+    });
   }
 
   send(kind: EventKind, key: Buffer, payload: Buffer): void {
@@ -236,15 +251,18 @@ export class KafkaTransport implements Transport {
     await this.flush(timeoutMs);
     this.closed = true;
     if (this.replayTimer !== null) clearTimeout(this.replayTimer);
+    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
     for (const p of this.pending) this.spoolOrDrop(p);
     this.pending = [];
-    await new Promise<void>((res) => {
-      try {
-        this.producer.disconnect(1000, () => res());
-      } catch {
-        res();
-      }
-    });
+    if (this.producer.isConnected()) {
+      await new Promise<void>((res) => {
+        try {
+          this.producer.disconnect(1000, () => res());
+        } catch {
+          res();
+        }
+      });
+    }
     this.spool?.close();
   }
 

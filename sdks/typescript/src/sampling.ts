@@ -3,7 +3,7 @@
  * (`inferwatch.sdk.sampling`): the same id and rate give the same decision in both SDKs, so feedback
  * logged by a Python process is kept exactly when a TypeScript process kept its prediction.
  */
-import { crc32 } from "node:zlib";
+import { crc32 } from "./crc32.js";
 
 const SPACE = 2 ** 32;
 

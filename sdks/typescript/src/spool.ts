@@ -24,7 +24,7 @@ import {
   writeFileSync, writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { crc32 } from "node:zlib";
+import { crc32 } from "./crc32.js";
 import type { EventKind } from "./transport.js";
 
 const MAGIC = Buffer.from("IWS1");

@@ -150,3 +150,13 @@ test("a backslash before 'ud800' in a text is not a surrogate", () => {
   assert.equal(events()[0].outputs.label, "C:\\ud800");
   assert.throws(() => log.prediction({ outputs: { label: "a\\\ud83d" } }), /surrogates not allowed/);
 });
+
+test("CRC-32: the JavaScript twin (Node 18) equals node:zlib's and Python's", async () => {
+  const { crc32, crc32Fallback } = await import("../dist/esm/crc32.js");
+  // zlib.crc32(b"abc") and zlib.crc32("Zürich 🌍".encode()) in Python
+  assert.equal(crc32("abc"), 891568578);
+  assert.equal(crc32Fallback(Buffer.from("abc")), 891568578);
+  const s = Buffer.from("Zürich 🌍");
+  assert.equal(crc32Fallback(s), 4224135420);
+  assert.equal(crc32(s), 4224135420);
+});

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import base64
 
+from inferwatch.contract.limits import REASON_MAX as _REASON_MAX  # DeadletterV1.reason's max_length
+
 MAX_PAYLOAD_BYTES = 512 * 1024
 """Largest payload kept whole: its base64 (~700 kB) and the rest of the dead letter stay well under
 the producer's default ``message.max.bytes`` (1,000,000) and the broker's default record limit."""
-_REASON_MAX = 4096  # DeadletterV1.reason's max_length
 
 
 def payload_fields(value: bytes | None, reason: str) -> tuple[str, str]:

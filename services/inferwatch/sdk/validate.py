@@ -48,7 +48,7 @@ known_names_superset = _KNOWN_NAMES.issuperset
 
 
 def check_name(value: Any, path: str, max_len: int = L.NAME_MAX) -> str:
-    """A model/feature/segment name: 1..max_len chars of ``[A-Za-z0-9_.:/@+-]``."""
+    """A model/feature/segment name: 1..max_len chars of the contract's alphabet (``limits.NAME_ALPHABET``)."""
     if type(value) is not str:
         raise _Err(path, f"must be a str, got {type(value).__name__}")
     if not 0 < len(value) <= max_len:
@@ -80,7 +80,7 @@ def _numpy_scalar(v: Any) -> Any:
 
 
 def features(inputs: Any, path: str = "inputs") -> dict[str, Any]:
-    """``dict[Name, float|int|bool|str(≤256)|None]`` with finite floats, at most 2000 entries."""
+    """``dict[Name, number|bool|str(≤SHORT)|None]`` with finite numbers, at most ``MAX_INPUTS`` entries."""
     if type(inputs) is not dict:
         inputs = _as_dict(inputs, path)
     if len(inputs) > MAX_INPUTS:

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -60,6 +61,8 @@ def test_camera_report_is_one_offline_page_naming_the_new_device(history_dir: Pa
     assert page.count("<title id=") == len(charts) and page.count("<desc id=") == len(charts)
     assert page.count("Data table:") >= 4
     assert OKABE_ITO[0] in page and OKABE_ITO[1] in page
+    for svg in re.findall(r"<svg .*?</svg>", page, re.S):  # each chart is well-formed markup
+        ElementTree.fromstring(svg)
 
 
 def test_hostile_segment_value_is_escaped(history_dir: Path) -> None:  # noqa: F811

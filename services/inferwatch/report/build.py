@@ -222,10 +222,9 @@ def _section_summary(d: ReportData, truncated: list[str]) -> str:
     out = ['<section aria-labelledby="s-summary"><h2 id="s-summary">Summary</h2><div class="kpis">']
     out += [f'<div class="kpi"><b>{esc(v)}</b>{esc(k)}</div>' for k, v in kpis]
     out.append("</div>")
-    by_rule = Counter(a["rule"] for a in firing)
+    by_rule: Counter[str] = Counter(str(a["rule"]) for a in firing)
     if by_rule:
-        out.append(table(["rule", "alerts fired"], sorted(by_rule.items(), key=lambda kv: -kv[1]),
-                         caption="Alerts by rule"))
+        out.append(table(["rule", "alerts fired"], by_rule.most_common(), caption="Alerts by rule"))
     # Findings: what the processor flagged on the whole version, and the segment it named first.
     flagged: dict[tuple[str, str], dict[str, Any]] = {}
     for r in _rows(d.results["findings"]):
@@ -373,8 +372,8 @@ def _section_performance(d: ReportData) -> str:
                    + series_table(perf_ts, title))
     head = present[0] if present else None
     if head and head.startswith("perf."):
-        bars = sorted(((_seg_label(*k), float(v[head][0]), v[head][1]) for k, v in vals.items()
-                       if head in v and v[head][0] is not None), key=lambda b: b[1])
+        bars = sorted(((_seg_label(*k), float(cur), ref) for k, v in vals.items() if head in v
+                       for cur, ref in [v[head]] if cur is not None), key=lambda b: b[1])
         title = f"{head} by segment value (black tick: reference)"
         desc = f"{head} per segment value over the range, lowest first: " + "; ".join(
             f"{b[0]} {fmt_num(b[1])} (reference {fmt_num(b[2])})" for b in bars[:10]) + "."

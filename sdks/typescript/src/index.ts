@@ -15,6 +15,8 @@ export { InferenceLogger } from "./logger.js";
 export type {
   FeedbackOptions, LineageRef, LlmBlock, LoggerOptions, LoggerStats, Outputs, PredictionArgs, TimedOptions, TimedRecord,
 } from "./logger.js";
+export { Redaction, textHash, valueHash } from "./redaction.js";
+export type { RedactOptions } from "./redaction.js";
 export { Sampler, resolveRate } from "./sampling.js";
 export { Spool, frame, parse } from "./spool.js";
 export { MemoryTransport } from "./transport.js";

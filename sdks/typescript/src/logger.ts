@@ -13,6 +13,7 @@
 import { CONTRACT as C } from "./contract.generated.js";
 import { EventValidationError } from "./errors.js";
 import { IdGenerator } from "./ids.js";
+import { Redaction, type RedactOptions } from "./redaction.js";
 import { Sampler, resolveRate } from "./sampling.js";
 import type { EventKind, Transport, TransportStats } from "./transport.js";
 import * as v from "./validate.js";
@@ -102,6 +103,13 @@ export interface LoggerOptions {
   topicPrefix?: string;
   /** A rate in [0, 1] for every model, or per model (`"*"` = default). */
   sampleRate?: number | Record<string, number>;
+  /**
+   * Fields to drop or hash before an event leaves the process (see ./redaction.ts): the Python
+   * SDK's `redact=` options, a list of input fields to drop, or a `Redaction`.
+   */
+  redact?: RedactOptions | string[] | Redaction;
+  /** Where the generated redaction salt is kept (`<dataDir>/redaction.salt`); default `INFERWATCH_DATA_DIR`, else `.inferwatch`. */
+  dataDir?: string;
   /** librdkafka settings over the SDK's defaults (SASL/SSL, ...). */
   producerConfig?: Record<string, string | number | boolean>;
   /** Directory of the disk spool (events Kafka cannot take); default none: such events are dropped and counted. */
@@ -134,6 +142,7 @@ export class InferenceLogger {
   private readonly sampler: Sampler;
   private readonly transport: Transport;
   private readonly closeTimeoutMs: number;
+  private readonly redaction: Redaction | null;
   private sampledOut = 0;
   private closed = false;
   private droppedAfterClose = 0;
@@ -147,6 +156,9 @@ export class InferenceLogger {
     this.now = opts.clock ?? Date.now;
     this.sampler = new Sampler(resolveRate(opts.sampleRate, this.model));
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
+    this.redaction = opts.redact === undefined || opts.redact === null
+      ? null
+      : opts.redact instanceof Redaction ? opts.redact : Redaction.of(opts.redact, { dataDir: opts.dataDir });
     this.transport = opts.transport ?? defaultTransport(opts);
   }
 
@@ -187,7 +199,8 @@ export class InferenceLogger {
     if (llm !== undefined && llm !== null) ev.llm = v.llmBlock(llm);
     if (lineage !== undefined && lineage !== null) ev.lineage = v.lineage(lineage);
     if (truthy(tags)) ev.tags = v.labels(tags, "tags", C.MAX_TAGS);
-    this.send("prediction", ev);
+    // every rule, on the checked event, before it is serialised
+    this.send("prediction", this.redaction === null ? ev : this.redaction.prediction(ev));
     return pid;
   }
 
@@ -219,7 +232,7 @@ export class InferenceLogger {
     if (label !== undefined && label !== null) ev.label = v.shortText(label, "label");
     if (value !== undefined && value !== null) ev.value = v.finite(value, "value");
     if (truthy(opts.tags)) ev.tags = v.labels(opts.tags, "tags", C.MAX_TAGS);
-    this.send("feedback", ev);
+    this.send("feedback", this.redaction === null ? ev : this.redaction.feedback(ev));
     return eid;
   }
 

@@ -160,3 +160,37 @@ test("CRC-32: the JavaScript twin (Node 18) equals node:zlib's and Python's", as
   assert.equal(crc32Fallback(s), 4224135420);
   assert.equal(crc32(s), 4224135420);
 });
+
+test("redaction salt: made once in <dataDir>/redaction.salt (0600), reused, env var first", async () => {
+  const { Redaction, valueHash } = await import("../dist/esm/index.js");
+  const { statSync, chmodSync } = await import("node:fs");
+  const dir = mkdtempSync(join(tmpdir(), "iw-salt-"));
+  const saved = process.env.INFERWATCH_REDACTION_SALT;
+  delete process.env.INFERWATCH_REDACTION_SALT;
+  try {
+    const a = mk({ redact: { hash: ["user"] }, dataDir: dir });
+    const b = mk({ redact: { hash: ["user"] }, dataDir: dir });
+    a.log.prediction({ inputs: { user: "ann" }, outputs: { score: 1 } });
+    b.log.prediction({ inputs: { user: "ann" }, outputs: { score: 1 } });
+    const salt = readFileSync(join(dir, "redaction.salt"), "utf8").trim();
+    assert.equal(salt.length, 64);
+    assert.equal(statSync(join(dir, "redaction.salt")).mode & 0o777, 0o600);
+    assert.equal(a.events()[0].inputs.user, valueHash("ann", Buffer.from(salt)));
+    assert.equal(a.events()[0].inputs.user, b.events()[0].inputs.user);
+    chmodSync(join(dir, "redaction.salt"), 0o644);
+    mk({ redact: { hash: ["user"] }, dataDir: dir });
+    assert.equal(statSync(join(dir, "redaction.salt")).mode & 0o777, 0o600, "narrowed back to 0600");
+    process.env.INFERWATCH_REDACTION_SALT = "from-the-environment-0123";
+    const c = mk({ redact: { hash: ["user"] }, dataDir: dir });
+    c.log.prediction({ inputs: { user: "ann" }, outputs: { score: 1 } });
+    assert.equal(c.events()[0].inputs.user, valueHash("ann", Buffer.from("from-the-environment-0123")));
+    process.env.INFERWATCH_REDACTION_SALT = "short";
+    assert.throws(() => mk({ redact: { hash: ["user"] } }), /at least 16 bytes, got 5/);
+  } finally {
+    if (saved === undefined) delete process.env.INFERWATCH_REDACTION_SALT;
+    else process.env.INFERWATCH_REDACTION_SALT = saved;
+  }
+  assert.throws(() => Redaction.of({ drop: ["a"], hash: ["a"] }), /input field 'a' is both dropped and hashed/);
+  assert.throws(() => Redaction.of({ outputs: { score: "hash" } }), /a number cannot be hashed/);
+  assert.throws(() => Redaction.of({ colour: "x" }), /unknown option/);
+});

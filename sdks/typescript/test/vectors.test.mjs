@@ -67,7 +67,7 @@ for (const c of doc.cases) {
     }
     const transport = new MemoryTransport();
     const log = new InferenceLogger({
-      model: conf.model, modelVersion: conf.model_version, sampleRate: conf.sample_rate,
+      model: conf.model, modelVersion: conf.model_version, sampleRate: conf.sample_rate, redact: conf.redact,
       transport, ids: new IdGenerator(conf.id_prefix), clock: () => conf.now_ms,
     });
     for (const k of c.calls) {

@@ -69,7 +69,7 @@ def _dead_port() -> int:
 
 def _logger(conf: dict[str, Any]) -> tuple[InferenceLogger, list[tuple[str, bytes, bytes]]]:
     log = InferenceLogger(conf["model"], conf["model_version"], bootstrap=f"127.0.0.1:{_dead_port()}", spool_dir=None,
-                          sample_rate=conf.get("sample_rate"), close_timeout_s=0.0)
+                          sample_rate=conf.get("sample_rate"), redact=conf.get("redact"), close_timeout_s=0.0)
     sent: list[tuple[str, bytes, bytes]] = []
     log._produce = lambda topic, value, key: sent.append((topic, value, key))  # type: ignore[method-assign]
     # The checked path only (see the module docstring), with fixed ids.

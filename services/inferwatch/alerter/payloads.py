@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import orjson
 
+from inferwatch.alerter.incidents import INCIDENT_ANNOTATION, summarize
 from inferwatch.alerter.lifecycle import AlertRecord
 from inferwatch.contract.events import AlertInstance, AlertV1
 
@@ -49,8 +50,16 @@ def instance(rec: AlertRecord) -> AlertInstance:
 def notification(
     receiver: str, group_key: str, group_labels: dict[str, str], alerts: Sequence[AlertRecord], key: str, ts_ms: int
 ) -> AlertV1:
-    """The ``alert.v1`` notification of a group (firing if any alert fires)."""
+    """The ``alert.v1`` notification of a group (firing if any alert fires).
+
+    The first alert carries the group's incident text (:mod:`inferwatch.alerter.incidents`) in its
+    ``incident`` annotation. Only the first: a copy on each of thousands of alerts would multiply
+    the body (and the record on ``inferwatch.alerts``) by kilobytes per alert.
+    """
     inst = [instance(a) for a in alerts]
+    if inst:
+        text = summarize(inst).text()
+        inst[0] = inst[0].model_copy(update={"annotations": {**inst[0].annotations, INCIDENT_ANNOTATION: text}})
     status: Literal["firing", "resolved"] = "firing" if any(i.status == "firing" for i in inst) else "resolved"
     return AlertV1(
         event_id=uuid.uuid4().hex, ts=ts_ms, idempotency_key=key, receiver=receiver, status=status,
@@ -74,7 +83,15 @@ def _common(maps: list[dict[str, str]]) -> dict[str, str]:
 
 
 def alertmanager_v4(n: AlertV1) -> dict[str, Any]:
-    """Alertmanager's webhook payload (version 4), so existing receivers work unchanged."""
+    """Alertmanager's webhook payload (version 4), so existing receivers work unchanged.
+
+    ``commonAnnotations.incident`` is the group's incident text, although only the first alert
+    carries it (see :func:`notification`): it is about all of them.
+    """
+    common = _common([a.annotations for a in n.alerts])
+    incident = n.alerts[0].annotations.get(INCIDENT_ANNOTATION) if n.alerts else None
+    if incident:
+        common[INCIDENT_ANNOTATION] = incident
     return {
         "version": "4",
         "groupKey": n.group_key,
@@ -83,7 +100,7 @@ def alertmanager_v4(n: AlertV1) -> dict[str, Any]:
         "receiver": n.receiver,
         "groupLabels": n.group_labels,
         "commonLabels": _common([a.labels for a in n.alerts]),
-        "commonAnnotations": _common([a.annotations for a in n.alerts]),
+        "commonAnnotations": common,
         "externalURL": "",
         "alerts": [
             {
@@ -104,6 +121,9 @@ def slack(n: AlertV1) -> dict[str, Any]:
     firing = sum(1 for a in n.alerts if a.status == "firing")
     head = (f"[{n.status.upper()}{':' + str(firing) if n.status == 'firing' else ''}] "
             + ", ".join(f"{k}={v}" for k, v in sorted(n.group_labels.items())))
+    incident = n.alerts[0].annotations.get(INCIDENT_ANNOTATION) if n.alerts else None
+    if incident:  # the incident first; the per-finding attachments follow
+        head += "\n" + incident
     atts = []
     for a in n.alerts[:20]:
         text = a.annotations.get("summary") or a.annotations.get("description") or ""

@@ -3,7 +3,9 @@
 Semantics follow Alertmanager: an alert walks the tree depth-first; the first matching child
 takes it unless that child has ``continue: true``; a node with no matching child takes it itself.
 Children inherit ``receiver``, ``group_by`` and the three intervals from their parent.
-``group_by: ["..."]`` groups by every label.
+``group_by: ["..."]`` groups by every label. Unlike Alertmanager, a root route without ``group_by``
+groups by ``[model, model_version]``: one incident per model version
+(:mod:`inferwatch.alerter.incidents`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pydantic import (
 
 from inferwatch.alerter.durations import parse_duration_s
 from inferwatch.alerter.errors import ConfigError, MatcherError
+from inferwatch.alerter.incidents import DEFAULT_GROUP_BY
 from inferwatch.alerter.matchers import Matcher, all_match, parse_matchers
 
 
@@ -186,7 +189,9 @@ def compile_route(cfg: RouteConfig, parent: Route | None = None) -> Route:
         matchers = parse_matchers(cfg.matchers)
     except MatcherError as exc:
         raise ConfigError(f"route matchers: {exc}") from None
-    group_by = tuple(cfg.group_by) if cfg.group_by is not None else (parent.group_by if parent else ())
+    # an unwritten root group_by is one incident per model version (Alertmanager's default, one
+    # group for everything, would mix models); write `group_by: []` for Alertmanager's behaviour
+    group_by = tuple(cfg.group_by) if cfg.group_by is not None else (parent.group_by if parent else DEFAULT_GROUP_BY)
     group_all = "..." in group_by or (cfg.group_by is None and parent is not None and parent.group_all)
     path = "{}" if parent is None else f"{parent.path}/{{{', '.join(str(m) for m in matchers)}}}"
     node = Route(

@@ -62,6 +62,21 @@ def parse(rec: Received) -> list[SeenAlert]:
     return out
 
 
+def incident_of(rec: Received) -> str | None:
+    """The incident text of a firing notification (its alerts' ``incident`` annotation), if any."""
+    try:
+        body: dict[str, Any] = orjson.loads(rec.body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(body, dict) or body.get("status") != "firing":
+        return None
+    for a in body.get("alerts") or []:
+        text = (a.get("annotations") or {}).get("incident") if isinstance(a, dict) else None
+        if isinstance(text, str) and text:
+            return " ".join(text.split())
+    return None
+
+
 @dataclass
 class Inbox:
     """Every alert received, in arrival order (the receiver calls :meth:`add` from its threads).

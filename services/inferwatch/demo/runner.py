@@ -29,7 +29,7 @@ from inferwatch.alerter.receiver import Received
 from inferwatch.demo import expectations as ex
 from inferwatch.demo.driver import Progress, SendReport, send_fleet
 from inferwatch.demo.fleet import INCIDENT_MODELS, FleetConfig, count_events
-from inferwatch.demo.notifications import Inbox, SeenAlert, render
+from inferwatch.demo.notifications import Inbox, SeenAlert, incident_of, render
 from inferwatch.demo.stack import Stack, StackOptions
 from inferwatch.store.base import QueryResult
 
@@ -152,7 +152,11 @@ class _Narrator:
         # of a notification (the same drift seen in more segments) folded into one line.
         folded: dict[tuple[str, str, str], list[SeenAlert]] = {}
         lines: list[str] = []
-        for a in self.inbox.add(rec):
+        new = self.inbox.add(rec)
+        incident = incident_of(rec)
+        if incident and any(a.status == "firing" for a in new):  # the incident first, its findings below
+            lines.append(f"[bold]INCIDENT[/bold] {escape(incident)}")
+        for a in new:
             key = (a.model, a.rule, a.status)
             if a.severity == "critical" or key not in self.summarised:
                 self.summarised.add(key)

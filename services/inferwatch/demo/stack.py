@@ -51,7 +51,9 @@ class StackOptions:
     api_port: int | None = None
     processor_env: Mapping[str, str] = field(default_factory=lambda: dict(DEMO_PROCESSOR_ENV))
     rules_path: Path | None = None
-    group_wait_s: float = 1.0
+    # about one processor window of the sped-up replay: findings that start together (inputs now,
+    # accuracy once the labels arrived) go out as one incident notification
+    group_wait_s: float = 10.0
     on_notification: Callable[[Received], None] | None = None
     start_timeout_s: float = 120.0
 
@@ -154,7 +156,8 @@ class Stack:
             "http": {"host": "127.0.0.1", "port": 0},  # the main API serves /v1/alerts from the same state
             "start_from": "earliest",
             "delivery": {"timeout_s": 5, "backoff_initial_s": 0.2, "backoff_max_s": 5, "give_up_after_s": "10m"},
-            "route": {"receiver": "demo", "group_by": ["alertname", "model"],
+            # one incident per model version: the findings of one cause in one notification
+            "route": {"receiver": "demo", "group_by": ["model", "model_version"],
                       "group_wait": f"{self.opts.group_wait_s}s", "group_interval": "5s", "repeat_interval": "4h"},
             "receivers": [{"name": "demo", "url": url, "format": "inferwatch", "secret_env": SECRET_ENV,
                            "send_resolved": True}],

@@ -50,6 +50,8 @@ def test_camera_report_is_one_offline_page_naming_the_new_device(history_dir: Pa
         assert f'id="{sid}"' in page, sid
     # The incident: drift on image_width, named at the new device; alerts listed.
     assert "nova-x" in page and "image_width" in page and "input_drift" in page
+    incidents = page[page.index('id="s-incidents"'):page.index('id="s-traffic"')]
+    assert "metric=input.image_width.psi" in incidents and "mostly in segment device=nova-x" in incidents
     drift = page[page.index('id="s-drift"'):page.index('id="s-perf"')]
     assert "device=nova-x" in drift and "▲" in drift
     perf = page[page.index('id="s-perf"'):page.index('id="s-llm"')]
@@ -95,6 +97,7 @@ def test_report_goes_through_the_sink_api_when_it_owns_the_store(history_dir: Pa
     import uvicorn
 
     from inferwatch.api.app import create_app
+    from inferwatch.store.remote import api_answers
 
     with opened(history_dir) as store:
         port = free_port()
@@ -102,9 +105,11 @@ def test_report_goes_through_the_sink_api_when_it_owns_the_store(history_dir: Pa
         t = threading.Thread(target=server.run, daemon=True)
         t.start()
         try:
-            deadline = time.monotonic() + 20
-            while not server.started and time.monotonic() < deadline:
-                time.sleep(0.05)
+            # Warm: the runner's probe of /healthz has a short timeout (as for `inferwatch sql`), and
+            # a slow first answer on a loaded machine would send it to the store directly.
+            deadline = time.monotonic() + 30
+            while not api_answers(f"http://127.0.0.1:{port}", timeout_s=2) and time.monotonic() < deadline:
+                time.sleep(0.1)
             seen: list[str] = []
             s = Settings(data_dir=history_dir / "elsewhere", api_host="127.0.0.1", api_port=port)
             with query_runner(s, 30.0) as run:

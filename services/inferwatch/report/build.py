@@ -110,10 +110,13 @@ SELECT fp AS fingerprint, any(rule) AS rule, any(severity) AS severity, any(seg)
        toUInt32(toUnixTimestamp(minIf(ts, state = 'firing'))) AS first_firing_s,
        toUInt32(toUnixTimestamp(maxIf(ts, state = 'resolved'))) AS resolved_s,
        argMax(state, ts) AS last_state, max(val) AS max_value, uniqExact(idempotency_key) AS notifications,
-       countIf(delivery_outcome = 'failed') AS failed_deliveries
+       countIf(delivery_outcome = 'failed') AS failed_deliveries,
+       any(JSONExtractRaw(raw, 'labels')) AS labels_json,
+       argMax(JSONExtractString(JSONExtractRaw(raw, 'annotations'), 'summary'), ts) AS summary
 FROM alerts
 ARRAY JOIN alert_fingerprint AS fp, alert_rule AS rule, alert_status AS state, alert_severity AS severity,
-           alert_model AS m, alert_model_version AS mv, alert_segment AS seg, alert_value AS val
+           alert_model AS m, alert_model_version AS mv, alert_segment AS seg, alert_value AS val,
+           JSONExtractArrayRaw(alerts_json) AS raw
 WHERE m = {model:String} AND ({version:String} = '' OR mv = {version:String})
   AND ts >= fromUnixTimestamp64Milli({from_ms:Int64}) AND ts < fromUnixTimestamp64Milli({to_ms:Int64})
 GROUP BY fp ORDER BY first_firing_s, rule""",
@@ -252,6 +255,21 @@ def _section_summary(d: ReportData, truncated: list[str]) -> str:
     return "".join(out)
 
 
+_SHOWN_LABELS = {"model", "model_version", "segment", "rule", "severity", "alertname"}
+
+
+def _extra_labels(labels_json: Any) -> str:
+    """The labels that tell alerts of one rule apart (``feature=image_width``), beyond the columns shown."""
+    try:
+        labels = orjson.loads(labels_json) if labels_json else {}
+    except orjson.JSONDecodeError:
+        return "–"
+    if not isinstance(labels, dict):
+        return "–"
+    extra = [f"{k}={v}" for k, v in sorted(labels.items()) if k not in _SHOWN_LABELS]
+    return ", ".join(extra) or "–"
+
+
 def _section_incidents(d: ReportData) -> str:
     alerts = _rows(d.results["alerts"])
     out = ['<section aria-labelledby="s-incidents"><h2 id="s-incidents">Alerts and incidents</h2>']
@@ -261,12 +279,12 @@ def _section_incidents(d: ReportData) -> str:
     rows = []
     for a in alerts:
         dur = (a["resolved_s"] - a["first_firing_s"]) if a["resolved_s"] and a["first_firing_s"] else None
-        rows.append([a["rule"], a["severity"], a["segment"] or "whole version", a["model_version"] or "–",
-                     fmt_time(a["first_firing_s"] or None), fmt_time(a["resolved_s"] or None),
+        rows.append([a["rule"], _extra_labels(a["labels_json"]), a["severity"], a["segment"] or "whole version",
+                     a["model_version"] or "–", fmt_time(a["first_firing_s"] or None), fmt_time(a["resolved_s"] or None),
                      f"{dur / 60:.0f} min" if dur is not None else "–", a["last_state"], a["max_value"],
-                     a["notifications"], a["failed_deliveries"]])
-    out.append(table(["rule", "severity", "segment", "version", "first firing", "resolved", "duration",
-                      "last state", "max value", "notifications", "failed deliveries"], rows,
+                     a["notifications"], a["failed_deliveries"], a["summary"] or "–"])
+    out.append(table(["rule", "labels", "severity", "segment", "version", "first firing", "resolved", "duration",
+                      "last state", "max value", "notifications", "failed deliveries", "summary"], rows,
                      caption="Each alert (one fingerprint) in the range"))
     out.append("</section>")
     return "".join(out)

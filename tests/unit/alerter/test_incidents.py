@@ -143,3 +143,14 @@ def test_feature_of() -> None:
     assert feature_of("input.image_width.psi") == "image_width"
     assert feature_of("input.a.b.psi") == "a.b"
     assert feature_of("perf.accuracy") is None and feature_of("input.x") is None
+
+
+def test_default_group_by_and_alertmanagers_own() -> None:
+    def root(route: dict[str, Any]) -> tuple[str, ...]:
+        cfg = parse_config({"route": {"receiver": "r", **route},
+                            "receivers": [{"name": "r", "url": "http://127.0.0.1:1/", "signing": "none"}]})
+        return compile_route(cfg.route).group_by
+
+    assert root({}) == ("model", "model_version")
+    assert root({"group_by": []}) == ()  # written out: one group for everything, as in Alertmanager
+    assert root({"group_by": ["alertname"]}) == ("alertname",)

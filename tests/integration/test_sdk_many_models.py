@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,7 +111,11 @@ def test_1000_loggers_through_a_20s_outage_lose_nothing_and_say_it_once(
     assert any("unreachable" in m for m in sdk) and any("reachable again" in m for m in sdk), text
     assert sum("unreachable" in m for m in sdk) == 1, text
     err = capfd.readouterr().err
-    assert "rdkafka" not in err and "Kafka transport trouble" not in err, err[-2000:]
+    # librdkafka's own lines on stderr: none about the outage (connection errors are routed to the
+    # logger at DEBUG); informational ones (level 5-7, e.g. a producer of another test purging its
+    # background queue at destroy) are not the outage's noise.
+    chatter = [ln for ln in err.splitlines() if re.match(r"%[0-4]\|", ln) or "Kafka transport trouble" in ln]
+    assert not chatter, err[-2000:]
     print(f"outage with {N_MODELS} loggers: {len(sent)} events, {len(lines)} lines:\n{text}")
 
 

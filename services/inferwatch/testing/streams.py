@@ -59,6 +59,9 @@ class Truth:
     label_delay_s: float | None  # None: the stream carries no labels
     label_only: bool  # the drift shows only in the labels
     description: str
+    # what the drift moves, as substrings of metric or column names (``input.alcohol``, ``emb.3``):
+    # an alarm on the affected segment for another signal is chance, not detection; empty: any signal
+    signals: tuple[str, ...] = ()
 
     @property
     def segment(self) -> str:
@@ -223,13 +226,27 @@ def build(name: str, seed: int = 0, duration_s: int = DURATION_S, rate_per_s: in
     truth = Truth(kind=spec.kind, model=model, control=f"{model}-control", segment_key=spec.segment_key,
                   affected=aff, clean=tuple(v for v in spec.values if v != aff), drift_start_ms=drift_start,
                   label_delay_s=spec.label_delay_s, label_only=spec.kind == "concept",
-                  description=spec.description)
+                  description=spec.description, signals=_signals(spec))
     events: list[Event] = []
     for drifted, m in ((True, truth.model), (False, truth.control)):
         rng = np.random.default_rng(_seed(name, seed) + (0 if drifted else 1_000_003))
         events += _model_events(spec, truth, m, drifted, rng, duration_s, rate_per_s)
     events.sort(key=lambda e: (e.ts, e.kind != "prediction"))  # stable: a model's order is kept
     return Stream(name, truth, events)
+
+
+def _signals(spec: Spec) -> tuple[str, ...]:
+    if spec.kind == "new_segment":
+        return ()  # a segment never seen before: any signal of it is news
+    if spec.kind == "concept":
+        return ("perf.", "label.")
+    if spec.kind == "embedding":
+        return ("embedding.", "emb.")
+    if spec.kind == "llm":
+        return ("llm.logprob",)
+    feats = [*spec.shift_std, *spec.scale] + (["instrument"] if spec.category_after is not None else [])
+    # the processor's metric names (input.<f>.psi) and the peer's column names (in.<f>)
+    return tuple(f"input.{f}." for f in feats) + tuple(f"in.{f}" for f in feats)
 
 
 def _model_events(spec: Spec, truth: Truth, model: str, drifted: bool, rng: np.random.Generator,

@@ -83,6 +83,9 @@ def test_known_answer_is_what_the_generator_did(built: dict[str, Stream], name: 
     assert t.drift_start_ms == streams.T0_MS + (DURATION_S // 2 + streams.DRIFT_OFFSET_S) * 1000
     assert t.segment == f"{spec.segment_key}={streams.affected_value(name)}"
     assert set(t.clean) | {t.affected} == set(spec.values) and t.affected not in t.clean
+    for f in [*spec.shift_std, *spec.scale]:  # what the drift moves is what the bench accepts as its cause
+        assert spec.kind == "new_segment" or f"input.{f}." in t.signals
+    assert bool(t.signals) == (spec.kind != "new_segment")
     assert [e.ts for e in s.events] == sorted(e.ts for e in s.events)
     groups, labels = _rows(s)
     # labels (when the scenario has them) come label_delay_s after their prediction

@@ -145,6 +145,12 @@ def test_fallback_dead_letters_exactly_the_failing_messages(settings: Settings, 
     want_bad = {1, 2, 3, 5}  # positions in ``values``: invalid ones and the two that fail evaluation
     assert [(o, v) for o, v, _ in got] == [(produced[i][1], values[i]) for i in sorted(want_bad)]
     reasons = {o: r for o, _, r in got}
+    # dead-letter ids come from the contract, as at every hop: stage, topic, partition, offset
+    from inferwatch.contract.limits import deadletter_id
+
+    ids = {(d := orjson.loads(m.value()))["event_id"]: d for m in dead}
+    assert all(i == deadletter_id("alerter", d["source_topic"], d["source_partition"], d["source_offset"])
+               for i, d in ids.items()), sorted(ids)
     assert "evaluation failed" in reasons[produced[2][1]] and "boom-1" in reasons[produced[2][1]]
     assert "evaluation failed" in reasons[produced[5][1]] and "boom-2" in reasons[produced[5][1]]
     assert "evaluation failed" not in reasons[produced[1][1]] + reasons[produced[3][1]]

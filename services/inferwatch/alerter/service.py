@@ -28,7 +28,6 @@ import base64
 import logging
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from inferwatch.alerter.state import AlertStore, state_path
 from inferwatch.config import Settings
 from inferwatch.contract.errors import ContractError
 from inferwatch.contract.events import AlertV1, DeadletterV1, MetricSnapshotV1
+from inferwatch.contract.limits import deadletter_id
 from inferwatch.contract.validate import validate
 from inferwatch.deadletters import payload_fields
 from inferwatch.kafka.clientconf import base_config
@@ -313,7 +313,7 @@ class AlerterService:
         """Queue a dead letter for ``m`` (its own offset and bytes); produced with the batch's others."""
         payload_b64, reason = payload_fields(m.value(), reason)  # cut when it would not fit a record
         dl = DeadletterV1(
-            event_id=uuid.uuid4().hex, ts=now_ms(), stage="alerter", reason=reason, error_path=path,
+            event_id=deadletter_id("alerter", m.topic() or "", m.partition() or 0, m.offset() or 0), ts=now_ms(), stage="alerter", reason=reason, error_path=path,
             source_topic=m.topic(), source_partition=m.partition(), source_offset=m.offset(),
             expected_schema="metric_snapshot.v1",
             key_b64=base64.b64encode(key).decode() if (key := m.key()) else None,

@@ -27,6 +27,7 @@ import orjson
 from confluent_kafka import KafkaException
 
 from inferwatch.config import Settings
+from inferwatch.contract.limits import TS_MAX_MS
 from inferwatch.sdk import shared
 from inferwatch.sdk import validate as v
 from inferwatch.sdk.encode import fast_prediction, make_encoder
@@ -540,6 +541,6 @@ def producer_config_or_none(conf: dict[str, Any] | None) -> dict[str, Any] | Non
 
 
 def _ts(ts_ms: Any) -> int:
-    if type(ts_ms) is not int or not 0 <= ts_ms <= 32503680000000:
+    if type(ts_ms) is not int or not 0 <= ts_ms <= TS_MAX_MS:
         raise EventValidationError("ts_ms", f"must be an int of ms since the epoch, got {ts_ms!r}")
     return ts_ms

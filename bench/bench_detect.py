@@ -373,7 +373,10 @@ def run(ctx: BenchContext) -> None:
     p_recall = sum(o.detected and o.segment_named for o in theirs) / len(theirs)
     p_fa = sum(o.false_alarms for o in theirs)
     p_delay = _median_delay(theirs, misses)
+    hw, ha = peer.get("healthy_windows", 0), peer.get("healthy_windows_alarming", 0)
+    print(f"  peer: {ha} of {hw} windows of never-drifting series alarmed ({ha / hw if hw else 0:.0%})")
     common.update(peer_seconds=round(t_peer, 1), peer_reports=peer.get("reports"), peer_method=peer.get("method"),
+                  peer_healthy_windows=hw, peer_healthy_windows_alarming=ha,
                   peer_recall_any_alarm=sum(o.detected and o.segment_named for o in theirs_loose) / len(theirs_loose),
                   peer_median_delay_events_any_alarm=_median_delay(theirs_loose, misses))
     ctx.record("detect.recall", recall, "share", baseline=base, baseline_value=p_recall,

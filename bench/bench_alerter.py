@@ -21,8 +21,8 @@ import orjson
 from confluent_kafka import Consumer, Producer
 
 from bench.context import BenchContext
-from inferwatch.alerter.receiver import LocalReceiver, Received
-from inferwatch.alerter.routing import parse_config
+from inferwatch.alerter.notification.receiver import LocalReceiver, Received
+from inferwatch.alerter.route.routing import parse_config
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings
 from inferwatch.kafka.admin import apply_topics

@@ -6,7 +6,7 @@ each a drifted model with one affected and two clean segment values, plus a cont
 never drifts; the drift starts half-way). Each stream goes, in event-time order and in small
 batches (one second of traffic), through the pure processor core
 (:class:`~inferwatch.processor.core.engine.ProcessorCore`, default :class:`ProcessorConfig`) and
-the snapshots it emits through the alerter's :class:`~inferwatch.alerter.engine.Engine` with the
+the snapshots it emits through the alerter's :class:`~inferwatch.alerter.evaluation.engine.Engine` with the
 default rules (``schemas/rules/defaults.yaml``), its clock at the stream's event time. No Kafka:
 the decision logic is what is measured, not transport.
 
@@ -49,10 +49,10 @@ from typing import Any
 
 import orjson
 
-from inferwatch.alerter.engine import Engine
-from inferwatch.alerter.lifecycle import AlertRecord
-from inferwatch.alerter.rules import default_rules_path, load_rules
-from inferwatch.alerter.state import AlertStore
+from inferwatch.alerter.evaluation.engine import Engine
+from inferwatch.alerter.evaluation.rules import default_rules_path, load_rules
+from inferwatch.alerter.lifecycle.state import AlertStore
+from inferwatch.alerter.lifecycle.transitions import AlertRecord
 from inferwatch.processor.config import ProcessorConfig
 from inferwatch.processor.core.decode import Raw
 from inferwatch.processor.core.engine import ProcessorCore

@@ -14,8 +14,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from inferwatch.alerter.receiver import LocalReceiver, Received
-from inferwatch.alerter.routing import parse_config
+from inferwatch.alerter.notification.receiver import LocalReceiver, Received
+from inferwatch.alerter.route.routing import parse_config
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings
 from tests.support.kafka import consume_all

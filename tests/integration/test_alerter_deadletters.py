@@ -20,9 +20,9 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from inferwatch.alerter.engine import Engine
+from inferwatch.alerter.evaluation.engine import Engine
+from inferwatch.alerter.lifecycle.state import AlertStore, state_path
 from inferwatch.alerter.service import AlerterService
-from inferwatch.alerter.state import AlertStore, state_path
 from inferwatch.config import Settings
 from tests.integration.test_alerter import RULES, config, free_port, snapshot
 from tests.support.kafka import consume_all

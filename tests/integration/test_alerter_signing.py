@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from inferwatch.alerter.receiver import LocalReceiver
-from inferwatch.alerter.routing import load_config
+from inferwatch.alerter.notification.receiver import LocalReceiver
+from inferwatch.alerter.route.routing import load_config
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings
 from tests.integration.test_alerter import RULES, produce, snapshot

@@ -72,7 +72,7 @@ def main_api(settings: Settings, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def alerter_api(settings: Settings, tmp_path: Path) -> Iterator[str]:
     """The real alerter service (Kafka consumer, dispatcher, its own HTTP server with health and metrics)."""
-    from inferwatch.alerter.routing import parse_config
+    from inferwatch.alerter.route.routing import parse_config
     from inferwatch.alerter.service import AlerterService
     from tests.integration.test_alerter import RULES
 

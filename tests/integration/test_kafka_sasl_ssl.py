@@ -24,8 +24,8 @@ import orjson
 import pytest
 from confluent_kafka import KafkaError, Producer
 
-from inferwatch.alerter.receiver import LocalReceiver
-from inferwatch.alerter.routing import parse_config
+from inferwatch.alerter.notification.receiver import LocalReceiver
+from inferwatch.alerter.route.routing import parse_config
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings
 from inferwatch.infra import NativeKafka, SaslSslListener, free_port

@@ -24,10 +24,10 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from inferwatch.alerter.durations import parse_duration_s
 from inferwatch.alerter.errors import MatcherError, SilenceNotFound
-from inferwatch.alerter.silences import new_silence, now_ms
-from inferwatch.alerter.state import AlertStore, state_path
+from inferwatch.alerter.evaluation.durations import parse_duration_s
+from inferwatch.alerter.lifecycle.state import AlertStore, state_path
+from inferwatch.alerter.silence.silences import new_silence, now_ms
 
 MAX_MATCHERS = 64
 MAX_MATCHER_CHARS = 1024

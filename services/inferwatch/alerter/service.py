@@ -34,14 +34,14 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from inferwatch.alerter.delivery import DeliveryManager
-from inferwatch.alerter.dispatch import Dispatcher
-from inferwatch.alerter.engine import Engine
-from inferwatch.alerter.inhibit import InhibitRule
-from inferwatch.alerter.routing import AlerterConfig, compile_route
-from inferwatch.alerter.rulewatch import ConfigWatcher, RuleWatcher, apply_config
-from inferwatch.alerter.silences import now_ms
-from inferwatch.alerter.state import AlertStore, state_path
+from inferwatch.alerter.evaluation.engine import Engine
+from inferwatch.alerter.evaluation.rulewatch import ConfigWatcher, RuleWatcher, apply_config
+from inferwatch.alerter.lifecycle.state import AlertStore, state_path
+from inferwatch.alerter.notification.delivery import DeliveryManager
+from inferwatch.alerter.route.dispatch import Dispatcher
+from inferwatch.alerter.route.inhibit import InhibitRule
+from inferwatch.alerter.route.routing import AlerterConfig, compile_route
+from inferwatch.alerter.silence.silences import now_ms
 from inferwatch.config import Settings
 from inferwatch.contract.errors import ContractError
 from inferwatch.contract.events import AlertV1, DeadletterV1, MetricSnapshotV1

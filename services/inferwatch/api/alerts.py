@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from inferwatch.alerter.http import make_router
-from inferwatch.alerter.state import AlertStore, state_path
+from inferwatch.alerter.lifecycle.state import AlertStore, state_path
 
 
 class LazyAlertStore:

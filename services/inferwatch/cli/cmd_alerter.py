@@ -32,8 +32,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     ) -> None:
         """Run the alerter in the foreground (Ctrl-C stops it; pending notifications resume next start)."""
         from inferwatch.alerter.errors import ConfigError
-        from inferwatch.alerter.routing import load_config
-        from inferwatch.alerter.rules import RuleErrors, default_rules_path
+        from inferwatch.alerter.evaluation.rules import RuleErrors, default_rules_path
+        from inferwatch.alerter.route.routing import load_config
         from inferwatch.alerter.service import AlerterService
         from inferwatch.config import check_bind
 
@@ -53,7 +53,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             svc.stop()
 
     def _store():  # type: ignore[no-untyped-def]
-        from inferwatch.alerter.state import AlertStore, state_path
+        from inferwatch.alerter.lifecycle.state import AlertStore, state_path
 
         return AlertStore(state_path(Settings().data_dir))
 
@@ -93,9 +93,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         comment: str = typer.Option("", "--comment", "-c"),
     ) -> None:
         """Create a silence; prints its id."""
-        from inferwatch.alerter.durations import parse_duration_s
         from inferwatch.alerter.errors import MatcherError
-        from inferwatch.alerter.silences import new_silence, now_ms
+        from inferwatch.alerter.evaluation.durations import parse_duration_s
+        from inferwatch.alerter.silence.silences import new_silence, now_ms
 
         try:
             s = new_silence(matchers, now_ms() + int(parse_duration_s(duration) * 1000), created_by, comment)

@@ -208,7 +208,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             raise CliError(f"already running: {', '.join(already)} (see `inferwatch status`; `inferwatch down` stops them)")
         cfg = config or repo_root() / "schemas" / "rules" / "routing.example.yaml"
         from inferwatch.alerter.errors import ConfigError
-        from inferwatch.alerter.routing import load_config
+        from inferwatch.alerter.route.routing import load_config
 
         try:
             # the alerter would refuse it after the others started (e.g. a receiver's secret_env unset)

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import yaml
 
-from inferwatch.alerter.receiver import LocalReceiver, Received
+from inferwatch.alerter.notification.receiver import LocalReceiver, Received
 from inferwatch.config import Settings
 from inferwatch.demo.errors import DemoError
 from inferwatch.demo.supervisor import Supervisor, cli_command

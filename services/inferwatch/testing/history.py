@@ -64,10 +64,10 @@ def load_fleet_history(store: Store, cfg: FleetConfig, hostile: bool = True, win
 
     Embedding drift runs with a small sample and few permutations: the history is for readers of
     the store, and the permutation test would otherwise dominate the time it takes to build."""
-    from inferwatch.alerter.engine import Engine
-    from inferwatch.alerter.payloads import idempotency_key, notification
-    from inferwatch.alerter.rules import default_rules_path, load_rules
-    from inferwatch.alerter.state import AlertStore
+    from inferwatch.alerter.evaluation.engine import Engine
+    from inferwatch.alerter.evaluation.rules import default_rules_path, load_rules
+    from inferwatch.alerter.lifecycle.state import AlertStore
+    from inferwatch.alerter.notification.payloads import idempotency_key, notification
     from inferwatch.contract.events import Delivery
     from inferwatch.processor.config import ProcessorConfig
     from inferwatch.processor.core.decode import Raw

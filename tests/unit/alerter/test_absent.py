@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from inferwatch.alerter.dispatch import Dispatcher
-from inferwatch.alerter.engine import SEEN_PERSIST_S, Engine
-from inferwatch.alerter.routing import compile_route, parse_config
-from inferwatch.alerter.rules import RuleErrors, default_rules_path, load_rule_text, load_rules
-from inferwatch.alerter.state import AlertStore
+from inferwatch.alerter.evaluation.engine import SEEN_PERSIST_S, Engine
+from inferwatch.alerter.evaluation.rules import RuleErrors, default_rules_path, load_rule_text, load_rules
+from inferwatch.alerter.lifecycle.state import AlertStore
+from inferwatch.alerter.route.dispatch import Dispatcher
+from inferwatch.alerter.route.routing import compile_route, parse_config
 from tests.unit.alerter.helpers import snap
 from tests.unit.alerter.test_confirmation import Clock
 

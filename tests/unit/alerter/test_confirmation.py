@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from inferwatch.alerter.engine import Engine
-from inferwatch.alerter.lifecycle import QUIET_FIRED, max_wait_s
-from inferwatch.alerter.rules import RuleErrors, load_rule_text
-from inferwatch.alerter.state import AlertStore
+from inferwatch.alerter.evaluation.engine import Engine
+from inferwatch.alerter.evaluation.rules import RuleErrors, load_rule_text
+from inferwatch.alerter.lifecycle.state import AlertStore
+from inferwatch.alerter.lifecycle.transitions import QUIET_FIRED, max_wait_s
 from tests.unit.alerter.helpers import snap
 
 BAD = {"error_rate": 0.2}

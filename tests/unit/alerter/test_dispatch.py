@@ -5,15 +5,15 @@ from pathlib import Path
 
 import orjson
 
-from inferwatch.alerter.dispatch import Dispatcher
-from inferwatch.alerter.fingerprint import fingerprint
-from inferwatch.alerter.inhibit import InhibitRule
-from inferwatch.alerter.lifecycle import AlertRecord
-from inferwatch.alerter.payloads import alertmanager_v4, notification, slack
-from inferwatch.alerter.routing import compile_route, match_routes, parse_config
-from inferwatch.alerter.signing import sign, verify
-from inferwatch.alerter.silences import new_silence, now_ms
-from inferwatch.alerter.state import AlertStore
+from inferwatch.alerter.lifecycle.fingerprint import fingerprint
+from inferwatch.alerter.lifecycle.state import AlertStore
+from inferwatch.alerter.lifecycle.transitions import AlertRecord
+from inferwatch.alerter.notification.payloads import alertmanager_v4, notification, slack
+from inferwatch.alerter.notification.signing import sign, verify
+from inferwatch.alerter.route.dispatch import Dispatcher
+from inferwatch.alerter.route.inhibit import InhibitRule
+from inferwatch.alerter.route.routing import compile_route, match_routes, parse_config
+from inferwatch.alerter.silence.silences import new_silence, now_ms
 
 CFG = {
     "route": {"receiver": "team", "group_by": ["model"], "group_wait": "10s", "group_interval": "1m",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from inferwatch.alerter.errors import ExpressionError
-from inferwatch.alerter.expr import MissingValue, parse
+from inferwatch.alerter.evaluation.expr import MissingValue, parse
 
 
 def r(d):

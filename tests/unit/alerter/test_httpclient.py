@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from inferwatch.alerter.httpclient import HttpError, HttpPool
-from inferwatch.alerter.receiver import LocalReceiver
+from inferwatch.alerter.notification.httpclient import HttpError, HttpPool
+from inferwatch.alerter.notification.receiver import LocalReceiver
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

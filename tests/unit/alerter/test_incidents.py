@@ -12,14 +12,14 @@ from typing import Any
 
 import orjson
 
-from inferwatch.alerter.dispatch import Dispatcher
-from inferwatch.alerter.engine import Engine
-from inferwatch.alerter.incidents import INCIDENT_ANNOTATION, feature_of, summarize
-from inferwatch.alerter.lifecycle import AlertRecord
-from inferwatch.alerter.payloads import alertmanager_v4, notification, slack
-from inferwatch.alerter.routing import compile_route, parse_config
-from inferwatch.alerter.rules import default_rules_path, load_rules
-from inferwatch.alerter.state import AlertStore
+from inferwatch.alerter.evaluation.engine import Engine
+from inferwatch.alerter.evaluation.rules import default_rules_path, load_rules
+from inferwatch.alerter.lifecycle.state import AlertStore
+from inferwatch.alerter.lifecycle.transitions import AlertRecord
+from inferwatch.alerter.notification.payloads import alertmanager_v4, notification, slack
+from inferwatch.alerter.route.dispatch import Dispatcher
+from inferwatch.alerter.route.incidents import INCIDENT_ANNOTATION, feature_of, summarize
+from inferwatch.alerter.route.routing import compile_route, parse_config
 from inferwatch.contract.events import AlertV1, MetricSnapshotV1
 from tests.unit.alerter.helpers import snap
 

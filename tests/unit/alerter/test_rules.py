@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from inferwatch.alerter.rules import RuleErrors, default_rules_path, load_rule_text, load_rules
-from inferwatch.alerter.rulewatch import RuleWatcher
+from inferwatch.alerter.evaluation.rules import RuleErrors, default_rules_path, load_rule_text, load_rules
+from inferwatch.alerter.evaluation.rulewatch import RuleWatcher
 
 
 def test_defaults_load() -> None:

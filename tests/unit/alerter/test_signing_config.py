@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
-from inferwatch.alerter.dispatch import Dispatcher
 from inferwatch.alerter.errors import ConfigError
-from inferwatch.alerter.inhibit import InhibitRule
-from inferwatch.alerter.routing import compile_route, load_config, parse_config
-from inferwatch.alerter.rulewatch import ConfigWatcher, apply_config
-from inferwatch.alerter.state import AlertStore
+from inferwatch.alerter.evaluation.rulewatch import ConfigWatcher, apply_config
+from inferwatch.alerter.lifecycle.state import AlertStore
+from inferwatch.alerter.route.dispatch import Dispatcher
+from inferwatch.alerter.route.inhibit import InhibitRule
+from inferwatch.alerter.route.routing import compile_route, load_config, parse_config
 
 VAR = "INFERWATCH_TEST_SIGNING_SECRET"
 

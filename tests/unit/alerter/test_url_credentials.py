@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from inferwatch.alerter.httpclient import HttpError, HttpPool
+from inferwatch.alerter.notification.httpclient import HttpError, HttpPool
 
 PW = "W3bh00k-Secret"
 

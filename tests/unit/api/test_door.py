@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from starlette.routing import Route
 
 from inferwatch.alerter.http import MAX_MATCHERS, create_alerter_app
-from inferwatch.alerter.state import AlertStore, state_path
+from inferwatch.alerter.lifecycle.state import AlertStore, state_path
 from inferwatch.api.app import create_app
 from inferwatch.api.door import DEFAULT_MAX_BODY_BYTES, body_limit, token_matches
 from inferwatch.config import Settings

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from inferwatch.alerter.http import create_alerter_app
-from inferwatch.alerter.state import AlertStore, state_path
+from inferwatch.alerter.lifecycle.state import AlertStore, state_path
 from inferwatch.api.app import create_app
 from inferwatch.config import Settings
 

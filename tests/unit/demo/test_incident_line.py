@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from inferwatch.alerter.lifecycle import AlertRecord
-from inferwatch.alerter.payloads import notification
-from inferwatch.alerter.receiver import Received
+from inferwatch.alerter.lifecycle.transitions import AlertRecord
+from inferwatch.alerter.notification.payloads import notification
+from inferwatch.alerter.notification.receiver import Received
 from inferwatch.demo.notifications import incident_of
 
 

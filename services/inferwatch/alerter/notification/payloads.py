@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import orjson
 
-from inferwatch.alerter.incidents import INCIDENT_ANNOTATION, summarize
-from inferwatch.alerter.lifecycle import AlertRecord
+from inferwatch.alerter.lifecycle.transitions import AlertRecord
+from inferwatch.alerter.route.incidents import INCIDENT_ANNOTATION, summarize
 from inferwatch.contract.events import AlertInstance, AlertV1
 
 Format = Literal["inferwatch", "alertmanager", "slack"]
@@ -52,7 +52,7 @@ def notification(
 ) -> AlertV1:
     """The ``alert.v1`` notification of a group (firing if any alert fires).
 
-    The first alert carries the group's incident text (:mod:`inferwatch.alerter.incidents`) in its
+    The first alert carries the group's incident text (:mod:`inferwatch.alerter.route.incidents`) in its
     ``incident`` annotation. Only the first: a copy on each of thousands of alerts would multiply
     the body (and the record on ``inferwatch.alerts``) by kilobytes per alert.
     """

@@ -15,9 +15,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from inferwatch.alerter.httpclient import HttpError, HttpPool
-from inferwatch.alerter.routing import DeliveryConfig, ReceiverConfig
-from inferwatch.alerter.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
+from inferwatch.alerter.notification.httpclient import HttpError, HttpPool
+from inferwatch.alerter.notification.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
+from inferwatch.alerter.route.routing import DeliveryConfig, ReceiverConfig
 from inferwatch.contract.events import Delivery
 
 USER_AGENT = "inferwatch-alerter/1"

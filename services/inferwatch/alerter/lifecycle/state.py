@@ -2,7 +2,7 @@
 
 Tables: ``alerts`` (pending/firing/recently resolved alerts), ``history`` (anomaly rules' last
 values per alert), ``seen`` (absent rules: when each model last sent a snapshot, wall clock, kept
-to within :data:`inferwatch.alerter.engine.SEEN_PERSIST_S`), ``silences``, ``nflog`` (per receiver and group: which firing/resolved alerts
+to within :data:`inferwatch.alerter.evaluation.engine.SEEN_PERSIST_S`), ``silences``, ``nflog`` (per receiver and group: which firing/resolved alerts
 were last notified, and when) and ``outbox`` (every notification with its idempotency key and
 delivery status). A notification is written to the outbox in the same transaction that updates
 the nflog, so after a crash it is either re-sent with the same idempotency key or was never
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from inferwatch.alerter.errors import SilenceNotFound
-from inferwatch.alerter.lifecycle import AlertRecord
-from inferwatch.alerter.matchers import parse_matchers
-from inferwatch.alerter.silences import Silence, now_ms
+from inferwatch.alerter.lifecycle.transitions import AlertRecord
+from inferwatch.alerter.route.matchers import parse_matchers
+from inferwatch.alerter.silence.silences import Silence, now_ms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (

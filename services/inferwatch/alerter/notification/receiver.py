@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from inferwatch.alerter.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
+from inferwatch.alerter.notification.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
 
 
 @dataclass

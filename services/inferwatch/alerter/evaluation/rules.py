@@ -19,10 +19,10 @@ import jinja2
 import jsonschema
 import yaml
 
-from inferwatch.alerter.durations import parse_duration_s
 from inferwatch.alerter.errors import AlerterError, ExpressionError, RuleError
-from inferwatch.alerter.expr import Expression, parse
-from inferwatch.alerter.templates import compile_template
+from inferwatch.alerter.evaluation.durations import parse_duration_s
+from inferwatch.alerter.evaluation.expr import Expression, parse
+from inferwatch.alerter.evaluation.templates import compile_template
 from inferwatch.paths import schemas_dir
 
 Severity = Literal["info", "warning", "critical"]
@@ -90,7 +90,7 @@ class Rule:
     annotations: dict[str, jinja2.Template] = field(default_factory=dict, compare=False)
     description: str = ""
     source: str = ""
-    # confirmation without stalls (see inferwatch.alerter.lifecycle): fire after this many
+    # confirmation without stalls (see inferwatch.alerter.lifecycle.transitions): fire after this many
     # consecutive breaching snapshots (0 = unset), and decide a pending alert after this much
     # wall-clock time (None = the default of lifecycle.max_wait_s)
     for_events: int = 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from inferwatch.alerter.errors import MatcherError
-from inferwatch.alerter.matchers import Matcher, all_match, parse_matchers
+from inferwatch.alerter.route.matchers import Matcher, all_match, parse_matchers
 
 
 def now_ms() -> int:

@@ -3,10 +3,10 @@
 ``process`` evaluates every rule on every snapshot, steps each alert's lifecycle, and persists the
 batch's changes in ONE transaction before returning; the caller commits the Kafka offsets only
 after that, so a crash re-reads at most snapshots whose effect is either stored (and then skipped
-by the event-time guard in :mod:`inferwatch.alerter.lifecycle`) or not stored at all.
+by the event-time guard in :mod:`inferwatch.alerter.lifecycle.transitions`) or not stored at all.
 
 ``tick`` is the wall-clock half, called periodically by the service whether snapshots arrive or
-not: it decides pending alerts that waited ``for_max_wait`` (:func:`~inferwatch.alerter.lifecycle.decide`)
+not: it decides pending alerts that waited ``for_max_wait`` (:func:`~inferwatch.alerter.lifecycle.transitions.decide`)
 and raises the alerts of absent rules (a selected model that sent nothing for ``absent_for``).
 Both count wall-clock time from no earlier than the engine's start, so an alerter that was down
 (or is catching up on a backlog) does not fire on time it did not watch. The clock is injectable.
@@ -22,14 +22,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from inferwatch.alerter.durations import format_duration
-from inferwatch.alerter.evaluate import evaluate
-from inferwatch.alerter.fingerprint import fingerprint
-from inferwatch.alerter.lifecycle import AlertRecord, decide, drop_reason, step, with_reason
-from inferwatch.alerter.rules import Rule
-from inferwatch.alerter.silences import now_ms
-from inferwatch.alerter.state import AlertStore
-from inferwatch.alerter.templates import render
+from inferwatch.alerter.evaluation.durations import format_duration
+from inferwatch.alerter.evaluation.evaluate import evaluate
+from inferwatch.alerter.evaluation.rules import Rule
+from inferwatch.alerter.evaluation.templates import render
+from inferwatch.alerter.lifecycle.fingerprint import fingerprint
+from inferwatch.alerter.lifecycle.state import AlertStore
+from inferwatch.alerter.lifecycle.transitions import AlertRecord, decide, drop_reason, step, with_reason
+from inferwatch.alerter.silence.silences import now_ms
 from inferwatch.contract.events import MetricSnapshotV1
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ time), not on the wall clock. A replay of last week's metrics in accelerated tim
 exactly as it would have live, and a burst of late snapshots cannot make a condition "hold for 5
 minutes" in two seconds. Grouping timers (``group_wait``, ``group_interval``, ``repeat_interval``)
 and silences are wall-clock: they are about people and receivers, which live in real time (see
-:mod:`inferwatch.alerter.dispatch`).
+:mod:`inferwatch.alerter.route.dispatch`).
 
 A snapshot whose ``window_end`` is not newer than the last one evaluated for the alert is skipped,
 so re-reading snapshots after a crash (at-least-once) does not move any state.
@@ -25,10 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from inferwatch.alerter.durations import format_duration
-from inferwatch.alerter.evaluate import Evaluation
-from inferwatch.alerter.rules import Rule
-from inferwatch.alerter.templates import render
+from inferwatch.alerter.evaluation.durations import format_duration
+from inferwatch.alerter.evaluation.evaluate import Evaluation
+from inferwatch.alerter.evaluation.rules import Rule
+from inferwatch.alerter.evaluation.templates import render
 
 # ``for_max_wait`` when a rule does not set it: twice ``for``, and never under 5 minutes so that a
 # healthy stream (a snapshot per window, windows of a minute or so) always confirms in event time.

@@ -5,7 +5,7 @@ takes it unless that child has ``continue: true``; a node with no matching child
 Children inherit ``receiver``, ``group_by`` and the three intervals from their parent.
 ``group_by: ["..."]`` groups by every label. Unlike Alertmanager, a root route without ``group_by``
 groups by ``[model, model_version]``: one incident per model version
-(:mod:`inferwatch.alerter.incidents`).
+(:mod:`inferwatch.alerter.route.incidents`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from pydantic import (
     model_validator,
 )
 
-from inferwatch.alerter.durations import parse_duration_s
 from inferwatch.alerter.errors import ConfigError, MatcherError
-from inferwatch.alerter.incidents import DEFAULT_GROUP_BY
-from inferwatch.alerter.matchers import Matcher, all_match, parse_matchers
+from inferwatch.alerter.evaluation.durations import parse_duration_s
+from inferwatch.alerter.route.incidents import DEFAULT_GROUP_BY
+from inferwatch.alerter.route.matchers import Matcher, all_match, parse_matchers
 
 
 class _Cfg(BaseModel):

@@ -12,7 +12,7 @@ Grammar (lowest precedence first)::
     atom    := NUMBER | NAME | NAME "(" [expr ("," expr)*] ")" | STRING | "(" expr ")"
 
 ``NAME`` may contain dots, so metric names are written as they are (``embedding.drift``).
-Names are resolved by the caller (see :mod:`inferwatch.alerter.evaluate`); a name without a
+Names are resolved by the caller (see :mod:`inferwatch.alerter.evaluation.evaluate`); a name without a
 value raises :class:`MissingValue`, which the evaluator treats as "no data in this window".
 Functions: ``abs``, ``min``, ``max``, ``metric("name")`` and ``ref("name")`` (for names with
 characters the tokenizer does not accept).

@@ -2,11 +2,11 @@
 
 Grouping follows Alertmanager: a new group waits ``group_wait`` before its first notification,
 then is looked at every ``group_interval``; an unchanged group is re-sent after
-``repeat_interval``. Timers are wall-clock (see :mod:`inferwatch.alerter.lifecycle` for why
+``repeat_interval``. Timers are wall-clock (see :mod:`inferwatch.alerter.lifecycle.transitions` for why
 alert state itself runs on event time). The dedup decision compares with the notification log
 in SQLite, so a restart rebuilds the groups from the stored alerts and sends only what the
 receivers have not been told. Decided notifications go to the outbox (same transaction as the
-nflog), from where :mod:`inferwatch.alerter.delivery` sends them.
+nflog), from where :mod:`inferwatch.alerter.notification.delivery` sends them.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from inferwatch.alerter.fingerprint import group_key
-from inferwatch.alerter.inhibit import InhibitRule, inhibited
-from inferwatch.alerter.lifecycle import AlertRecord
-from inferwatch.alerter.payloads import idempotency_key, notification
-from inferwatch.alerter.routing import ReceiverConfig, Route, match_routes
-from inferwatch.alerter.silences import Silence, is_silenced
-from inferwatch.alerter.state import AlertStore, NflogEntry, OutboxItem
+from inferwatch.alerter.lifecycle.fingerprint import group_key
+from inferwatch.alerter.lifecycle.state import AlertStore, NflogEntry, OutboxItem
+from inferwatch.alerter.lifecycle.transitions import AlertRecord
+from inferwatch.alerter.notification.payloads import idempotency_key, notification
+from inferwatch.alerter.route.inhibit import InhibitRule, inhibited
+from inferwatch.alerter.route.routing import ReceiverConfig, Route, match_routes
+from inferwatch.alerter.silence.silences import Silence, is_silenced
 
 
 @dataclass

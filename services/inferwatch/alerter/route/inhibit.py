@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from inferwatch.alerter.matchers import Matcher, all_match, parse_matchers
-from inferwatch.alerter.routing import InhibitRuleConfig
+from inferwatch.alerter.route.matchers import Matcher, all_match, parse_matchers
+from inferwatch.alerter.route.routing import InhibitRuleConfig
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ import time
 import uuid
 from collections.abc import Callable
 
-from inferwatch.alerter.httpclient import HttpPool
-from inferwatch.alerter.notify import deliver
-from inferwatch.alerter.payloads import render_body
-from inferwatch.alerter.routing import DeliveryConfig, ReceiverConfig
-from inferwatch.alerter.silences import now_ms
-from inferwatch.alerter.state import AlertStore, OutboxItem
+from inferwatch.alerter.lifecycle.state import AlertStore, OutboxItem
+from inferwatch.alerter.notification.httpclient import HttpPool
+from inferwatch.alerter.notification.notify import deliver
+from inferwatch.alerter.notification.payloads import render_body
+from inferwatch.alerter.route.routing import DeliveryConfig, ReceiverConfig
+from inferwatch.alerter.silence.silences import now_ms
 from inferwatch.contract.events import AlertV1, Delivery
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inferwatch.alerter.errors import ConfigError
-from inferwatch.alerter.rules import Rule, RuleErrors, load_rules, rule_files
+from inferwatch.alerter.evaluation.rules import Rule, RuleErrors, load_rules, rule_files
 
 if TYPE_CHECKING:
-    from inferwatch.alerter.dispatch import Dispatcher
-    from inferwatch.alerter.routing import AlerterConfig
+    from inferwatch.alerter.route.dispatch import Dispatcher
+    from inferwatch.alerter.route.routing import AlerterConfig
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class ConfigWatcher:
         A failing reload keeps the previous configuration, logs the error (which names the
         receiver and the variable for a missing secret) and keeps it in ``last_error``.
         """
-        from inferwatch.alerter.routing import load_config
+        from inferwatch.alerter.route.routing import load_config
 
         now = time.monotonic() if now is None else now
         if now < self._next_poll:
@@ -141,8 +141,8 @@ def apply_config(dispatcher: Dispatcher, new: AlerterConfig) -> None:
     The receivers dict is updated in place: the dispatcher and the delivery manager share it, and
     receivers no longer in the file stay so that groups routed to them before still deliver.
     """
-    from inferwatch.alerter.inhibit import InhibitRule
-    from inferwatch.alerter.routing import compile_route
+    from inferwatch.alerter.route.inhibit import InhibitRule
+    from inferwatch.alerter.route.routing import compile_route
 
     route = compile_route(new.route)
     inhibit = [InhibitRule.from_config(c) for c in new.inhibit_rules]

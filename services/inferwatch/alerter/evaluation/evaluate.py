@@ -1,7 +1,7 @@
 """Evaluate rules against one ``metric_snapshot.v1``: which conditions hold, with value and context.
 
 Pure: the anomaly history comes in as an argument and the new value to remember goes out in the
-result, so :mod:`inferwatch.alerter.engine` decides where history lives (SQLite).
+result, so :mod:`inferwatch.alerter.evaluation.engine` decides where history lives (SQLite).
 
 Names in a condition: ``value`` (the rule's metric in this window), ``reference`` (the same
 metric over the reference period), ``count``, ``window_s``, ``late_events``, ``zscore`` (anomaly
@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from inferwatch.alerter.expr import MissingValue
-from inferwatch.alerter.fingerprint import fingerprint
-from inferwatch.alerter.rules import Rule
+from inferwatch.alerter.evaluation.expr import MissingValue
+from inferwatch.alerter.evaluation.rules import Rule
+from inferwatch.alerter.lifecycle.fingerprint import fingerprint
 from inferwatch.contract.events import Finding, MetricSnapshotV1
 
 # An input feature is said to have drifted "there" (in the alert's segment) at this PSI; the same

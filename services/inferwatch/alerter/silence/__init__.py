@@ -1,0 +1,1 @@
+"""Silences: matchers plus a time range; matching alerts are not notified while active."""

@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { spawnSync } from "node:child_process";
 import { InferenceLogger, KafkaTransport } from "../dist/esm/index.js";
 
 const bootstrap = process.env.INFERWATCH_KAFKA_BOOTSTRAP;
@@ -74,4 +75,19 @@ test("the producer is idempotent, acks=all, lz4", { skip }, () => {
   assert.equal(t.config.acks, "all");
   assert.equal(t.config["compression.type"], "lz4");
   return t.close(0);
+});
+
+test("after close() the process exits by itself (an open producer keeps it alive, as node-rdkafka does)", { skip }, () => {
+  const script = `
+    import { InferenceLogger } from ${JSON.stringify(new URL("../dist/esm/index.js", import.meta.url).href)};
+    const log = new InferenceLogger({ model: "ts-exit", modelVersion: "v1", bootstrap: process.env.INFERWATCH_KAFKA_BOOTSTRAP,
+                                      topicPrefix: process.env.INFERWATCH_TOPIC_PREFIX });
+    log.prediction({ outputs: { score: 0.5 } });
+    await log.close(10000);
+    console.log(JSON.stringify(log.stats()));`;
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 30_000 });
+  assert.equal(r.status, 0, `exit ${r.status} signal ${r.signal}: ${r.stderr}`);
+  assert.ok(Date.now() - t0 < 20_000);
+  assert.equal(JSON.parse(r.stdout).delivered, 1);
 });

@@ -186,11 +186,28 @@ def series_table(series: Sequence[Series], caption: str) -> str:
             + table(["time (UTC)"] + [s.name for s in series], rows) + "</details>")
 
 
+TEXT = "#111111"
+"""Text colour of the page and of heat-table cells."""
+_RAMP = ((0xF7, 0x42), (0xFB, 0x92), (0xFF, 0xC6))
+"""Light to mid blue (#F7FBFF → #4292C6): its darkest end still gives :data:`TEXT` a contrast above
+WCAG AA's 4.5:1, so every cell keeps one text colour."""
+
+
 def shade(value: float | None, threshold: float) -> str:
-    """A background colour for a heat-table cell: a light-to-dark blue ramp up to twice ``threshold``
+    """A background colour for a heat-table cell: a light-to-darker blue ramp up to twice ``threshold``
     (a single hue, so it reads the same with colour-vision deficiencies; the number is in the cell)."""
     if value is None or not math.isfinite(value):
         return "#ffffff"
     f = max(0.0, min(1.0, value / (2 * threshold)))
-    r, g, b = (int(round(a + (z - a) * f)) for a, z in ((0xF7, 0x08), (0xFB, 0x45), (0xFF, 0x94)))
+    r, g, b = (int(round(a + (z - a) * f)) for a, z in _RAMP)
     return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def contrast(c1: str, c2: str) -> float:
+    """WCAG contrast ratio of two ``#rrggbb`` colours."""
+    def lum(c: str) -> float:
+        ch = [int(c[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        lin = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4 for x in ch]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    hi, lo = sorted((lum(c1), lum(c2)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)

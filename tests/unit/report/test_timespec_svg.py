@@ -64,3 +64,11 @@ def test_svg_escapes_every_text_and_handles_no_data() -> None:
     assert "<script" not in bars and "reference 0.9" in bars
     html = table(["h<"], [[evil, 1234567, None]])
     assert "<script" not in html and "1,234,567" in html and "–" in html
+
+
+def test_heat_cells_keep_text_readable() -> None:
+    from inferwatch.report.svg import TEXT, contrast, shade
+
+    for v in (None, 0.0, 0.1, 0.2, 0.3, 0.4, 5.0):
+        assert contrast(shade(v, 0.2), TEXT) >= 4.5, v
+    assert shade(0.4, 0.2) == shade(9.0, 0.2) != shade(0.1, 0.2)  # saturates at twice the threshold

@@ -10,7 +10,9 @@ them, and the real sink stores them in chDB. Node is required: a machine without
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
 import subprocess
 import threading
@@ -25,9 +27,12 @@ from inferwatch.contract.events import FeedbackV1, PredictionV1
 from inferwatch.processor import ProcessorConfig
 from inferwatch.processor.core.decode import Raw
 from inferwatch.processor.core.engine import ProcessorCore
+from inferwatch.sdk.errors import EventValidationError
 from inferwatch.sink import Sink, SinkOptions
 from inferwatch.store import open_store
 from tests.support.kafka import consume_all
+from tests.unit.sdk.test_vectors import _logger as py_logger
+from tests.unit.sdk.test_vectors import decode, same
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +105,86 @@ def test_typescript_sdk_events_reach_kafka_the_processor_and_the_store(settings:
         stop.set()
         t.join(30)
         store.close()
+
+
+# -- random calls, both SDKs ------------------------------------------------------------------------
+# Values chosen to sit on the contract's edges; no integral floats (JSON gives JavaScript 5 for 5.0,
+# and Python would print "5.0"), no digit-only keys (JavaScript orders those first).
+_SCALARS: list[object] = [
+    0.5, -2.25, 1e-07, 123456.789, 1.5e-300, 7, -3, 0, 2**53 - 1, True, False, None, "", "x", "Zürich 🌍", "a b",
+    {"$float": "nan"}, {"$float": "inf"}, {"$float": "-inf"}, {"$repeat": ["a", 256]}, {"$repeat": ["a", 257]},
+    {"$repeat": ["🌍", 257]}, [1, 2], [], {"k": 1},
+]
+_KEYS = ["amount", "country", "bad key", "", "a/b@c:d+e-f.g_h", "x" * 129, "é", "score", "label", "value",
+         "probabilities", "klass", "prompt", "token_logprobs", "output_tokens", "refusal", "temperature"]
+
+
+def _value(r: random.Random, depth: int = 0) -> object:
+    roll = r.random()
+    if depth < 2 and roll < 0.15:
+        return {r.choice(_KEYS): _value(r, depth + 1) for _ in range(r.randint(0, 3))}
+    if depth < 2 and roll < 0.25:
+        return [_value(r, depth + 1) for _ in range(r.randint(0, 3))]
+    return r.choice(_SCALARS)
+
+
+def _random_call(r: random.Random) -> dict[str, object]:
+    if r.random() < 0.2:
+        args: dict[str, object] = {"prediction_id": r.choice(["p-1", "", 5, {"$repeat": ["p", 129]}])}
+        for k in ("label", "value", "model_version", "tags"):
+            if r.random() < 0.5:
+                args[k] = _value(r)
+        return {"call": "feedback", "args": args}
+    args = {}
+    good = {"inputs": {"amount": 0.5, "country": "de"}, "outputs": {"label": "ok", "score": 0.75},
+            "latency_ms": 2.5, "segment": {"region": "eu"}, "tags": {"req": "r-1"}, "embedding": [0.25, -0.5],
+            "llm": {"prompt": "hi", "output_tokens": 3, "token_logprobs": [-0.5]},
+            "lineage": [{"model": "emb", "model_version": "v1"}], "error": "boom", "prediction_id": "pid-1",
+            "ts_ms": 1600000000000}
+    for k, v in good.items():
+        roll = r.random()
+        if roll < 0.35:
+            args[k] = v
+        elif roll < 0.5:
+            args[k] = _value(r)
+    return {"call": "prediction", "args": args}
+
+
+def test_random_calls_get_the_same_answer_from_both_sdks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seeded random calls on the contract's edges: both SDKs send the same event (field for field)
+    or refuse naming the same field with the same text."""
+    node = _node()
+    r = random.Random(16)
+    conf = {"model": "fuzz-model", "model_version": "v1", "id_prefix": "feedc0de00000000-", "now_ms": 1700000000000}
+    calls = [_random_call(r) for _ in range(3000)]
+    path = tmp_path / "calls.json"
+    path.write_text(json.dumps({"logger": conf, "calls": calls}, ensure_ascii=False), encoding="utf-8")
+    run = subprocess.run([node, "scripts/run-calls.mjs", str(path)], cwd=PKG, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ts_answers = json.loads(run.stdout)
+
+    from inferwatch.sdk import logger as logger_mod
+    monkeypatch.setattr(logger_mod, "_time_ns", lambda: conf["now_ms"] * 1_000_000)
+    log, sent = py_logger(conf)
+    kinds = {"ok": 0, "refused": 0}
+    try:
+        for call, ts in zip(calls, ts_answers, strict=True):
+            args = decode(call["args"])
+            before = len(sent)
+            try:
+                fn = log.prediction if call["call"] == "prediction" else log.feedback
+                returns = fn(**args)
+            except EventValidationError as exc:
+                assert ts == {"field": exc.field, "message": str(exc)}, call
+                kinds["refused"] += 1
+                continue
+            got = orjson.loads(sent[-1][1]) if len(sent) > before else None
+            assert "ok" in ts, (call, ts)
+            assert ts["returns"] == returns, call
+            assert same(got, ts["ok"]), (call, got, ts["ok"])
+            kinds["ok"] += 1
+    finally:
+        log.close(0)
+    # the generator reaches both outcomes in earnest
+    assert kinds["ok"] > 300 and kinds["refused"] > 300, kinds

@@ -331,7 +331,7 @@ export class InferenceLogger {
 
 const LONE_SURROGATE_ESCAPE = /(?<!\\)(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/i;
 
-/** Python's truthiness for the optional dicts (`if segment:`): empty dicts and null are skipped. */
+/** Python's truthiness for the optional dicts (`if segment:`): empty containers, "", 0 and null are skipped. */
 function truthy(x: unknown): boolean {
   if (x === undefined || x === null || x === false || x === 0 || x === "") return false;
   if (v.isPlainObject(x)) {
@@ -339,6 +339,7 @@ function truthy(x: unknown): boolean {
     return false;
   }
   if (x instanceof Map) return x.size > 0;
+  if (Array.isArray(x)) return x.length > 0;
   return true;
 }
 

@@ -150,12 +150,21 @@ def _random_call(r: random.Random) -> dict[str, object]:
     return {"call": "prediction", "args": args}
 
 
-def test_random_calls_get_the_same_answer_from_both_sdks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+REDACT = {"drop": ["country"], "hash": ["amount", "é"], "segment": {"*": "hash"}, "tags": {"req": "drop"},
+          "outputs": {"label": "hash", "probabilities": "hash"}, "error": "hash", "llm_text": "hash",
+          "salt": "fuzz-salt-0123456789abcdef"}
+
+
+@pytest.mark.parametrize("extra", [{}, {"redact": REDACT, "sample_rate": 0.5}], ids=["plain", "redacted-sampled"])
+def test_random_calls_get_the_same_answer_from_both_sdks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         extra: dict[str, object]) -> None:
     """Seeded random calls on the contract's edges: both SDKs send the same event (field for field)
-    or refuse naming the same field with the same text."""
+    or refuse naming the same field with the same text -- also redacting (same salt, same hashes)
+    and sampling."""
     node = _node()
     r = random.Random(16)
-    conf = {"model": "fuzz-model", "model_version": "v1", "id_prefix": "feedc0de00000000-", "now_ms": 1700000000000}
+    conf = {"model": "fuzz-model", "model_version": "v1", "id_prefix": "feedc0de00000000-", "now_ms": 1700000000000,
+            **extra}
     calls = [_random_call(r) for _ in range(3000)]
     path = tmp_path / "calls.json"
     path.write_text(json.dumps({"logger": conf, "calls": calls}, ensure_ascii=False), encoding="utf-8")
@@ -187,4 +196,4 @@ def test_random_calls_get_the_same_answer_from_both_sdks(tmp_path: Path, monkeyp
     finally:
         log.close(0)
     # the generator reaches both outcomes in earnest
-    assert kinds["ok"] > 300 and kinds["refused"] > 300, kinds
+    assert kinds["ok"] > 200 and kinds["refused"] > 300, kinds

@@ -21,7 +21,7 @@ const { logger, calls } = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const transport = new MemoryTransport();
 const log = new InferenceLogger({
   model: logger.model, modelVersion: logger.model_version, transport, ids: new IdGenerator(logger.id_prefix),
-  clock: () => logger.now_ms,
+  clock: () => logger.now_ms, sampleRate: logger.sample_rate, redact: logger.redact,
 });
 const out = [];
 for (const c of calls) {

@@ -50,6 +50,8 @@ def test_camera_report_is_one_offline_page_naming_the_new_device(history_dir: Pa
         assert f'id="{sid}"' in page, sid
     # The incident: drift on image_width, named at the new device; alerts listed.
     assert "nova-x" in page and "image_width" in page and "input_drift" in page
+    summary = page[page.index('id="s-summary"'):page.index('id="s-incidents"')]
+    assert re.search(r"input\.image_width\.psi</th><td>drift</td><td>\d+</td>.*?<td>device=nova-x</td>", summary)
     incidents = page[page.index('id="s-incidents"'):page.index('id="s-traffic"')]
     assert "metric=input.image_width.psi" in incidents and "mostly in segment device=nova-x" in incidents
     drift = page[page.index('id="s-drift"'):page.index('id="s-perf"')]

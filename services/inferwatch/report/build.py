@@ -98,12 +98,23 @@ WHERE {_RANGE} AND segment_key IS NOT NULL
   AND window_start >= fromUnixTimestamp64Milli({{from_ms:Int64}}) AND window_start < fromUnixTimestamp64Milli({{to_ms:Int64}})
 GROUP BY segment_key, segment_value ORDER BY segment_key, predictions DESC""",
     # The processor's findings on the whole version, with the segments it ranked first.
+    # Aggregated in the engine: a year of one-minute windows stays one row per (metric, kind).
     "findings": f"""
-SELECT toUInt32(toUnixTimestamp(window_start)) AS t, findings_json
-FROM metrics
-WHERE {_RANGE} AND segment_key IS NULL AND notEmpty(finding_metrics)
-  AND window_start >= fromUnixTimestamp64Milli({{from_ms:Int64}}) AND window_start < fromUnixTimestamp64Milli({{to_ms:Int64}})
-ORDER BY t""",
+SELECT JSONExtractString(f, 'metric') AS metric, JSONExtractString(f, 'kind') AS kind, count() AS windows,
+       toUInt32(toUnixTimestamp(min(window_start))) AS first_s, toUInt32(toUnixTimestamp(max(window_start))) AS last_s,
+       arrayElement(topKIf(1)(top, top != ''), 1) AS top_segment
+FROM
+(
+    SELECT window_start, f,
+           if(JSONLength(f, 'top_segments') > 0,
+              concat(JSONExtractString(f, 'top_segments', 1, 'key'), '=', JSONExtractString(f, 'top_segments', 1, 'value')),
+              '') AS top
+    FROM metrics
+    ARRAY JOIN JSONExtractArrayRaw(findings_json) AS f
+    WHERE {_RANGE} AND segment_key IS NULL AND notEmpty(finding_metrics)
+      AND window_start >= fromUnixTimestamp64Milli({{from_ms:Int64}}) AND window_start < fromUnixTimestamp64Milli({{to_ms:Int64}})
+)
+GROUP BY metric, kind ORDER BY windows DESC, metric""",
     # Alerts: one row per alert instance (fingerprint), from its notifications in the range.
     "alerts": """
 SELECT fp AS fingerprint, any(rule) AS rule, any(severity) AS severity, any(seg) AS segment,
@@ -230,24 +241,10 @@ def _section_summary(d: ReportData, truncated: list[str]) -> str:
     if by_rule:
         out.append(table(["rule", "alerts fired"], by_rule.most_common(), caption="Alerts by rule"))
     # Findings: what the processor flagged on the whole version, and the segment it named first.
-    flagged: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in _rows(d.results["findings"]):
-        try:
-            findings = orjson.loads(r["findings_json"])
-        except orjson.JSONDecodeError:
-            continue
-        for f in findings:
-            key = (str(f.get("metric")), str(f.get("kind")))
-            e = flagged.setdefault(key, {"windows": 0, "first": r["t"], "last": r["t"], "top": Counter()})
-            e["windows"] += 1
-            e["last"] = r["t"]
-            top = f.get("top_segments") or []
-            if top:
-                e["top"][_seg_label(top[0].get("key"), top[0].get("value"))] += 1
-    if flagged:
-        rows = [[m, k, e["windows"], fmt_time(e["first"]), fmt_time(e["last"]),
-                 e["top"].most_common(1)[0][0] if e["top"] else "–"]
-                for (m, k), e in sorted(flagged.items(), key=lambda kv: -kv[1]["windows"])]
+    findings = _rows(d.results["findings"])
+    if findings:
+        rows = [[f["metric"], f["kind"], f["windows"], fmt_time(f["first_s"]), fmt_time(f["last_s"]),
+                 f["top_segment"] or "–"] for f in findings]
         out.append(table(["metric", "kind", "windows flagged", "first", "last", "segment named first (most often)"],
                          rows, caption="Findings of the processor (whole version)"))
     if truncated:

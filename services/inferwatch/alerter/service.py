@@ -48,11 +48,11 @@ from inferwatch.contract.events import AlertV1, DeadletterV1, MetricSnapshotV1
 from inferwatch.contract.limits import deadletter_id
 from inferwatch.contract.validate import validate
 from inferwatch.deadletters import payload_fields
+from inferwatch.kafka import groups
 from inferwatch.kafka.clientconf import base_config
 
 log = logging.getLogger(__name__)
 
-CONSUMER_GROUP = "inferwatch-alerter"
 DEADLETTER_RETRY_INITIAL_S = 0.2
 DEADLETTER_RETRY_MAX_S = 5.0
 DEADLETTER_CONFIRM_S = 30.0  # how long a batch waits for its dead letters' delivery reports
@@ -109,7 +109,7 @@ class AlerterService:
     ) -> None:
         self.settings = settings
         self.config = config
-        self.group_id = group_id or settings.topic_prefix + CONSUMER_GROUP  # a prefix isolates deployments
+        self.group_id = group_id or groups.group_id(settings, groups.ALERTER)  # a prefix isolates deployments
         self.serve_http = serve_http and config.http.port != 0
         self.watcher = RuleWatcher(Path(rules_path))
         self.watcher.load()  # bad rules at start-up stop the start, with the file/rule/field errors

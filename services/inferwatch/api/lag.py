@@ -31,15 +31,16 @@ class GroupLag:
 
 def service_groups(settings: Settings) -> list[tuple[str, str, tuple[str, ...]]]:
     """(service, consumer group, topics read) of the processor, sink and alerter of a deployment."""
+    from inferwatch.kafka.groups import ALERTER, group_id
     from inferwatch.processor.topics import app_id
-    from inferwatch.sink.options import SinkOptions
+    from inferwatch.sink.options import SinkOptions, sink_group_id
 
     s = settings
     return [
         ("processor", app_id(s), (s.predictions_topic, s.feedback_topic)),
-        ("sink", SinkOptions().group_id,
+        ("sink", sink_group_id(s, SinkOptions()),
          tuple(s.topic(n) for n in (_t.PREDICTIONS, _t.FEEDBACK, _t.METRICS, _t.ALERTS, _t.DEADLETTER))),
-        ("alerter", s.topic_prefix + "inferwatch-alerter", (s.metrics_topic,)),
+        ("alerter", group_id(s, ALERTER), (s.metrics_topic,)),
     ]
 
 

@@ -136,7 +136,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         server = None
         if serve and store.kind == "embedded":
             server = _serve(s, store, sink)
-        log.info("sink running: %s store, group %s, topics %s", store.kind, sink.options.group_id, sorted(sink.schemas))
+        log.info("sink running: %s store, group %s, topics %s", store.kind, sink.group_id, sorted(sink.schemas))
         try:
             sink.run(stop)
         finally:

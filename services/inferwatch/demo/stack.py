@@ -90,8 +90,6 @@ class Stack:
             "INFERWATCH_DATA_DIR": str(s.data_dir),
             "INFERWATCH_API_HOST": s.api_host,
             "INFERWATCH_API_PORT": str(s.api_port),
-            # the sink's group is not prefixed by default; isolate it like the other services
-            "INFERWATCH_SINK_GROUP_ID": f"{s.topic_prefix}inferwatch-sink",
             SECRET_ENV: self.secret,
             **dict(self.opts.processor_env),
         }

@@ -209,8 +209,10 @@ def _load_references(settings: Settings, timeout_s: float = 10.0) -> dict[str, b
     from confluent_kafka import Consumer, TopicPartition
 
     from inferwatch.kafka.clientconf import base_config
+    from inferwatch.kafka.groups import PROCESSOR_REFERENCES, group_id
 
-    c = Consumer({**base_config(settings), "group.id": "inferwatch-processor-refs", "enable.auto.commit": False})
+    c = Consumer({**base_config(settings), "group.id": group_id(settings, PROCESSOR_REFERENCES),
+                  "enable.auto.commit": False})
     out: dict[str, bytes] = {}
     try:
         topic = references_topic(settings)

@@ -18,7 +18,9 @@ TABLES = ("windows", "joins", "meta")
 
 def app_id(settings: Settings) -> str:
     """The faust app id (consumer group), isolated by the topic prefix."""
-    return f"{settings.topic_prefix}inferwatch-processor"
+    from inferwatch.kafka.groups import PROCESSOR, group_id
+
+    return group_id(settings, PROCESSOR)
 
 
 def changelog_topic(settings: Settings, table: str) -> str:

@@ -54,7 +54,7 @@ from inferwatch.kafka.clientconf import base_config
 from inferwatch.sink.batch import PartitionBatch, process
 from inferwatch.sink.errors import DeadletterDeliveryError
 from inferwatch.sink.health import SinkHealth
-from inferwatch.sink.options import SinkOptions
+from inferwatch.sink.options import SinkOptions, sink_group_id
 from inferwatch.store.base import Store
 from inferwatch.store.errors import StoreError
 
@@ -109,6 +109,8 @@ class Sink:
         self._crash_after_insert = crash_after_insert
         self.store = store
         self.options = options or SinkOptions()
+        self.group_id = sink_group_id(settings, self.options)
+        """The consumer group: the option when set, else the deployment's (inferwatch.kafka.groups)."""
         self.health = SinkHealth(store_kind=store.kind)
         self.schemas: dict[str, str] = {
             spec.full_name(settings.topic_prefix): spec.schema_ for spec in load_registry().values()
@@ -165,7 +167,7 @@ class Sink:
         then closes the consumer and the dead-letter producer."""
         stop = stop or threading.Event()
         conf = base_config(self.settings) | {
-            "group.id": self.options.group_id,
+            "group.id": self.group_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,

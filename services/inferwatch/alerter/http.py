@@ -27,7 +27,8 @@ from pydantic import BaseModel, Field
 from inferwatch.alerter.errors import MatcherError, SilenceNotFound
 from inferwatch.alerter.evaluation.durations import parse_duration_s
 from inferwatch.alerter.lifecycle.state import AlertStore, state_path
-from inferwatch.alerter.silence.silences import new_silence, now_ms
+from inferwatch.alerter.silence.silences import new_silence
+from inferwatch.clock import now_ms
 
 MAX_MATCHERS = 64
 MAX_MATCHER_CHARS = 1024

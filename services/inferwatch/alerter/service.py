@@ -41,7 +41,7 @@ from inferwatch.alerter.notification.delivery import DeliveryManager
 from inferwatch.alerter.route.dispatch import Dispatcher
 from inferwatch.alerter.route.inhibit import InhibitRule
 from inferwatch.alerter.route.routing import AlerterConfig, compile_route
-from inferwatch.alerter.silence.silences import now_ms
+from inferwatch.clock import now_ms
 from inferwatch.config import Settings
 from inferwatch.contract.errors import ContractError
 from inferwatch.contract.events import AlertV1, DeadletterV1, MetricSnapshotV1

@@ -95,7 +95,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         """Create a silence; prints its id."""
         from inferwatch.alerter.errors import MatcherError
         from inferwatch.alerter.evaluation.durations import parse_duration_s
-        from inferwatch.alerter.silence.silences import new_silence, now_ms
+        from inferwatch.alerter.silence.silences import new_silence
+        from inferwatch.clock import now_ms
 
         try:
             s = new_silence(matchers, now_ms() + int(parse_duration_s(duration) * 1000), created_by, comment)

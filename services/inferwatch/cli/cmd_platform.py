@@ -31,7 +31,7 @@ def _run_dir(s: Settings) -> Path:
 
 def _kafka_dir(s: Settings, port: int) -> Path:
     """The default port shares ``infra/kafka/run`` with ``make up``/``make down``; others live in the data dir."""
-    from inferwatch.infra.kafka_native import repo_root
+    from inferwatch.paths import repo_root
 
     if port == 9092:
         return repo_root() / "infra" / "kafka" / "run"
@@ -199,7 +199,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         """Run processor, sink (+API) and alerter as child processes; Ctrl-C stops all of them."""
         from inferwatch.demo.errors import ServiceFailed
         from inferwatch.demo.supervisor import Supervisor, cli_command, running_from_pid_files
-        from inferwatch.infra.kafka_native import repo_root
+        from inferwatch.paths import repo_root
 
         s = Settings()
         run_dir = _run_dir(s)

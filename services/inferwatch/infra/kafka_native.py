@@ -36,6 +36,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from inferwatch.paths import repo_root
+
 __all__ = ["NativeCluster", "NativeKafka", "NativeKafkaError", "SaslSslListener", "free_port", "repo_root"]
 
 #: Seconds allowed for the one-time Maven resolution of the broker jars (~45 MB).
@@ -47,16 +49,6 @@ _handed_out_lock = threading.Lock()
 
 class NativeKafkaError(RuntimeError):
     """The broker could not be set up, started or stopped; the message says why and what to do."""
-
-
-def repo_root() -> Path:
-    """Return the repository root: ``$INFERWATCH_REPO_ROOT`` if set, else found from this file.
-
-    This file lives at ``services/inferwatch/infra/kafka_native.py``, so the root is three
-    directories above its folder.
-    """
-    env = os.environ.get("INFERWATCH_REPO_ROOT")
-    return Path(env).resolve() if env else Path(__file__).resolve().parents[3]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -13,7 +13,8 @@ from inferwatch.alerter.notification.signing import sign, verify
 from inferwatch.alerter.route.dispatch import Dispatcher
 from inferwatch.alerter.route.inhibit import InhibitRule
 from inferwatch.alerter.route.routing import compile_route, match_routes, parse_config
-from inferwatch.alerter.silence.silences import new_silence, now_ms
+from inferwatch.alerter.silence.silences import new_silence
+from inferwatch.clock import now_ms
 
 CFG = {
     "route": {"receiver": "team", "group_by": ["model"], "group_wait": "10s", "group_interval": "1m",

@@ -29,7 +29,7 @@ from inferwatch.alerter.evaluation.templates import render
 from inferwatch.alerter.lifecycle.fingerprint import fingerprint
 from inferwatch.alerter.lifecycle.state import AlertStore
 from inferwatch.alerter.lifecycle.transitions import AlertRecord, decide, drop_reason, step, with_reason
-from inferwatch.alerter.silence.silences import now_ms
+from inferwatch.clock import now_ms
 from inferwatch.contract.events import MetricSnapshotV1
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ from typing import Any
 from inferwatch.alerter.errors import SilenceNotFound
 from inferwatch.alerter.lifecycle.transitions import AlertRecord
 from inferwatch.alerter.route.matchers import parse_matchers
-from inferwatch.alerter.silence.silences import Silence, now_ms
+from inferwatch.alerter.silence.silences import Silence
+from inferwatch.clock import now_ms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (

@@ -18,7 +18,7 @@ from inferwatch.alerter.notification.httpclient import HttpPool
 from inferwatch.alerter.notification.notify import deliver
 from inferwatch.alerter.notification.payloads import render_body
 from inferwatch.alerter.route.routing import DeliveryConfig, ReceiverConfig
-from inferwatch.alerter.silence.silences import now_ms
+from inferwatch.clock import now_ms
 from inferwatch.contract.events import AlertV1, Delivery
 
 log = logging.getLogger(__name__)

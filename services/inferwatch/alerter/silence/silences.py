@@ -5,7 +5,6 @@ Times are wall-clock milliseconds (a silence is a person's decision in real time
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -13,11 +12,7 @@ from typing import Any, Literal
 
 from inferwatch.alerter.errors import MatcherError
 from inferwatch.alerter.route.matchers import Matcher, all_match, parse_matchers
-
-
-def now_ms() -> int:
-    """Wall-clock milliseconds since the epoch."""
-    return int(time.time() * 1000)
+from inferwatch.clock import now_ms
 
 
 @dataclass(frozen=True)

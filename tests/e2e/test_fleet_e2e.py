@@ -23,7 +23,7 @@ from inferwatch.demo.fleet import CONTROL_MODEL, NEW_DEVICE, FleetConfig, count_
 from inferwatch.demo.notifications import Inbox
 from inferwatch.demo.runner import investigation, store_counts, wait_for_history
 from inferwatch.demo.stack import Stack, StackOptions
-from inferwatch.demo.supervisor import cli_command
+from inferwatch.supervisor import cli_command
 from tests.support.kafka import new_prefix
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]

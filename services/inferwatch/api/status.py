@@ -61,7 +61,7 @@ def collect(s: Settings) -> dict[str, Any]:
     import httpx
 
     from inferwatch.api.lag import consumer_lag
-    from inferwatch.demo.supervisor import running_from_pid_files
+    from inferwatch.supervisor import running_from_pid_files
 
     up = kafka_answers(s)
     running = running_from_pid_files(s.data_dir / "run")

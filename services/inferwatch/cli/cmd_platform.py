@@ -133,7 +133,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         kafka: bool = typer.Option(True, help="Also stop the native Kafka broker."),
     ) -> None:
         """Stop the services started by `inferwatch run all` (pid files) and the native broker; data is kept."""
-        from inferwatch.demo.supervisor import running_from_pid_files, stop_process_group
+        from inferwatch.supervisor import running_from_pid_files, stop_process_group
 
         s = Settings()
         run_dir = _run_dir(s)
@@ -197,9 +197,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         rules: Path = typer.Option(None, "--rules", help="Alert rules (default: schemas/rules/defaults.yaml)."),  # noqa: B008
     ) -> None:
         """Run processor, sink (+API) and alerter as child processes; Ctrl-C stops all of them."""
-        from inferwatch.demo.errors import ServiceFailed
-        from inferwatch.demo.supervisor import Supervisor, cli_command, running_from_pid_files
         from inferwatch.paths import repo_root
+        from inferwatch.supervisor import ServiceFailed, Supervisor, cli_command, running_from_pid_files
 
         s = Settings()
         run_dir = _run_dir(s)

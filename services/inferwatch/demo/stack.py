@@ -1,7 +1,7 @@
 """The whole platform on one machine: broker, topics, store, processor, sink (+API), alerter, receiver.
 
 :class:`Stack` is what ``inferwatch demo`` and the e2e test start. Services run as subprocesses
-(``inferwatch run processor|sink|alerter``) under a :class:`~inferwatch.demo.supervisor.Supervisor`,
+(``inferwatch run processor|sink|alerter``) under a :class:`~inferwatch.supervisor.Supervisor`,
 with their logs in ``<data_dir>/logs``; the webhook receiver runs in the calling process so it can
 print (or collect) each notification as it arrives. The embedded chDB store is owned by the sink,
 which serves the HTTP API; everything else reads through that API.
@@ -25,8 +25,8 @@ import yaml
 from inferwatch.alerter.notification.receiver import LocalReceiver, Received
 from inferwatch.config import Settings
 from inferwatch.demo.errors import DemoError
-from inferwatch.demo.supervisor import Supervisor, cli_command
 from inferwatch.infra.kafka_native import NativeKafka, free_port
+from inferwatch.supervisor import Supervisor, cli_command
 
 SECRET_ENV = "INFERWATCH_DEMO_WEBHOOK_SECRET"
 

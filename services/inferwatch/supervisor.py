@@ -1,4 +1,4 @@
-"""Run Inferwatch services as child processes, each in its own process group with its own log file.
+"""Run Inferwatch services as child processes (the platform's process supervisor), each in its own process group with its own log file.
 
 Used by ``inferwatch demo``, ``inferwatch run all`` and the e2e test. Every child is started with
 ``start_new_session=True`` so stopping it (SIGTERM, then SIGKILL after a bounded wait) also stops
@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from inferwatch.demo.errors import ServiceFailed
+
+class ServiceFailed(RuntimeError):
+    """A service process exited while it should be running."""
+
+    def __init__(self, name: str, code: int, log_path: Path, tail: str) -> None:
+        super().__init__(f"service {name} exited with code {code}; log {log_path}:\n{tail}")
+        self.name = name
+        self.code = code
+        self.log_path = log_path
 
 
 def cli_command(*args: str) -> list[str]:

@@ -32,7 +32,8 @@ Results: ``detect.recall`` (detected AND segment named, share of scenarios), ``d
 stream's whole post-drift segment length, so misses cannot improve the median), each with the
 peer's value as baseline; the per-scenario table is printed and stored in ``params``.
 
-Run alone: ``.venv/bin/python -m bench detect`` (``--quick``: four scenarios).
+Run alone: ``.venv/bin/python -m bench detect`` (``--quick``: four scenarios), or without the Kafka
+broker the other benchmarks start, which this one does not use: ``.venv/bin/python -m bench.bench_detect``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from typing import Any
 
 import orjson
 
+from bench.context import BenchContext, write_results
 from inferwatch.alerter.evaluation.engine import Engine
 from inferwatch.alerter.evaluation.rules import default_rules_path, load_rules
 from inferwatch.alerter.lifecycle.state import AlertStore
@@ -58,11 +60,6 @@ from inferwatch.processor.core.decode import Raw
 from inferwatch.processor.core.engine import ProcessorCore
 from inferwatch.testing import streams
 from inferwatch.testing.streams import Stream, Truth
-
-try:  # run by bench/__main__.py, or alone
-    from bench.context import BenchContext
-except ImportError:  # pragma: no cover
-    BenchContext = Any  # type: ignore[misc,assignment]
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIDENTLY_PY = Path(os.environ.get("INFERWATCH_EVIDENTLY_PYTHON", ROOT / ".venv-evidently" / "bin" / "python"))
@@ -385,3 +382,22 @@ def run(ctx: BenchContext) -> None:
                ratio=fa / p_fa if p_fa else None, **common)
     ctx.record("detect.median_delay_events", delay, "events", baseline=base, baseline_value=p_delay,
                ratio=delay / p_delay if p_delay else None, **common)
+
+
+def main() -> None:
+    """Run this benchmark alone, without a broker; merges its results into ``.bench/results.json``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m bench.bench_detect", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="four scenarios")
+    ap.add_argument("--out", default=str(ROOT / ".bench" / "results.json"))
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="inferwatch-detect-") as tmp:
+        ctx = BenchContext(kafka_bootstrap="", scratch=Path(tmp), quick=args.quick)
+        run(ctx)
+    write_results(ctx.results, Path(args.out))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

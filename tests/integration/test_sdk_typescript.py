@@ -59,9 +59,11 @@ def test_typescript_sdk_events_reach_kafka_the_processor_and_the_store(settings:
     assert "# skipped 0" in run.stdout, "the broker tests did not run"
     assert "# fail 0" in run.stdout
 
-    # the topics hold what the TypeScript SDK sent: N + 1 (timed failure) + 10 replayed from the spool
-    msgs = consume_all(settings.kafka_bootstrap, settings.predictions_topic, N + 11, timeout_s=60)
-    assert len(msgs) == N + 11
+    # the topics hold what the TypeScript SDK sent: N + 1 (timed failure), 10 replayed from the spool,
+    # 1 from the child process that exits after close()
+    total = N + 12
+    msgs = consume_all(settings.kafka_bootstrap, settings.predictions_topic, total, timeout_s=60)
+    assert len(msgs) == total
     evs = [PredictionV1.model_validate(orjson.loads(m.value())) for m in msgs]
     ts = [(m, e) for m, e in zip(msgs, evs, strict=True) if e.model == "ts-model"]
     assert len(ts) == N + 1 and {m.key() for m, _ in ts} == {b"ts-model"}
@@ -74,6 +76,7 @@ def test_typescript_sdk_events_reach_kafka_the_processor_and_the_store(settings:
     assert e0.segment == {"region": "us"} and e0.latency_ms == 1.25
     replayed = sorted(e.prediction_id for e in evs if e.model == "ts-spooled")
     assert replayed == sorted(f"spooled-{i}" for i in range(10))
+    assert sum(e.model == "ts-exit" for e in evs) == 1
     fbs = consume_all(settings.kafka_bootstrap, settings.feedback_topic, 1, timeout_s=30)
     assert len(fbs) == 1
     fb = FeedbackV1.model_validate(orjson.loads(fbs[0].value()))
@@ -96,7 +99,7 @@ def test_typescript_sdk_events_reach_kafka_the_processor_and_the_store(settings:
     t.start()
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and store.scalar("SELECT count() FROM predictions") < N + 11:
+        while time.monotonic() < deadline and store.scalar("SELECT count() FROM predictions") < total:
             time.sleep(0.3)
         row = store.query("SELECT count(), countIf(error IS NOT NULL) FROM predictions WHERE model = 'ts-model'").rows[0]
         assert row == (N + 1, 1)

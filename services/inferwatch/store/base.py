@@ -2,12 +2,15 @@
 
 An insert carries a deduplication token (``topic-partition-first_offset-last_offset`` from the
 sink): repeating an insert with the same token is a no-op, which makes a retried or replayed
-batch safe. Queries are read-only by default and bounded in rows and time.
+batch safe. Queries are read-only by default and bounded in rows and time. The two lookups of the
+sink's replay guard (``max_kafka_offset``, ``kafka_events``) are written once here, in SQL both
+store kinds run, so no caller writes that SQL itself.
 """
 
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -124,6 +127,32 @@ class Store(abc.ABC):
         res = self.query(sql, params, max_rows=1)
         return res.rows[0][0] if res.rows else None
 
+    # -- the sink's replay guard (both store kinds run the same SQL) -----------------------------
+    def max_kafka_offset(self, table: str, topic: str, partition: int) -> int:
+        """The highest ``kafka_offset`` stored in ``table`` for ``topic[partition]``; -1 when none is."""
+        res = self.query(
+            f"SELECT count(), max(kafka_offset) FROM {_table_name(table)} "
+            "WHERE kafka_topic = {t:String} AND kafka_partition = {p:UInt32}",
+            {"t": topic, "p": partition},
+        )
+        count, mx = res.rows[0]
+        return int(mx) if count else -1
+
+    def kafka_events(self, table: str, topic: str, partition: int, lo: int, hi: int) -> set[tuple[int, str]]:
+        """``(kafka_offset, event_id)`` of the rows stored in ``table`` for ``topic[partition]`` with an
+        offset between ``lo`` and ``hi`` (both included); empty when ``hi < lo``."""
+        if hi < lo:
+            return set()
+        # Up to two topics of the same name may have written these offsets (a topic deleted and
+        # re-created), and a replay may repeat one: room for several rows per offset.
+        limit = 4 * (hi - lo + 1) + 1000
+        res = self.query_arrow(
+            f"SELECT kafka_offset, event_id FROM {_table_name(table)} WHERE kafka_topic = {{t:String}} "
+            "AND kafka_partition = {p:UInt32} AND kafka_offset BETWEEN {lo:UInt64} AND {hi:UInt64}",
+            {"t": topic, "p": partition, "lo": lo, "hi": hi}, max_rows=limit,
+        )
+        return set(zip(res.column("kafka_offset").to_pylist(), res.column("event_id").to_pylist(), strict=True))
+
     def migrate(self) -> list[str]:
         """Apply the pending migrations of ``schemas/clickhouse/``; returns the names applied."""
         from inferwatch.store.migrations import migrate
@@ -139,6 +168,16 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _table_name(table: str) -> str:
+    """``table`` when it is a plain identifier (it is put into SQL text, not passed as a parameter)."""
+    if not _TABLE_NAME.fullmatch(table):
+        raise ValueError(f"table: {table!r} is not a plain table name (letters, digits, underscores)")
+    return table
 
 
 def limit_settings(max_rows: int, timeout_s: float) -> dict[str, Any]:

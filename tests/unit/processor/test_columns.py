@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import orjson
 
-from inferwatch.processor.core.acc import WindowAcc
+from inferwatch.processor.core.acc import Kind, WindowAcc
 from inferwatch.processor.core.columns import build_columns
 from inferwatch.processor.core.decode import Raw, decode_predictions
 from inferwatch.testing.scenarios import wide_event
@@ -34,10 +34,10 @@ def test_numeric_matrix_equals_per_feature_accumulation() -> None:
     a.add_columns(cols)
     b = WindowAcc("m", "1", 0, 60_000)
     b.add_columns(dataclasses.replace(cols, matrix=None))
-    assert a.slots == b.slots and a.a.keys() == b.a.keys()
-    for k in a.a:
-        assert np.array_equal(a.a[k], b.a[k]), k
-    assert a.a["miss:x3"][0] == 1 and a.a["n:x3"][0] == 399
+    assert a.slots == b.slots and a.order == b.order
+    for kind, name, arr in a.arrays():
+        assert np.array_equal(arr, b.parts[kind][name]), (kind, name)
+    assert a.get("x3", 0, Kind.MISSING) == 1 and a.get("x3", 0, Kind.COUNT) == 399
 
 
 def test_mixed_column_falls_back_to_categorical() -> None:

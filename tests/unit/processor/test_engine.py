@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from inferwatch.processor import ProcessorConfig, ReferenceProfile, build_reference_profile
-from inferwatch.processor.core.acc import WindowAcc
+from inferwatch.processor.core.acc import Kind, WindowAcc, parse_wire_name, wire_name
 from inferwatch.processor.core.decode import Raw
 from inferwatch.processor.core.engine import ProcessorCore
 from inferwatch.testing.scenarios import NEW_DEVICE, new_camera
@@ -89,8 +89,21 @@ def test_window_acc_round_trip() -> None:
     for acc in core._live.values():
         back = WindowAcc.from_bytes(acc.to_bytes())
         assert back.slots == acc.slots and back.hw == acc.hw
-        for k, v in acc.a.items():
-            assert (back.a[k] == v).all()
+        assert back.order == acc.order
+        for kind, name, v in acc.arrays():
+            assert (back.parts[kind][name] == v).all()
+        assert back.to_bytes() == acc.to_bytes()  # the stored form is stable across a restore
+
+
+def test_window_acc_wire_names() -> None:
+    """Each kind of array keeps its stored name; a feature's name may hold ':'; unknown kinds are refused."""
+    cases = [(Kind.TOTAL, "count"), (Kind.CONF, ""), (Kind.COUNT, "a:b"), (Kind.HIST, "x"), (Kind.CAT, "@class"),
+             (Kind.MIN, "lp"), (Kind.LINEAGE, "up"), (Kind.MISSING, "x"), (Kind.SUM, "x")]
+    assert [wire_name(k, n) for k, n in cases] == ["count", "conf", "n:a:b", "h:x", "c:@class", "min:lp", "lin:up",
+                                                   "miss:x", "sum:x"]
+    assert [parse_wire_name(wire_name(k, n)) for k, n in cases] == cases
+    with pytest.raises(ValueError, match="unknown array kind"):
+        parse_wire_name("zz:x")
 
 
 def _llm(i: int, ts: int, completion: str, lps: list[float], prompt_hash: str, refusal: bool | None = None) -> bytes:
@@ -146,7 +159,7 @@ def test_uploaded_reference_detects_drift_from_first_window() -> None:
     prof = build_reference_profile(df, "photo-verifier", "3.2.0", features=["image_width"], segment_columns=["device"],
                                    prediction_column="pred", label_column="truth")
     prof = ReferenceProfile.from_bytes(prof.to_bytes())
-    assert prof.acc.a["count"][0] == 1000
+    assert prof.acc.get("count", 0) == 1000
     core = ProcessorCore(ProcessorConfig(window_s=60, lateness_s=0, baseline_s=300))
     core.set_uploaded_reference("photo-verifier", "3.2.0", prof.to_bytes())
     raws = [Raw(orjson.dumps({"event_id": f"e{i}", "prediction_id": f"p{i}", "ts": 60_000 + i, "model": "photo-verifier",
@@ -166,7 +179,7 @@ def test_invalid_events_become_dead_letters_and_the_stream_goes_on() -> None:
     assert [r.raw.offset for r in out.rejected] == [7, 9]
     dl = out.rejected[0].to_deadletter()
     assert dl.stage == "processor" and dl.source_offset == 7 and dl.reason
-    assert sum(int(a.a["count"][0]) for a in core._live.values()) == 1
+    assert sum(int(a.get("count", 0)) for a in core._live.values()) == 1
 
 
 def test_late_events_counted() -> None:

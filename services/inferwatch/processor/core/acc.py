@@ -1,13 +1,15 @@
 """The window accumulator: every metric's mergeable state for one model version over one span of time,
 for the whole version (slot 0) and each tracked segment value (one slot each).
 
-State is a flat map of numpy arrays whose first axis is the slot, so growing, merging, collapsing
-rare segments into ``other`` and serialising are one generic operation each:
+State is numpy arrays whose first axis is the slot, held in typed parts (one dict per
+:class:`Kind`), so growing, merging, collapsing rare segments into ``other`` and serialising are one
+generic operation each, and what differs between kinds (start value, merge) follows from the kind:
 
-* ``count, errors, lat_n, lat_sum`` … ``[S]`` sums; ``min:*`` arrays merge by minimum;
-* ``lat_hist [S, LATENCY_BINS.size]`` and ``h:<feature> [S, FEATURE_BINS.size]`` log-bucket counts;
-* ``c:<feature> [S, M]`` category counts over ``cats[feature]``; ``conf [S, L, L]`` confusion over ``labels``;
-* ``auc_pos/auc_neg [S, AUC_BINS]`` positive-class score histograms by true class;
+* ``TOTAL``: ``count, errors, lat_n, lat_sum`` … ``[S]`` sums, ``lat_hist [S, LATENCY_BINS.size]``
+  log-bucket counts, ``auc_pos/auc_neg [S, AUC_BINS]`` positive-class score histograms by true class;
+* per feature: ``COUNT`` (values present), ``MISSING``, ``SUM``, ``HIST [S, FEATURE_BINS.size]``
+  log-bucket counts, ``CAT [S, M]`` category counts over ``cats[feature]``;
+* ``CONF [S, L, L]`` confusion over ``labels``; ``MIN`` arrays merge by minimum; ``LINEAGE`` shares;
 * inconsistency maps per slot, a bottom-k embedding sample (whole version only), the lineage sums;
 * ``hw``: the last source offset absorbed per topic-partition, so a replay after a crash is skipped
   (the acc and its high-water marks are persisted together, atomically, as one value).
@@ -15,8 +17,9 @@ rare segments into ``other`` and serialising are one generic operation each:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import partial
 from typing import Any
 
@@ -35,6 +38,51 @@ I64 = npt.NDArray[np.int64]
 _LLM_SUMS = ("llm_n", "lp_sum", "lp_n", "ent_sum", "ent_n", "tok_sum", "tok_n", "chr_sum", "chr_n", "empty", "refusal")
 _INCONS_CAP = 5000  # distinct prompt hashes tracked per slot per window
 _DTYPE_NAMES: dict[np.dtype[Any], str] = {}  # str(dtype) is slow and asked for every array of every state write
+
+
+class Kind(Enum):
+    """What a state array holds. The value is the array's name prefix in the stored bytes (the
+    changelog's format): only :func:`wire_name` and :func:`parse_wire_name` use it."""
+
+    TOTAL = ""  # fixed-name sums and histograms of the slot (count, errors, lat_hist, LLM sums, …)
+    COUNT = "n:"  # per feature: values present
+    MISSING = "miss:"  # per feature: values missing
+    SUM = "sum:"  # per numeric feature: sum of values
+    HIST = "h:"  # per numeric feature: log-bin counts
+    CAT = "c:"  # per categorical feature: counts over ``cats[feature]``
+    CONF = "conf"  # the confusion matrix over ``labels`` (one array, named "")
+    MIN = "min:"  # minima (start at +inf, merge by minimum)
+    LINEAGE = "lin:"  # per upstream model: summed share
+
+
+_BY_PREFIX = {k.value: k for k in Kind if k.value.endswith(":")}
+
+
+def wire_name(kind: Kind, name: str) -> str:
+    """The name of array ``name`` of ``kind`` in the stored bytes (``h:x``, ``count``, ``conf``)."""
+    return kind.value + name
+
+
+def parse_wire_name(wire: str) -> tuple[Kind, str]:
+    """Inverse of :func:`wire_name`. Fixed names have no ``:``; a feature's name may (split at the first)."""
+    head, sep, rest = wire.partition(":")
+    if sep:
+        kind = _BY_PREFIX.get(head + sep)
+        if kind is None:
+            raise ValueError(f"stored window state: unknown array kind in {wire!r}")
+        return kind, rest
+    if wire == Kind.CONF.value:
+        return Kind.CONF, ""
+    return Kind.TOTAL, wire
+
+
+def _fill(kind: Kind) -> float:
+    """The value of a cell never touched."""
+    return np.inf if kind is Kind.MIN else 0.0
+
+
+def _parts() -> dict[Kind, dict[str, np.ndarray]]:
+    return {k: {} for k in Kind}
 
 
 @dataclass
@@ -71,7 +119,9 @@ class WindowAcc:
     max_categories: int = 64
     emb_k: int = 256
     slots: dict[tuple[str, str], int] = field(default_factory=lambda: {WHOLE: 0})
-    a: dict[str, np.ndarray] = field(default_factory=dict)
+    parts: dict[Kind, dict[str, np.ndarray]] = field(default_factory=_parts)
+    # (kind, name) of every array in order of creation: the order of the stored bytes
+    order: list[tuple[Kind, str]] = field(default_factory=list)
     cats: dict[str, list[str]] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
     incons: dict[int, dict[str, list[Any]]] = field(default_factory=dict)
@@ -86,13 +136,16 @@ class WindowAcc:
     def n_slots(self) -> int:
         return len(self.slots)
 
-    def _arr(self, name: str, tail: tuple[int, ...] = (), dtype: Any = np.float64, fill: float = 0.0) -> np.ndarray:
-        """Array ``name`` with at least ``n_slots`` rows and ``tail`` trailing dims, grown in place."""
-        arr = self.a.get(name)
+    def _arr(self, kind: Kind, name: str, tail: tuple[int, ...] = (), dtype: Any = np.float64,
+             fill: float = 0.0) -> np.ndarray:
+        """Array ``name`` of ``kind`` with at least ``n_slots`` rows and ``tail`` trailing dims, grown in place."""
+        part = self.parts[kind]
+        arr = part.get(name)
         s = self.n_slots
         if arr is None:
             arr = np.full((s, *tail), fill, dtype=dtype)
-            self.a[name] = arr
+            part[name] = arr
+            self.order.append((kind, name))
             return arr
         want_tail = tuple(max(x, y) for x, y in zip(arr.shape[1:], tail, strict=True)) if tail else arr.shape[1:]
         want = (max(s, arr.shape[0]), *want_tail)
@@ -100,18 +153,38 @@ class WindowAcc:
             grown = np.full(want, fill, dtype=arr.dtype)
             grown[tuple(slice(0, d) for d in arr.shape)] = arr
             arr = grown
-            self.a[name] = arr
+            part[name] = arr
         return arr
 
-    def get(self, name: str, slot: int) -> Any:
-        """Row ``slot`` of array ``name`` (zeros, or inf for ``min:``, when it was never touched)."""
-        arr = self.a.get(name)
+    def get(self, name: str, slot: int, kind: Kind = Kind.TOTAL) -> Any:
+        """Row ``slot`` of array ``name`` of ``kind`` (zeros, or inf for ``MIN``, when it was never touched)."""
+        arr = self.parts[kind].get(name)
         if arr is None or slot >= arr.shape[0]:
-            if arr is None:
-                return 0.0 if not name.startswith("min:") else np.inf
-            return np.full(arr.shape[1:], np.inf if name.startswith("min:") else 0, dtype=arr.dtype) if arr.ndim > 1 \
-                else (np.inf if name.startswith("min:") else 0.0)
+            if arr is None or arr.ndim == 1:
+                return _fill(kind)
+            return np.full(arr.shape[1:], _fill(kind), dtype=arr.dtype)
         return arr[slot]
+
+    def has(self, name: str, kind: Kind = Kind.TOTAL) -> bool:
+        """Whether array ``name`` of ``kind`` was ever touched."""
+        return name in self.parts[kind]
+
+    def names(self, kind: Kind) -> Iterable[str]:
+        """The names of the arrays of ``kind``, in order of creation."""
+        return self.parts[kind].keys()
+
+    def arrays(self) -> Iterator[tuple[Kind, str, np.ndarray]]:
+        """Every array with its kind and name, in order of creation (the stored order)."""
+        parts = self.parts
+        for kind, name in self.order:
+            yield kind, name, parts[kind][name]
+
+    def put(self, kind: Kind, name: str, arr: np.ndarray) -> None:
+        """Set array ``name`` of ``kind`` (its first axis is the slot)."""
+        part = self.parts[kind]
+        if name not in part:
+            self.order.append((kind, name))
+        part[name] = arr
 
     def slot_of(self, key: str, value: str, create: bool = True) -> int:
         """The slot of segment ``key=value``; past ``max_tracked`` values of a key it is ``key=__other__``."""
@@ -197,12 +270,12 @@ class WindowAcc:
         return np.fromiter(map(table.__getitem__, vals), np.int64, len(vals))
 
     # ---- accumulation ----------------------------------------------------------------------
-    def _add(self, name: str, slot: I64, weights: np.ndarray | None = None) -> None:
-        arr = self._arr(name)
+    def _add(self, name: str, slot: I64, weights: np.ndarray | None = None, kind: Kind = Kind.TOTAL) -> None:
+        arr = self._arr(kind, name)
         arr += np.bincount(slot, weights=weights, minlength=self.n_slots)[: self.n_slots]
 
-    def _add_hist(self, name: str, slot: I64, idx: I64, width: int) -> None:
-        arr = self._arr(name, (width,), np.int64)
+    def _add_hist(self, name: str, slot: I64, idx: I64, width: int, kind: Kind = Kind.TOTAL) -> None:
+        arr = self._arr(kind, name, (width,), np.int64)
         width = arr.shape[1]
         flat = np.bincount(slot * width + idx, minlength=self.n_slots * width)
         arr += flat.reshape(self.n_slots, width)
@@ -234,21 +307,21 @@ class WindowAcc:
                 continue
             miss = np.isnan(x)
             good = ~miss[rows]
-            self._add(f"n:{name}", slot[good])
-            self._add(f"miss:{name}", slot[~good])
+            self._add(name, slot[good], kind=Kind.COUNT)
+            self._add(name, slot[~good], kind=Kind.MISSING)
             xr = x[rows][good]
-            self._add(f"sum:{name}", slot[good], xr)
+            self._add(name, slot[good], xr, Kind.SUM)
             bi = np.zeros(cols.n, dtype=np.int64)
             bi[~miss] = FEATURE_BINS.index(x[~miss])
-            self._add_hist(f"h:{name}", slot[good], bi[rows][good], fb)
+            self._add_hist(name, slot[good], bi[rows][good], fb, Kind.HIST)
         for name, vals in cat_items(cols.cat):
             cr = self.cat_codes(name, vals)[rows]
             good = cr >= 0
             m = len(self.cats.get(name, ())) or 1
             if name != "@class":
-                self._add(f"n:{name}", slot[good])
-                self._add(f"miss:{name}", slot[~good])
-            self._add_hist(f"c:{name}", slot[good], cr[good], m)
+                self._add(name, slot[good], kind=Kind.COUNT)
+                self._add(name, slot[~good], kind=Kind.MISSING)
+            self._add_hist(name, slot[good], cr[good], m, Kind.CAT)
         if cols.llm is not None:
             self._add_llm(cols, rows, slot)
         if cols.lineage is not None and cols.lineage_self is not None:
@@ -256,7 +329,7 @@ class WindowAcc:
             keys = sorted({k for d in cols.lineage for k in d})
             for k in keys:
                 share = np.array([d.get(k, 0.0) for d in cols.lineage])
-                self._add(f"lin:{k}", slot, share[rows])
+                self._add(k, slot, share[rows], Kind.LINEAGE)
         if cols.embedding is not None and cols.embedding_rows is not None:
             rng = rng or np.random.default_rng()
             u = rng.random(len(cols.embedding))
@@ -321,10 +394,10 @@ class WindowAcc:
                          hist: np.ndarray) -> None:
         s, fb = self.n_slots, FEATURE_BINS.size
         for j, name in enumerate(names):
-            self._arr(f"n:{name}")[:s] += cnt[:, j]
-            self._arr(f"miss:{name}")[:s] += tot[:, j] - cnt[:, j]
-            self._arr(f"sum:{name}")[:s] += sums[:, j]
-            self._arr(f"h:{name}", (fb,), np.int64)[:s] += hist[:, j]
+            self._arr(Kind.COUNT, name)[:s] += cnt[:, j]
+            self._arr(Kind.MISSING, name)[:s] += tot[:, j] - cnt[:, j]
+            self._arr(Kind.SUM, name)[:s] += sums[:, j]
+            self._arr(Kind.HIST, name, (fb,), np.int64)[:s] += hist[:, j]
 
     def _add_embeddings(self, u: np.ndarray, rows: np.ndarray) -> None:
         if self.emb_rows is not None:
@@ -355,7 +428,7 @@ class WindowAcc:
         self._add("refusal", sl, llm.refusal[r].astype(np.float64))
         mins = llm.lp_min[r]
         ok = ~np.isnan(mins)
-        arr = self._arr("min:lp", (), np.float64, np.inf)
+        arr = self._arr(Kind.MIN, "lp", (), np.float64, np.inf)
         np.minimum.at(arr, sl[ok], mins[ok])
         for i, s in zip(r.tolist(), sl.tolist(), strict=True):
             ph, ch = llm.prompt_hash[i], llm.completion_hash[i]
@@ -395,7 +468,7 @@ class WindowAcc:
                            for t, h in zip(j.true_label, has_cls, strict=True)])
             L = len(self.labels)
             m = has_cls[rows]
-            arr = self._arr("conf", (L, L), np.int64)
+            arr = self._arr(Kind.CONF, "", (L, L), np.int64)
             np.add.at(arr, (slot[m], ti[rows][m], pi[rows][m]), 1)
             okp = has_cls & ~np.isnan(j.pos_score)
             if okp.any():
@@ -418,22 +491,22 @@ class WindowAcc:
     def _absorb(self, other: WindowAcc, slot_map: I64) -> None:
         catmap = {f: np.array([self._cat_index(f, v) for v in vals], dtype=np.int64) for f, vals in other.cats.items()}
         labmap = np.array([self._label_index(v) for v in other.labels], dtype=np.int64)
-        for name, src in other.a.items():
+        for kind, name, src in other.arrays():
             sm = slot_map[: src.shape[0]]
-            if name.startswith("c:"):
-                cm = catmap.get(name[2:], np.zeros(0, np.int64))
-                dst = self._arr(name, (len(self.cats.get(name[2:], ())),), np.int64)
+            if kind is Kind.CAT:
+                cm = catmap.get(name, np.zeros(0, np.int64))
+                dst = self._arr(kind, name, (len(self.cats.get(name, ())),), np.int64)
                 np.add.at(dst, (sm[:, None], cm[None, : src.shape[1]]), src[:, : len(cm)])
-            elif name == "conf":
+            elif kind is Kind.CONF:
                 L = len(self.labels)
-                dst = self._arr(name, (L, L), np.int64)
+                dst = self._arr(kind, name, (L, L), np.int64)
                 lm = labmap[: src.shape[1]]
                 np.add.at(dst, (sm[:, None, None], lm[None, :, None], lm[None, None, :]), src)
-            elif name.startswith("min:"):
-                dst = self._arr(name, src.shape[1:], src.dtype, np.inf)
+            elif kind is Kind.MIN:
+                dst = self._arr(kind, name, src.shape[1:], src.dtype, np.inf)
                 np.minimum.at(dst, sm, src)
             else:
-                dst = self._arr(name, src.shape[1:], src.dtype)
+                dst = self._arr(kind, name, src.shape[1:], src.dtype)
                 np.add.at(dst, sm, src)
         for s, d in other.incons.items():
             mine = self.incons.setdefault(int(slot_map[s]), {})
@@ -460,7 +533,7 @@ class WindowAcc:
 
     def collapsed(self, top_k: int) -> WindowAcc:
         """A copy keeping, per segment key, the ``top_k`` values by count; the rest merged into ``other``."""
-        count = self.a.get("count", np.zeros(self.n_slots))
+        count = self.parts[Kind.TOTAL].get("count", np.zeros(self.n_slots))
         keep: dict[tuple[str, str], int] = {}
         by_key: dict[str, list[tuple[str, str]]] = {}
         for nm in self.slots:
@@ -490,19 +563,20 @@ class WindowAcc:
 
     # ---- serialisation ---------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """Compact msgpack: arrays stored sparse (non-zero positions and values)."""
+        """Compact msgpack: arrays stored sparse (non-zero positions and values), in order of
+        creation, each under its :func:`wire_name`."""
         arrays = {}
         names = _DTYPE_NAMES
-        for name, arr in self.a.items():
+        for kind, name, arr in self.arrays():
             flat = arr.ravel()
-            fill = np.inf if name.startswith("min:") else 0
+            fill = np.inf if kind is Kind.MIN else 0
             nz = np.flatnonzero(flat != fill)
             vals = flat[nz]
             # counts fit in int32 in practice; keep the exact dtype when they do not
             if vals.dtype == np.int64 and (len(vals) == 0 or vals.max() < 2**31):
                 vals = vals.astype(np.int32)
             dt, vdt = arr.dtype, vals.dtype
-            arrays[name] = [list(arr.shape), names.get(dt) or names.setdefault(dt, str(dt)),
+            arrays[kind.value + name] = [list(arr.shape), names.get(dt) or names.setdefault(dt, str(dt)),
                             nz.astype(np.int32).tobytes(), names.get(vdt) or names.setdefault(vdt, str(vdt)),
                             vals.tobytes()]
         doc = {
@@ -523,11 +597,11 @@ class WindowAcc:
         d = msgspec.msgpack.decode(data)
         acc = cls(d["m"], d["v"], d["s"], d["e"], *d["cfg"])
         acc.slots = {(k, v): i for k, v, i in d["slots"]}
-        for name, (shape, dtype, nz, vdtype, vals) in d["a"].items():
-            fill = np.inf if name.startswith("min:") else 0
-            arr = np.full(int(np.prod(shape)), fill, dtype=np.dtype(dtype))
+        for wire, (shape, dtype, nz, vdtype, vals) in d["a"].items():
+            kind, name = parse_wire_name(wire)
+            arr = np.full(int(np.prod(shape)), _fill(kind), dtype=np.dtype(dtype))
             arr[np.frombuffer(nz, np.int32)] = np.frombuffer(vals, np.dtype(vdtype))
-            acc.a[name] = arr.reshape(shape)
+            acc.put(kind, name, arr.reshape(shape))
         acc.cats = d["cats"]
         acc.labels = d["labels"]
         acc.incons = {int(k): v for k, v in d["incons"].items()}

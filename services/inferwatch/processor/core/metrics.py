@@ -11,7 +11,7 @@ import numpy as np
 
 from inferwatch.processor.config import ProcessorConfig
 from inferwatch.processor.core import perf, stats
-from inferwatch.processor.core.acc import WindowAcc
+from inferwatch.processor.core.acc import Kind, WindowAcc
 from inferwatch.processor.core.embedding import mmd_test
 from inferwatch.processor.core.logbins import LATENCY_BINS
 
@@ -41,40 +41,37 @@ def summary(acc: WindowAcc, slot: int, span_s: float) -> dict[str, float | None]
         q = LATENCY_BINS.quantiles(acc.get("lat_hist", slot), [0.5, 0.95, 0.99])
         m["latency_p50_ms"], m["latency_p95_ms"], m["latency_p99_ms"] = (float(x) for x in q)
         m["latency_mean_ms"] = float(acc.get("lat_sum", slot)) / lat_n
-    for name in acc.a:
-        if not name.startswith("n:"):
-            continue
-        f = name[2:]
+    for f in acc.names(Kind.COUNT):
         base = metric_base(f)
-        k = float(acc.get(name, slot))
-        miss = float(acc.get(f"miss:{f}", slot))
-        if f"sum:{f}" in acc.a and k > 0:
-            m[f"{base}_mean" if f.startswith("@") else f"{base}.mean"] = float(acc.get(f"sum:{f}", slot)) / k
+        k = float(acc.get(f, slot, Kind.COUNT))
+        miss = float(acc.get(f, slot, Kind.MISSING))
+        if acc.has(f, Kind.SUM) and k > 0:
+            m[f"{base}_mean" if f.startswith("@") else f"{base}.mean"] = float(acc.get(f, slot, Kind.SUM)) / k
         if not f.startswith("@"):
             m[f"{base}.missing_rate"] = _ratio(miss, k + miss)
-    if "c:@class" in acc.a:
-        c = acc.get("c:@class", slot)
+    if acc.has("@class", Kind.CAT):
+        c = acc.get("@class", slot, Kind.CAT)
         tot = float(c.sum())
         if tot > 0:
             for lab, v in zip(acc.cats.get("@class", []), c.tolist(), strict=False):
                 m[f"output.class_share.{lab}"] = v / tot
     labeled = float(acc.get("labeled", slot))
-    if labeled > 0 or "labeled" in acc.a:
+    if labeled > 0 or acc.has("labeled"):
         m["perf.label_coverage"] = _ratio(labeled, n)
-    if "conf" in acc.a:
-        m.update(perf.classification(acc.get("conf", slot)))
-        if "auc_pos" in acc.a and "auc_neg" in acc.a:
+    if acc.has("", Kind.CONF):
+        m.update(perf.classification(acc.get("", slot, Kind.CONF)))
+        if acc.has("auc_pos") and acc.has("auc_neg"):
             auc = perf.auc_from_hist(acc.get("auc_pos", slot), acc.get("auc_neg", slot))
             if auc is not None:
                 m["perf.roc_auc"] = auc
-    if "reg_n" in acc.a:
+    if acc.has("reg_n"):
         m.update(perf.regression(float(acc.get("reg_n", slot)), float(acc.get("reg_abs", slot)), float(acc.get("reg_sq", slot))))
     llm_n = float(acc.get("llm_n", slot))
     if llm_n > 0:
         lp_n = float(acc.get("lp_n", slot))
         if lp_n > 0:
             m["llm.logprob_mean"] = float(acc.get("lp_sum", slot)) / lp_n
-            m["llm.logprob_min"] = float(acc.get("min:lp", slot))
+            m["llm.logprob_min"] = float(acc.get("lp", slot, Kind.MIN))
         ent_n = float(acc.get("ent_n", slot))
         if ent_n > 0:
             m["llm.entropy_mean"] = float(acc.get("ent_sum", slot)) / ent_n
@@ -87,11 +84,10 @@ def summary(acc: WindowAcc, slot: int, span_s: float) -> dict[str, float | None]
         d = acc.incons.get(slot, {})
         rep = [e for e in d.values() if e[1] >= 2]
         m["llm.inconsistency_rate"] = sum(1 for e in rep if e[2]) / len(rep) if rep else 0.0
-    if "lin_self" in acc.a and n > 0:
+    if acc.has("lin_self") and n > 0:
         m["lineage.self_share"] = float(acc.get("lin_self", slot)) / n
-        for name in acc.a:
-            if name.startswith("lin:"):
-                m[f"lineage.share.{name[4:]}"] = float(acc.get(name, slot)) / n
+        for name in acc.names(Kind.LINEAGE):
+            m[f"lineage.share.{name}"] = float(acc.get(name, slot, Kind.LINEAGE)) / n
     return m
 
 
@@ -112,28 +108,28 @@ def drift(acc: WindowAcc, slot: int, ref: WindowAcc, ref_slot: int, features: se
     hist_names: list[str] = []
     refs: list[stats.RefHist] = []
     curs: list[np.ndarray] = []
-    for name in acc.a:
-        if not name.startswith("h:") or (features is not None and name[2:] not in features) or name not in ref.a:
+    for name in acc.names(Kind.HIST):
+        if (features is not None and name not in features) or not ref.has(name, Kind.HIST):
             continue
-        cur = acc.get(name, slot)
+        cur = acc.get(name, slot, Kind.HIST)
         if cur.sum() == 0:
             continue
         key = (id(ref), ref_slot, name)
         rh = cache.get(key)
         if rh is None:
-            rh = cache[key] = stats.RefHist(ref.get(name, ref_slot))
+            rh = cache[key] = stats.RefHist(ref.get(name, ref_slot, Kind.HIST))
         if rh.n == 0:
             continue
         hist_names.append(name)
         refs.append(rh)
         curs.append(cur)
     hist = dict(zip(hist_names, stats.hist_drift_many(refs, curs), strict=True))
-    for name in acc.a:
-        if name.startswith("h:"):
-            h = hist.get(name)
+    # histograms and category counts in order of creation (the metrics' order in the snapshot)
+    for kind, f in acc.order:
+        if kind is Kind.HIST:
+            h = hist.get(f)
             if h is None:
                 continue
-            f = name[2:]
             base = metric_base(f)
             p = h[0]
             m[f"{base}.psi"] = p
@@ -141,16 +137,15 @@ def drift(acc: WindowAcc, slot: int, ref: WindowAcc, ref_slot: int, features: se
             m[f"{base}.ks"], m[f"{base}.ks_pvalue"] = h[2], h[3]
             if not f.startswith("@"):
                 max_psi = p if max_psi is None else max(max_psi, p)
-        elif name.startswith("c:"):
-            f = name[2:]
+        elif kind is Kind.CAT:
             if features is not None and f not in features:
                 continue
-            cur = acc.get(name, slot)
-            if name not in ref.a or cur.sum() == 0:
+            cur = acc.get(f, slot, Kind.CAT)
+            if not ref.has(f, Kind.CAT) or cur.sum() == 0:
                 continue
             names = acc.cats.get(f, [])
             rnames = ref.cats.get(f, [])
-            rrow = ref.get(name, ref_slot)
+            rrow = ref.get(f, ref_slot, Kind.CAT)
             rmap = dict(zip(rnames, rrow.tolist(), strict=False))
             allnames = list(dict.fromkeys([*names, *rnames]))
             cmap = dict(zip(names, cur.tolist(), strict=False))
@@ -286,11 +281,11 @@ def badness(name: str, value: float | None, ref: float | None) -> float | None:
 def without(acc: WindowAcc, slot: int) -> WindowAcc:
     """A one-slot accumulator holding the whole version minus segment ``slot`` (for leave-one-out)."""
     out = WindowAcc(acc.model, acc.version, acc.start_ms, acc.end_ms)
-    for name, arr in acc.a.items():
-        if name.startswith("min:"):
-            continue
+    for kind, name, arr in acc.arrays():
+        if kind is Kind.MIN:
+            continue  # a minimum cannot be un-merged
         row = arr[slot] if slot < arr.shape[0] else np.zeros(arr.shape[1:], arr.dtype)
-        out.a[name] = (arr[0] - row)[None, ...]
+        out.put(kind, name, (arr[0] - row)[None, ...])
     out.cats = acc.cats
     out.labels = acc.labels
     return out

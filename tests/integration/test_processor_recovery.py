@@ -133,9 +133,10 @@ def test_partitions_move_between_two_workers(settings: Settings, tmp_path: Path)
             assert wait_committed(settings, settings.predictions_topic, 90), w1.tail()
             w2 = Worker(settings, tmp_path / "w2", tmp_path / "w2.log")  # takes over some partitions
             w2.wait_healthy()
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and (w2.health() or {}).get("rebalances_total", 0) < 1:
+            deadline = time.monotonic() + 90  # until w2 really holds partitions (not its first empty revoke)
+            while time.monotonic() < deadline and not (w2.health() or {}).get("assigned_partitions"):
                 time.sleep(0.5)
+            assert (w2.health() or {}).get("assigned_partitions"), ("no partition moved to w2", w2.tail())
             log_predictions(settings, models, third, T0, start=third)
             assert wait_committed(settings, settings.predictions_topic, 90), (w1.tail(), w2.tail())
             h2 = w2.health()

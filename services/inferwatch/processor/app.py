@@ -146,12 +146,15 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int | None = 
 
     # The in-memory state covers the active partitions: drop it whenever they change. faust restores
     # newly assigned partitions' tables before their records reach the agents; the next batch rebuilds.
-    async def on_assignment_change(sender: Any, *args: Any, **kwargs: Any) -> None:
+    async def on_revoked(sender: Any, revoked: Any = (), **kwargs: Any) -> None:
         worker.on_rebalance()
 
-    app.on_partitions_revoked.connect(on_assignment_change)
-    app.on_partitions_assigned.connect(on_assignment_change)
-    app._inferwatch_receivers = (on_assignment_change,)  # a strong reference (signals may hold weak ones)
+    async def on_assigned(sender: Any, assigned: Any = (), **kwargs: Any) -> None:
+        worker.on_rebalance(assigned=[tp.partition for tp in assigned if tp.topic == settings.predictions_topic])
+
+    app.on_partitions_revoked.connect(on_revoked)
+    app.on_partitions_assigned.connect(on_assigned)
+    app._inferwatch_receivers = (on_revoked, on_assigned)  # strong references (signals may hold weak ones)
 
     async def run_agent(stream: Any, kind: str) -> None:
         """Process every batch event, acknowledging it only after it was handled (see failures.py).

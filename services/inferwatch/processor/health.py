@@ -42,6 +42,8 @@ class ProcessorHealth:
     state_rebuilds_total: int = 0
     """Times the core's in-memory state was rebuilt from the tables (start, rebalance, after a failure)."""
     rebalances_total: int = 0
+    assigned_partitions: list[int] = field(default_factory=list)
+    """The predictions partitions this worker holds (after the last assignment)."""
     publish_failures_total: int = 0
     started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -69,9 +71,12 @@ class ProcessorHealth:
         with self._lock:
             self.state_rebuilds_total += 1
 
-    def rebalanced(self) -> None:
+    def rebalanced(self, assigned: list[int] | None = None) -> None:
+        """A rebalance step; ``assigned``: the predictions partitions this worker holds from now on."""
         with self._lock:
             self.rebalances_total += 1
+            if assigned is not None:
+                self.assigned_partitions = sorted(assigned)
 
     def publish_failed(self, exc: BaseException) -> None:
         with self._lock:
@@ -94,6 +99,7 @@ class ProcessorHealth:
                 "records_total": self.records_total,
                 "state_rebuilds_total": self.state_rebuilds_total,
                 "rebalances_total": self.rebalances_total,
+                "assigned_partitions": list(self.assigned_partitions),
                 "publish_failures_total": self.publish_failures_total,
                 "started_ms": self.started_ms,
             }
@@ -114,6 +120,8 @@ class ProcessorHealth:
              "Rebuilds of the in-memory state from the tables.", s["state_rebuilds_total"]),
             ("inferwatch_processor_rebalances_total", "counter", "Partition assignments seen.",
              s["rebalances_total"]),
+            ("inferwatch_processor_assigned_partitions", "gauge", "Predictions partitions this worker holds.",
+             len(s["assigned_partitions"])),
             ("inferwatch_processor_publish_failures_total", "counter", "Outputs that could not be sent.",
              s["publish_failures_total"]),
         ]

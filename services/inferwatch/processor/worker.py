@@ -127,9 +127,10 @@ class ProcessorWorker:
         """Forget the in-memory state: the next batch rebuilds it from the tables."""
         self._core = None
 
-    def on_rebalance(self) -> None:
-        """Partitions were revoked or assigned: the in-memory state may cover the wrong partitions."""
-        self.health.rebalanced()
+    def on_rebalance(self, assigned: list[int] | None = None) -> None:
+        """Partitions were revoked or (``assigned``: the predictions partitions now held) assigned: the
+        in-memory state may cover the wrong partitions."""
+        self.health.rebalanced(assigned)
         self.drop_core()
 
     def _model_partitions(self) -> dict[str, PartitionOf]:

@@ -10,7 +10,7 @@ generic operation each, and what differs between kinds (start value, merge) foll
 * per feature: ``COUNT`` (values present), ``MISSING``, ``SUM``, ``HIST [S, FEATURE_BINS.size]``
   log-bucket counts, ``CAT [S, M]`` category counts over ``cats[feature]``;
 * ``CONF [S, L, L]`` confusion over ``labels``; ``MIN`` arrays merge by minimum; ``LINEAGE`` shares;
-* inconsistency maps per slot, a bottom-k embedding sample (whole version only), the lineage sums;
+* inconsistency maps per slot, a bottom-k embedding sample (whole version only);
 * ``hw``: the last source offset absorbed per topic-partition, so a replay after a crash is skipped
   (the acc and its high-water marks are persisted together, atomically, as one value).
 """
@@ -136,12 +136,13 @@ class WindowAcc:
     def n_slots(self) -> int:
         return len(self.slots)
 
-    def _arr(self, kind: Kind, name: str, tail: tuple[int, ...] = (), dtype: Any = np.float64,
-             fill: float = 0.0) -> np.ndarray:
-        """Array ``name`` of ``kind`` with at least ``n_slots`` rows and ``tail`` trailing dims, grown in place."""
+    def _arr(self, kind: Kind, name: str, tail: tuple[int, ...] = (), dtype: Any = np.float64) -> np.ndarray:
+        """Array ``name`` of ``kind`` with at least ``n_slots`` rows and ``tail`` trailing dims, grown in
+        place; new cells hold the kind's start value (0, or +inf for ``MIN``)."""
         part = self.parts[kind]
         arr = part.get(name)
         s = self.n_slots
+        fill = np.inf if kind is Kind.MIN else 0.0
         if arr is None:
             arr = np.full((s, *tail), fill, dtype=dtype)
             part[name] = arr
@@ -428,7 +429,7 @@ class WindowAcc:
         self._add("refusal", sl, llm.refusal[r].astype(np.float64))
         mins = llm.lp_min[r]
         ok = ~np.isnan(mins)
-        arr = self._arr(Kind.MIN, "lp", (), np.float64, np.inf)
+        arr = self._arr(Kind.MIN, "lp")
         np.minimum.at(arr, sl[ok], mins[ok])
         for i, s in zip(r.tolist(), sl.tolist(), strict=True):
             ph, ch = llm.prompt_hash[i], llm.completion_hash[i]
@@ -503,7 +504,7 @@ class WindowAcc:
                 lm = labmap[: src.shape[1]]
                 np.add.at(dst, (sm[:, None, None], lm[None, :, None], lm[None, None, :]), src)
             elif kind is Kind.MIN:
-                dst = self._arr(kind, name, src.shape[1:], src.dtype, np.inf)
+                dst = self._arr(kind, name, src.shape[1:], src.dtype)
                 np.minimum.at(dst, sm, src)
             else:
                 dst = self._arr(kind, name, src.shape[1:], src.dtype)
@@ -576,7 +577,7 @@ class WindowAcc:
             if vals.dtype == np.int64 and (len(vals) == 0 or vals.max() < 2**31):
                 vals = vals.astype(np.int32)
             dt, vdt = arr.dtype, vals.dtype
-            arrays[kind.value + name] = [list(arr.shape), names.get(dt) or names.setdefault(dt, str(dt)),
+            arrays[wire_name(kind, name)] = [list(arr.shape), names.get(dt) or names.setdefault(dt, str(dt)),
                             nz.astype(np.int32).tobytes(), names.get(vdt) or names.setdefault(vdt, str(vdt)),
                             vals.tobytes()]
         doc = {

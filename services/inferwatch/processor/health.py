@@ -11,7 +11,6 @@ probes and shows only ``{"ok": ...}`` to a caller without the token.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import threading
@@ -21,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from inferwatch.bearer import token_matches
+from inferwatch.config import is_loopback
 
 log = logging.getLogger("inferwatch.processor")
 
@@ -131,15 +131,6 @@ class ProcessorHealth:
         return "\n".join(out) + "\n"
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class _Handler(BaseHTTPRequestHandler):
     health: ProcessorHealth
     token: str | None
@@ -184,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
 def serve_health(health: ProcessorHealth, host: str, port: int, token: str | None) -> ThreadingHTTPServer | None:
     """Serve ``/healthz`` and ``/metrics`` in a daemon thread; None (with a warning) when the port is taken,
     and when ``host`` is not a loopback address while no token is set (nothing is served unprotected)."""
-    if not token and not _loopback(host):
+    if not token and not is_loopback(host):
         log.error("processor health endpoint not served: %s is not a loopback address and INFERWATCH_API_TOKEN "
                   "is not set", host)
         return None

@@ -5,8 +5,8 @@ Streams: :mod:`inferwatch.testing.streams` (bundled scikit-learn datasets and nu
 each a drifted model with one affected and two clean segment values, plus a control model that
 never drifts; the drift starts half-way). Each stream goes, in event-time order and in small
 batches (one second of traffic), through the pure processor core
-(:class:`~inferwatch.processor.core.engine.ProcessorCore`, default :class:`ProcessorConfig`) and
-the snapshots it emits through the alerter's :class:`~inferwatch.alerter.evaluation.engine.Engine` with the
+(:class:`~inferwatch.processor.core.state_machine.ProcessorCore`, default :class:`ProcessorSettings`) and
+the snapshots it emits through the alerter's :class:`~inferwatch.alerter.evaluation.rule_engine.Engine` with the
 default rules (``schemas/rules/defaults.yaml``), its clock at the stream's event time. No Kafka:
 the decision logic is what is measured, not transport.
 
@@ -51,13 +51,13 @@ from typing import Any
 import orjson
 
 from bench.context import BenchContext, write_results
-from inferwatch.alerter.evaluation.engine import Engine
+from inferwatch.alerter.evaluation.rule_engine import Engine
 from inferwatch.alerter.evaluation.rules import default_rules_path, load_rules
 from inferwatch.alerter.lifecycle.state import AlertStore
 from inferwatch.alerter.lifecycle.transitions import AlertRecord
-from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.core.decode import Raw
-from inferwatch.processor.core.engine import ProcessorCore
+from inferwatch.processor.core.raw_events import Raw
+from inferwatch.processor.core.state_machine import ProcessorCore
+from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.testing import streams
 from inferwatch.testing.streams import Stream, Truth
 
@@ -97,10 +97,10 @@ class Outcome:
     chance: list[str] = field(default_factory=list)  # alarms on the affected segment for an unmoved signal
 
 
-def run_ours(stream: Stream, scratch: Path, cfg: ProcessorConfig | None = None) -> tuple[list[Fired], int]:
+def run_ours(stream: Stream, scratch: Path, cfg: ProcessorSettings | None = None) -> tuple[list[Fired], int]:
     """Replay ``stream`` through ProcessorCore + alerter Engine: every alert that became firing, and
     how many labels of the drifted model came after their window had closed (dropped as late)."""
-    core = ProcessorCore(cfg or ProcessorConfig())
+    core = ProcessorCore(cfg or ProcessorSettings())
     now = {"ms": streams.T0_MS}
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         engine = Engine(AlertStore(Path(tmp) / "alerts.sqlite"), load_rules(default_rules_path()),
@@ -318,7 +318,7 @@ def run(ctx: BenchContext) -> None:
         if s.truth.label_only and s.truth.label_delay_s:
             # diagnostic, not in the headline numbers: the same stream with windows held open for the
             # labels (label_wait_s = the labels' delay), which a user would have to know to set
-            cfg = ProcessorConfig(label_wait_s=int(s.truth.label_delay_s))
+            cfg = ProcessorSettings(label_wait_s=int(s.truth.label_delay_s))
             waited[name] = judge(s.truth, run_ours(s, ctx.scratch, cfg)[0], *pos[name])
     t = time.perf_counter()
     peer = run_peer(built, ctx.scratch)
@@ -350,7 +350,7 @@ def run(ctx: BenchContext) -> None:
     fa = sum(o.false_alarms for o in ours)
     delay = _median_delay(ours, misses)
     common: dict[str, Any] = dict(
-        scenarios=len(built), table=rows, processor_config="ProcessorConfig() defaults (window_s=60, baseline_s=300)",
+        scenarios=len(built), table=rows, processor_config="ProcessorSettings() defaults (window_s=60, baseline_s=300)",
         rules="schemas/rules/defaults.yaml", rate_per_s_per_model=streams.RATE_PER_S, duration_s=streams.DURATION_S,
         detected_any=sum(o.detected for o in ours), ours_seconds=round(t_ours, 1),
         delay_note="events of the affected segment since the drift start; a miss counts as all of them",

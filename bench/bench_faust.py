@@ -18,7 +18,7 @@ import numpy as np
 
 from bench.bench_processor import WINDOW_S, make_events
 from bench.context import BenchContext
-from inferwatch.processor.config import ProcessorConfig
+from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.testing.scenarios import wide_event
 
 
@@ -31,7 +31,7 @@ def bench_faust(ctx: BenchContext) -> None:
 
     n = 30_000 if ctx.quick else 150_000
     s = Settings(kafka_bootstrap=ctx.kafka_bootstrap, topic_prefix=new_prefix(), data_dir=ctx.scratch / "proc-bench")
-    cfg = ProcessorConfig(window_s=WINDOW_S, lateness_s=0, baseline_s=WINDOW_S, idle_flush_s=2)
+    cfg = ProcessorSettings(window_s=WINDOW_S, lateness_s=0, baseline_s=WINDOW_S, idle_flush_s=2)
     ensure_topics(s, cfg)
     raws = make_events(n, rate_per_s=1000)
     env = {**os.environ, "INFERWATCH_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "INFERWATCH_TOPIC_PREFIX": s.topic_prefix,

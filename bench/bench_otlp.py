@@ -40,9 +40,9 @@ from inferwatch.api.app import create_app
 from inferwatch.config import Settings
 from inferwatch.infra.kafka_native import free_port
 from inferwatch.kafka.admin import apply_topics
-from inferwatch.otlp.decode import PROTOBUF
 from inferwatch.otlp.http import create_otlp_app
 from inferwatch.otlp.receiver import OtlpReceiver
+from inferwatch.otlp.request_body import PROTOBUF
 
 TOKEN = "bench-token"
 BATCH = 512

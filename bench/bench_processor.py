@@ -31,8 +31,8 @@ from scipy import stats as st
 from scipy.spatial.distance import jensenshannon
 
 from bench.context import BenchContext
-from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.core.engine import ProcessorCore
+from inferwatch.processor.core.state_machine import ProcessorCore
+from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.testing.scenarios import wide_event
 
 WINDOW_S = 60
@@ -48,7 +48,7 @@ def make_events(n: int, rate_per_s: int, seed: int = 1) -> list[bytes]:
 
 
 def run_core(raws: list[bytes], batch: int = 5000) -> int:
-    cfg = ProcessorConfig(window_s=WINDOW_S, lateness_s=0, baseline_s=WINDOW_S, embedding_permutations=10)
+    cfg = ProcessorSettings(window_s=WINDOW_S, lateness_s=0, baseline_s=WINDOW_S, embedding_permutations=10)
     core = ProcessorCore(cfg)
     n_snap = 0
     for i in range(0, len(raws), batch):

@@ -23,8 +23,8 @@ from inferwatch import native
 from inferwatch.config import Settings
 from inferwatch.contract.events import PredictionV1
 from inferwatch.kafka.admin import apply_topics
-from inferwatch.sink import Sink, SinkOptions
-from inferwatch.sink.columns import Kafka, predictions
+from inferwatch.sink import Sink, SinkSettings
+from inferwatch.sink.arrow_tables import Kafka, predictions
 from inferwatch.store.embedded import EmbeddedStore
 
 
@@ -54,7 +54,7 @@ def run(ctx: BenchContext) -> None:
     store = EmbeddedStore(s.data_dir / "chdb", "inferwatch")
     store.migrate()
     batch_rows = 100_000
-    sink = Sink(s, store, SinkOptions(group_id=f"bench-{uuid.uuid4().hex[:6]}", batch_rows=batch_rows, batch_ms=1000))
+    sink = Sink(s, store, SinkSettings(group_id=f"bench-{uuid.uuid4().hex[:6]}", batch_rows=batch_rows, batch_ms=1000))
     stop = threading.Event()
     t = threading.Thread(target=sink.run, args=(stop,), daemon=True)
     t0 = time.perf_counter()

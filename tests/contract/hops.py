@@ -27,7 +27,7 @@ The hops, each run the way the service runs it:
   for the reasons): a row, or a dead letter with its ``error_path``.
 * ``processor``: ``ProcessorCore.process_prediction_values``/``process_feedback`` (C columns and the
   msgspec structs; ``fast=False``: the structs alone): counted, or rejected with a reason.
-* ``c_decoder``/``py_twin``: ``inferwatch.native.predictions`` alone: ``ok`` may only be true for
+* ``c_decoder``/``py_twin``: ``inferwatch.native.prediction_columns`` alone: ``ok`` may only be true for
   an event the contract accepts (a fast path may refuse more, never accept more).
 """
 

@@ -28,11 +28,11 @@ from hypothesis import strategies as st
 
 from inferwatch.contract import limits as L
 from inferwatch.native import load
-from inferwatch.native.predictions import decode_predictions, decode_predictions_py
+from inferwatch.native.prediction_columns import decode_predictions, decode_predictions_py
 from inferwatch.paths import schemas_dir
-from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.core.decode import Raw
-from inferwatch.processor.core.engine import ProcessorCore
+from inferwatch.processor.core.raw_events import Raw
+from inferwatch.processor.core.state_machine import ProcessorCore
+from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.sink.batch import RawMessage, process
 from tests.contract import hops
 from tests.contract.hops import Verdict
@@ -314,7 +314,7 @@ def _sink(schema: str, raws: list[bytes]) -> list[Verdict]:
 
 
 def _processor(schema: str, raws: list[bytes], fast: bool) -> list[Verdict]:
-    cfg = ProcessorConfig(window_s=60, lateness_s=0, baseline_s=60)
+    cfg = ProcessorSettings(window_s=60, lateness_s=0, baseline_s=60)
     core = ProcessorCore(cfg, fast=fast)
     if schema == "prediction.v1":
         out_ = core.process_prediction_values(raws, "t.cross-hop", 0, range(len(raws)), now=0.0)

@@ -48,11 +48,11 @@ def test_every_topic_has_one_replica_in_dev_and_survives_one_broker_loss_in_a_cl
 
 def test_processor_internal_topics_follow_the_registry_replication() -> None:
     from inferwatch.config import Settings
-    from inferwatch.processor.config import ProcessorConfig
+    from inferwatch.processor.settings import ProcessorSettings
     from inferwatch.processor.topics import processor_specs
 
     reg = load_registry()
-    specs = processor_specs(Settings(topic_prefix="p."), ProcessorConfig())
+    specs = processor_specs(Settings(topic_prefix="p."), ProcessorSettings())
     internal = [s for k, s in specs.items() if k not in reg]
     assert len(internal) == 4  # three changelogs and the references
     for spec in internal:

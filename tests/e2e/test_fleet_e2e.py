@@ -22,7 +22,7 @@ from inferwatch.demo.driver import send_fleet
 from inferwatch.demo.fleet import CONTROL_MODEL, NEW_DEVICE, FleetConfig, count_events
 from inferwatch.demo.notifications import Inbox
 from inferwatch.demo.runner import investigation, store_counts, wait_for_history
-from inferwatch.demo.stack import Stack, StackOptions
+from inferwatch.demo.stack import Stack, StackSettings
 from inferwatch.supervisor import cli_command
 from tests.support.kafka import new_prefix
 
@@ -40,7 +40,7 @@ def _start_ms() -> int:
 
 def test_fleet_end_to_end(kafka_bootstrap: str, tmp_path: Path) -> None:
     inbox = Inbox()
-    stack = Stack(StackOptions(data_dir=tmp_path / "iw", kafka_bootstrap=kafka_bootstrap, topic_prefix=new_prefix(),
+    stack = Stack(StackSettings(data_dir=tmp_path / "iw", kafka_bootstrap=kafka_bootstrap, topic_prefix=new_prefix(),
                                on_notification=inbox.add))
     cfg = FleetConfig(start_ms=_start_ms(), duration_s=DURATION_S, incident_at_s=INCIDENT_S)
     with stack.start():

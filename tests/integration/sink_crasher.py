@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from inferwatch.config import Settings
-from inferwatch.sink import Sink, SinkOptions
+from inferwatch.sink import Sink, SinkSettings
 from inferwatch.store import open_store
 
 
@@ -21,7 +21,7 @@ def main() -> None:
     s = Settings()
     store = open_store(s)
     store.migrate()
-    Sink(s, store, SinkOptions(), crash_after_insert=True).run()
+    Sink(s, store, SinkSettings(), crash_after_insert=True).run()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from inferwatch.alerter.evaluation.engine import Engine
+from inferwatch.alerter.evaluation.rule_engine import Engine
 from inferwatch.alerter.lifecycle.state import AlertStore, state_path
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings

@@ -23,7 +23,7 @@ from inferwatch.config import Settings
 from inferwatch.contract.topics import ALL_TOPICS, ENVIRONMENT_VAR, PREDICTIONS, load_registry
 from inferwatch.kafka.admin import admin_client, apply_topics
 from inferwatch.kafka.errors import TopicApplyError
-from inferwatch.processor.config import ProcessorConfig
+from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.processor.topics import ensure_topics, processor_specs
 from inferwatch.sdk.producer_config import producer_config
 from tests.support.kafka import kafka_cluster, new_prefix
@@ -119,9 +119,9 @@ def test_topics_apply_with_the_cluster_environment_replicates_every_topic(cluste
     s = Settings(kafka_bootstrap=cluster.bootstrap, topic_prefix=new_prefix())
     rep = apply_topics(s)
     assert rep.environment == "cluster" and rep.brokers == 3
-    internal = ensure_topics(s, ProcessorConfig())
+    internal = ensure_topics(s, ProcessorSettings())
     assert internal.not_applied == []
-    specs = processor_specs(s, ProcessorConfig())
+    specs = processor_specs(s, ProcessorSettings())
     assert len(specs) == len(ALL_TOPICS) + 4  # the changelogs and the references too
     for spec in specs.values():
         name = spec.full_name(s.topic_prefix)

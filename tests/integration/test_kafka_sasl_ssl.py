@@ -31,10 +31,10 @@ from inferwatch.config import Settings
 from inferwatch.infra import NativeKafka, SaslSslListener, free_port
 from inferwatch.kafka.admin import apply_topics
 from inferwatch.kafka.clientconf import aiokafka_auth
-from inferwatch.processor.config import ProcessorConfig
+from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.processor.topics import ensure_topics
 from inferwatch.sdk import InferenceLogger
-from inferwatch.sink import Sink, SinkOptions
+from inferwatch.sink import Sink, SinkSettings
 from inferwatch.store import open_store
 from tests.support.tls import make_pki
 
@@ -135,7 +135,7 @@ def test_sdk_processor_alerter_sink_through_sasl_ssl(secured: tuple[NativeKafka,
     s = Settings(kafka_bootstrap=broker.sasl_ssl_bootstrap, kafka_security=security(ca), topic_prefix="sec.",
                  data_dir=tmp_path / "data")
     apply_topics(s)  # admin client over SASL_SSL
-    pcfg = ProcessorConfig(**{k.removeprefix("INFERWATCH_PROCESSOR_").lower(): v for k, v in PROC_ENV.items()})
+    pcfg = ProcessorSettings(**{k.removeprefix("INFERWATCH_PROCESSOR_").lower(): v for k, v in PROC_ENV.items()})
     ensure_topics(s, pcfg)
 
     # SDK: predictions of one window, a quarter of them failed
@@ -172,7 +172,7 @@ def test_sdk_processor_alerter_sink_through_sasl_ssl(secured: tuple[NativeKafka,
                 "receivers": [{"name": "hook", "url": rcv.url, "signing": "none"}],
             })
             alerter = AlerterService(s, rules, cfg).start_in_thread()
-            sink = Sink(s, store, SinkOptions(group_id="sec-sink", batch_rows=500, batch_ms=200))
+            sink = Sink(s, store, SinkSettings(group_id="sec-sink", batch_rows=500, batch_ms=200))
             sink_thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
             sink_thread.start()
 

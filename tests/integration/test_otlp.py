@@ -27,10 +27,10 @@ from inferwatch.contract.events import DeadletterV1, PredictionV1
 from inferwatch.infra.kafka_native import free_port
 from inferwatch.otlp.http import create_otlp_app
 from inferwatch.otlp.receiver import OtlpReceiver
-from inferwatch.processor import ProcessorConfig
-from inferwatch.processor.core.decode import Raw
-from inferwatch.processor.core.engine import ProcessorCore
-from inferwatch.sink import Sink, SinkOptions
+from inferwatch.processor import ProcessorSettings
+from inferwatch.processor.core.raw_events import Raw
+from inferwatch.processor.core.state_machine import ProcessorCore
+from inferwatch.sink import Sink, SinkSettings
 from inferwatch.store import open_store
 from tests.support.kafka import consume_all
 
@@ -142,7 +142,7 @@ def test_sdk_spans_become_predictions_in_kafka_the_store_and_the_processor(
     assert c["throttled"] == c["unavailable"] == c["bad_requests"] == 0
 
     # the processor's LLM signals, from the bytes on the topic
-    core = ProcessorCore(ProcessorConfig(window_s=60, lateness_s=0, baseline_s=60))
+    core = ProcessorCore(ProcessorSettings(window_s=60, lateness_s=0, baseline_s=60))
     out = core.process_predictions([Raw(m.value(), m.topic(), m.partition(), m.offset(), m.key()) for m in msgs])
     snaps = out.snapshots + core.flush_all().snapshots
     whole = [s for s in snaps if s.segment_key is None and s.count]
@@ -155,7 +155,7 @@ def test_sdk_spans_become_predictions_in_kafka_the_store_and_the_processor(
     # and the sink stores them in chDB
     store = open_store(settings)
     store.migrate()
-    sink = Sink(settings, store, SinkOptions(group_id=f"g-{settings.topic_prefix}", batch_rows=500, batch_ms=200))
+    sink = Sink(settings, store, SinkSettings(group_id=f"g-{settings.topic_prefix}", batch_rows=500, batch_ms=200))
     stop = threading.Event()
     t = threading.Thread(target=sink.run, args=(stop,), daemon=True)
     t.start()

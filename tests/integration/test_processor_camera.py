@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 from inferwatch.config import Settings
-from inferwatch.processor.config import ProcessorConfig
+from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.processor.topics import ensure_topics
 from inferwatch.testing.scenarios import NEW_DEVICE, new_camera
 from tests.support.kafka import consume_all
@@ -56,7 +56,7 @@ def snapshots(settings: Settings, expected: int, timeout_s: float) -> list[dict]
 
 
 def test_new_camera_through_faust(settings: Settings, tmp_path: Path) -> None:
-    ensure_topics(settings, ProcessorConfig(**{k.removeprefix("INFERWATCH_PROCESSOR_").lower(): v for k, v in ENV.items()}))
+    ensure_topics(settings, ProcessorSettings(**{k.removeprefix("INFERWATCH_PROCESSOR_").lower(): v for k, v in ENV.items()}))
     events = list(new_camera(t0_ms=T0, baseline_s=BASELINE_S, incident_s=INCIDENT_S, rate_per_s=RATE))
     half = len(events) // 2
     log = tmp_path / "processor.log"

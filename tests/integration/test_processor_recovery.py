@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from inferwatch.config import Settings
-from inferwatch.processor.config import ProcessorConfig
+from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.processor.topics import ensure_topics
 from tests.support.kafka import consume_all
 from tests.support.processor import (
@@ -41,7 +41,7 @@ T0 = 1_764_140_040_000  # a window boundary (60 s)
 
 
 def _topics(settings: Settings) -> None:
-    ensure_topics(settings, ProcessorConfig(window_s=60, lateness_s=0, baseline_s=60, idle_flush_s=2))
+    ensure_topics(settings, ProcessorSettings(window_s=60, lateness_s=0, baseline_s=60, idle_flush_s=2))
 
 
 def _assert_once(snaps: Snapshots, model: str, expected: int) -> None:

@@ -22,7 +22,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from inferwatch.config import Settings
-from inferwatch.processor.config import ProcessorConfig
+from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.processor.topics import app_id, ensure_topics
 from inferwatch.testing.scenarios import wide_event
 from tests.support.kafka import consume_all
@@ -67,7 +67,7 @@ def _whole_snapshots(settings: Settings, expected: int, timeout_s: float) -> lis
 
 
 def test_batches_count_once_dead_letter_bad_messages_and_commit_to_the_end(settings: Settings, tmp_path: Path) -> None:
-    ensure_topics(settings, ProcessorConfig(window_s=WINDOW_S, lateness_s=0, baseline_s=WINDOW_S, idle_flush_s=2))
+    ensure_topics(settings, ProcessorSettings(window_s=WINDOW_S, lateness_s=0, baseline_s=WINDOW_S, idle_flush_s=2))
     rng = np.random.default_rng(3)
     p = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 20, "compression.type": "lz4"})
     bad = {200: b"not json", 3_000: None, 5_000: wide_event(0, T0, rng).replace(b'"bench-model"', b'"bad model!"')}

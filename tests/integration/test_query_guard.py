@@ -24,7 +24,7 @@ from inferwatch.config import Settings
 from inferwatch.store import QueryResult, ReadOnlyViolation, StoreError, open_store
 from inferwatch.store.base import Store
 from inferwatch.store.saved import list_saved
-from inferwatch.store.sqlguard import ALLOWED_TABLE_FUNCTIONS, QueryOptions
+from inferwatch.store.sqlguard import ALLOWED_TABLE_FUNCTIONS, QuerySettings
 
 pytestmark = pytest.mark.integration
 
@@ -317,7 +317,7 @@ def test_rows_read_and_memory_limits_hold(env: tuple[Store, Api, Canary], monkey
     store = env[0]
     # What INFERWATCH_QUERY_MAX_ROWS_TO_READ / _MAX_MEMORY_BYTES set (chDB allows one store per process).
     monkeypatch.setattr(store, "query_options",
-                        QueryOptions(query_max_rows_to_read=100_000, query_max_memory_bytes=32 << 20))
+                        QuerySettings(query_max_rows_to_read=100_000, query_max_memory_bytes=32 << 20))
     assert store.scalar("SELECT count() FROM numbers(50000)") == 50000
     with pytest.raises(StoreError, match="max_rows_to_read|TOO_MANY_ROWS"):
         store.query("SELECT count() FROM numbers(10000000)")

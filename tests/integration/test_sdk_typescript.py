@@ -24,11 +24,11 @@ import pytest
 
 from inferwatch.config import Settings
 from inferwatch.contract.events import FeedbackV1, PredictionV1
-from inferwatch.processor import ProcessorConfig
-from inferwatch.processor.core.decode import Raw
-from inferwatch.processor.core.engine import ProcessorCore
+from inferwatch.processor import ProcessorSettings
+from inferwatch.processor.core.raw_events import Raw
+from inferwatch.processor.core.state_machine import ProcessorCore
 from inferwatch.sdk.errors import EventValidationError
-from inferwatch.sink import Sink, SinkOptions
+from inferwatch.sink import Sink, SinkSettings
 from inferwatch.store import open_store
 from tests.support.kafka import consume_all
 from tests.unit.sdk.test_vectors import _logger as py_logger
@@ -83,7 +83,7 @@ def test_typescript_sdk_events_reach_kafka_the_processor_and_the_store(settings:
     assert fb.label == "fraud" and fb.prediction_id == e0.prediction_id
 
     # a metric snapshot, by the processor's core over the bytes on the topic
-    core = ProcessorCore(ProcessorConfig(window_s=60, lateness_s=0, baseline_s=60))
+    core = ProcessorCore(ProcessorSettings(window_s=60, lateness_s=0, baseline_s=60))
     raws = [Raw(m.value(), m.topic(), m.partition(), m.offset(), m.key()) for m, _ in ts]
     snaps = core.process_predictions(raws).snapshots + core.flush_all().snapshots
     whole = [s for s in snaps if s.model == "ts-model" and s.segment_key is None and s.count]
@@ -93,7 +93,7 @@ def test_typescript_sdk_events_reach_kafka_the_processor_and_the_store(settings:
     # and the real sink stores them in chDB
     store = open_store(settings)
     store.migrate()
-    sink = Sink(settings, store, SinkOptions(group_id=f"g-{settings.topic_prefix}", batch_rows=500, batch_ms=200))
+    sink = Sink(settings, store, SinkSettings(group_id=f"g-{settings.topic_prefix}", batch_rows=500, batch_ms=200))
     stop = threading.Event()
     t = threading.Thread(target=sink.run, args=(stop,), daemon=True)
     t.start()

@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Producer
 
 from inferwatch.config import Settings
-from inferwatch.sink import Sink, SinkOptions
+from inferwatch.sink import Sink, SinkSettings
 from inferwatch.store import open_store
 
 pytestmark = pytest.mark.integration
@@ -66,7 +66,7 @@ def test_every_event_lands_once_feedback_joins_and_bad_messages_are_dead_lettere
 
     store = open_store(settings)
     store.migrate()
-    sink = Sink(settings, store, SinkOptions(group_id=f"g-{settings.topic_prefix}", batch_rows=700, batch_ms=200))
+    sink = Sink(settings, store, SinkSettings(group_id=f"g-{settings.topic_prefix}", batch_rows=700, batch_ms=200))
     stop = threading.Event()
     t = threading.Thread(target=sink.run, args=(stop,), daemon=True)
     t.start()
@@ -148,7 +148,7 @@ def test_the_end_of_a_backlog_is_written_without_waiting_for_batch_ms(settings: 
     _produce(settings, settings.predictions_topic, [_pred(i) for i in range(n)])
     store = open_store(settings)
     store.migrate()
-    opts = SinkOptions(group_id=f"g-cu-{settings.topic_prefix}", batch_rows=1_000_000, batch_ms=600_000,
+    opts = SinkSettings(group_id=f"g-cu-{settings.topic_prefix}", batch_rows=1_000_000, batch_ms=600_000,
                        caught_up_rows=100)
     sink = Sink(settings, store, opts)
     stop = threading.Event()

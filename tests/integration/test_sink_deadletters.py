@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from inferwatch.api.app import create_app
 from inferwatch.config import Settings
-from inferwatch.sink import Sink, SinkOptions
+from inferwatch.sink import Sink, SinkSettings
 from inferwatch.store import open_store
 from tests.integration.test_alerter_deadletters import _dead_letters, _set_max_message_bytes, _until
 
@@ -66,7 +66,7 @@ def test_refused_dead_letter_holds_the_commit_and_retries_visibly(settings: Sett
     store = open_store(settings)
     store.migrate()
     group = f"g-dl-{settings.topic_prefix}"
-    sink = Sink(settings, store, SinkOptions(group_id=group, batch_rows=1000, batch_ms=200,
+    sink = Sink(settings, store, SinkSettings(group_id=group, batch_rows=1000, batch_ms=200,
                                              retry_initial_s=0.1, retry_max_s=0.5))
     api = TestClient(create_app(health_checks={"sink": sink.health.snapshot}, settings=settings, alerts=False))
     stop = threading.Event()
@@ -109,7 +109,7 @@ def test_a_dead_letter_too_large_for_kafka_is_cut_not_lost_nor_fatal(settings: S
     store = open_store(settings)
     store.migrate()
     group = f"g-big-{settings.topic_prefix}"
-    sink = Sink(settings, store, SinkOptions(group_id=group, batch_ms=200, retry_initial_s=0.1, retry_max_s=0.5))
+    sink = Sink(settings, store, SinkSettings(group_id=group, batch_ms=200, retry_initial_s=0.1, retry_max_s=0.5))
     stop = threading.Event()
     t = threading.Thread(target=sink.run, args=(stop,), daemon=True)
     t.start()

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from inferwatch.api.app import create_app
 from inferwatch.config import Settings
-from inferwatch.sink import Sink, SinkOptions
+from inferwatch.sink import Sink, SinkSettings
 from inferwatch.store import open_store
 from inferwatch.store.base import Columns, Store
 from inferwatch.store.errors import StoreUnavailableError
@@ -101,7 +101,7 @@ def test_store_outage_retries_without_commit_then_writes_everything_once(setting
     store = SwitchedStore(real)
     store.down.set()
     group = f"g-outage-{settings.topic_prefix}"
-    sink = Sink(settings, store, SinkOptions(group_id=group, batch_rows=1000, batch_ms=200,
+    sink = Sink(settings, store, SinkSettings(group_id=group, batch_rows=1000, batch_ms=200,
                                              retry_initial_s=0.1, retry_max_s=0.5))
     api = TestClient(create_app(health_checks={"sink": sink.health.snapshot}, settings=settings,
                                 alerts=False, metrics=False))

@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 from inferwatch.config import Settings
 from inferwatch.kafka.admin import apply_topics
-from inferwatch.sink import Sink, SinkOptions
+from inferwatch.sink import Sink, SinkSettings
 from inferwatch.store import open_store
 from inferwatch.store.base import Store
 
@@ -43,7 +43,7 @@ def _produce(s: Settings, values: list[bytes]) -> None:
 
 def _sink_until(settings: Settings, store: Store, group: str, expected: int, timeout_s: float = 60) -> int:
     """Run a sink until the predictions table holds ``expected`` rows (or ``timeout_s``); the count."""
-    sink = Sink(settings, store, SinkOptions(group_id=group, batch_rows=5000, batch_ms=300,
+    sink = Sink(settings, store, SinkSettings(group_id=group, batch_rows=5000, batch_ms=300,
                                              session_timeout_ms=6000))
     stop = threading.Event()
     t = threading.Thread(target=sink.run, args=(stop,), daemon=True)

@@ -10,8 +10,8 @@ from typing import Any
 
 from inferwatch.config import Settings
 from inferwatch.processor.app import run_worker
-from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.core.engine import ProcessorCore
+from inferwatch.processor.core.state_machine import ProcessorCore
+from inferwatch.processor.settings import ProcessorSettings
 
 PILL = b'"model_version":"poison-pill"'
 
@@ -27,4 +27,4 @@ def _faulty(self: ProcessorCore, values: Any, *args: Any, **kwargs: Any) -> Any:
 ProcessorCore.process_prediction_values = _faulty  # type: ignore[method-assign]
 
 if __name__ == "__main__":
-    run_worker(Settings(), ProcessorConfig())
+    run_worker(Settings(), ProcessorSettings())

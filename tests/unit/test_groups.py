@@ -6,7 +6,7 @@ from inferwatch.api.lag import service_groups
 from inferwatch.config import Settings
 from inferwatch.kafka.groups import group_id
 from inferwatch.processor.topics import app_id
-from inferwatch.sink.options import SinkOptions, sink_group_id
+from inferwatch.sink.settings import SinkSettings, sink_group_id
 
 
 def test_every_service_group_carries_the_deployment_prefix() -> None:
@@ -17,8 +17,8 @@ def test_every_service_group_carries_the_deployment_prefix() -> None:
     assert app_id(s) == group_id(s, "processor")
     # the sink itself uses the group status reports lag for (it used to be unprefixed: two
     # deployments on one cluster shared one sink group)
-    assert sink_group_id(s, SinkOptions()) == "team-a.inferwatch-sink"
-    assert sink_group_id(s, SinkOptions(group_id="mine")) == "mine"
+    assert sink_group_id(s, SinkSettings()) == "team-a.inferwatch-sink"
+    assert sink_group_id(s, SinkSettings(group_id="mine")) == "mine"
 
 
 def test_no_prefix_keeps_the_historical_names() -> None:

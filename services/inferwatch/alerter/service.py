@@ -34,7 +34,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from inferwatch.alerter.evaluation.engine import Engine
+from inferwatch.alerter.evaluation.rule_engine import Engine
 from inferwatch.alerter.evaluation.rulewatch import ConfigWatcher, RuleWatcher, apply_config
 from inferwatch.alerter.lifecycle.state import AlertStore, state_path
 from inferwatch.alerter.notification.delivery import DeliveryManager

@@ -48,7 +48,7 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
 #: Body limits by path prefix, in bytes. ``/v1/query``: SQL (at most 100 000 characters, up to
 #: 4 bytes each in UTF-8) plus parameters. ``/v1/traces``: an OTLP export batch as sent (compressed
-#: or not); the receiver bounds it again once decompressed (``inferwatch.otlp.decode``).
+#: or not); the receiver bounds it again once decompressed (``inferwatch.otlp.request_body``).
 BODY_LIMITS: Mapping[str, int] = {"/v1/query": 512 * 1024, "/v1/traces": 8 * 1024 * 1024}
 
 

@@ -33,12 +33,12 @@ def service_groups(settings: Settings) -> list[tuple[str, str, tuple[str, ...]]]
     """(service, consumer group, topics read) of the processor, sink and alerter of a deployment."""
     from inferwatch.kafka.groups import ALERTER, group_id
     from inferwatch.processor.topics import app_id
-    from inferwatch.sink.options import SinkOptions, sink_group_id
+    from inferwatch.sink.settings import SinkSettings, sink_group_id
 
     s = settings
     return [
         ("processor", app_id(s), (s.predictions_topic, s.feedback_topic)),
-        ("sink", sink_group_id(s, SinkOptions()),
+        ("sink", sink_group_id(s, SinkSettings()),
          tuple(s.topic(n) for n in (_t.PREDICTIONS, _t.FEEDBACK, _t.METRICS, _t.ALERTS, _t.DEADLETTER))),
         ("alerter", group_id(s, ALERTER), (s.metrics_topic,)),
     ]

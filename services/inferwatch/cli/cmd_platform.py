@@ -108,11 +108,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         if not migrate:
             return
         from inferwatch.kafka.admin import apply_topics
-        from inferwatch.processor.config import ProcessorConfig
+        from inferwatch.processor.settings import ProcessorSettings
         from inferwatch.processor.topics import ensure_topics
 
         rep = apply_topics(s)
-        internal = ensure_topics(s, ProcessorConfig())
+        internal = ensure_topics(s, ProcessorSettings())
         typer.echo(f"topics: {len(rep.created)} created, {len(rep.updated)} updated, {len(rep.unchanged)} unchanged "
                    f"(environment {rep.environment}, {rep.brokers} broker(s))")
         for line in internal.not_applied:
@@ -122,10 +122,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             return
         from inferwatch.store import open_store
         from inferwatch.store.migrations import migrate as run_migrations
-        from inferwatch.store.settings import StoreOptions
+        from inferwatch.store.settings import StoreSettings
 
         with open_store(s) as store:
-            done = run_migrations(store, StoreOptions())
+            done = run_migrations(store, StoreSettings())
             typer.echo(f"store: {store.kind}, " + (f"applied {', '.join(done)}" if done else "up to date"))
 
     @app.command("down")
@@ -283,11 +283,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         keep_running: bool = typer.Option(False, help="Keep the services and the API running after the replay, until Ctrl-C."),
     ) -> None:
         """Run the whole platform on a simulated fleet: four incidents and a healthy control, alerts as they arrive."""
-        from inferwatch.demo.runner import DemoOptions, run_demo
+        from inferwatch.demo.runner import DemoSettings, run_demo
 
         if incident_at >= minutes:
             raise CliError("--incident-at must be before the end (--minutes)")
-        code = run_demo(DemoOptions(data_dir=data_dir, kafka_bootstrap=kafka, duration_s=minutes * 60,
+        code = run_demo(DemoSettings(data_dir=data_dir, kafka_bootstrap=kafka, duration_s=minutes * 60,
                                     incident_at_s=incident_at * 60, rate_per_min=rate_per_min, wall_s=wall_s,
                                     keep_running=keep_running))
         raise typer.Exit(code)

@@ -17,9 +17,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     def run_processor() -> None:
         """Run one processor worker (faust) in the foreground; settings from INFERWATCH_PROCESSOR_* env vars."""
         from inferwatch.processor.app import run_worker
-        from inferwatch.processor.config import ProcessorConfig
+        from inferwatch.processor.settings import ProcessorSettings
 
-        run_worker(Settings(), ProcessorConfig())
+        run_worker(Settings(), ProcessorSettings())
 
     ref = typer.Typer(help="Reference profiles that drift is measured against.", no_args_is_help=True)
     app.add_typer(ref, name="reference")
@@ -40,8 +40,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from confluent_kafka import Producer
 
         from inferwatch.kafka.clientconf import base_config
-        from inferwatch.processor.config import ProcessorConfig
         from inferwatch.processor.reference import build_reference_profile
+        from inferwatch.processor.settings import ProcessorSettings
         from inferwatch.processor.topics import ensure_topics, references_topic
 
         if file.suffix == ".parquet":
@@ -55,7 +55,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             df, model, version, features=split(features) or None, segment_columns=split(segments),
             label_column=label or None, prediction_column=prediction or None, score_column=score or None)
         s = Settings()
-        ensure_topics(s, ProcessorConfig())
+        ensure_topics(s, ProcessorSettings())
         p = Producer({**base_config(s), "message.max.bytes": 16_000_000})
         p.produce(references_topic(s), key=prof.key.encode(), value=prof.to_bytes())
         if p.flush(30) != 0:

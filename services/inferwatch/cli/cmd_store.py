@@ -67,7 +67,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         """Create or upgrade the ClickHouse schema (numbered files of schemas/clickhouse/), idempotently."""
         from inferwatch.store import open_store
         from inferwatch.store.migrations import migrate as run_migrations
-        from inferwatch.store.settings import StoreOptions
+        from inferwatch.store.settings import StoreSettings
 
         s = Settings()
         over: dict[str, Any] = {}
@@ -75,7 +75,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             over["retention_days"] = retention_days
         if cluster is not None:
             over["clickhouse_cluster"] = cluster
-        opts = StoreOptions(**over)
+        opts = StoreSettings(**over)
         with open_store(s) as store:
             done = run_migrations(store, opts)
             typer.echo(f"{store.kind} store, database {store.database}: "
@@ -123,13 +123,13 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         serve: bool = typer.Option(True, help="Serve /v1/query and /healthz on api_host:api_port (embedded store)."),
     ) -> None:
         """Consume every topic into the store; in embedded mode also serve the store over HTTP."""
-        from inferwatch.sink import Sink, SinkOptions
+        from inferwatch.sink import Sink, SinkSettings
         from inferwatch.store import open_store
 
         s = Settings()
         store = open_store(s)
         store.migrate()
-        sink = Sink(s, store, SinkOptions())
+        sink = Sink(s, store, SinkSettings())
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())

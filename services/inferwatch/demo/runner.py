@@ -30,12 +30,12 @@ from inferwatch.demo import expectations as ex
 from inferwatch.demo.driver import Progress, SendReport, send_fleet
 from inferwatch.demo.fleet import INCIDENT_MODELS, FleetConfig, count_events
 from inferwatch.demo.notifications import Inbox, SeenAlert, incident_of, render
-from inferwatch.demo.stack import Stack, StackOptions
+from inferwatch.demo.stack import Stack, StackSettings
 from inferwatch.store.base import QueryResult
 
 
 @dataclass
-class DemoOptions:
+class DemoSettings:
     """How the demo runs. ``wall_s`` is the target wall time of the replay (simulated time is sped up)."""
 
     data_dir: Path = Path(".inferwatch/demo")
@@ -186,7 +186,7 @@ class _Narrator:
                  f"events sent {p.sent:,}/{p.total:,} | alerts so far {n_alerts}")
 
 
-def run_demo(opts: DemoOptions) -> int:
+def run_demo(opts: DemoSettings) -> int:
     """Run the demo; returns the process exit code (0 when every incident was caught and the control stayed quiet)."""
     c = opts.console
     t_start = time.monotonic()
@@ -209,7 +209,7 @@ def run_demo(opts: DemoOptions) -> int:
             f"timestamps and every window, reference and `for:` duration follows them.\n"
             f"At minute {cfg.incident_at_s // 60}: {incidents}; "
             f"fraud-scorer is the healthy control.", highlight=False)
-    stack = Stack(StackOptions(data_dir=data_dir, kafka_bootstrap=opts.kafka_bootstrap,
+    stack = Stack(StackSettings(data_dir=data_dir, kafka_bootstrap=opts.kafka_bootstrap,
                                on_notification=nar.on_notification))
     stop_flag = threading.Event()
     prev = _install_sigterm(stop_flag)
@@ -314,7 +314,7 @@ def _explore_hints(c: Console, stack: Stack, data_dir: Path) -> None:
 
 def main(argv: list[str] | None = None, on_exit: Callable[[int], None] = sys.exit) -> None:
     """``python -m inferwatch.demo.runner``: the demo with default options."""
-    on_exit(run_demo(DemoOptions()))
+    on_exit(run_demo(DemoSettings()))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ DEMO_PROCESSOR_ENV: dict[str, str] = {
 
 
 @dataclass
-class StackOptions:
+class StackSettings:
     """Where and how to run. ``kafka_bootstrap=None`` starts a native broker of our own on free ports."""
 
     data_dir: Path
@@ -61,7 +61,7 @@ class StackOptions:
 class Stack:
     """Start with :meth:`start` (or ``with Stack(opts) as st``); :meth:`stop` stops everything it started."""
 
-    def __init__(self, opts: StackOptions) -> None:
+    def __init__(self, opts: StackSettings) -> None:
         self.opts = opts
         self.data_dir = Path(opts.data_dir).resolve()
         self.log_dir = self.data_dir / "logs"
@@ -120,11 +120,11 @@ class Stack:
         self.supervisor.env = self.env()
 
         from inferwatch.kafka.admin import apply_topics
-        from inferwatch.processor.config import ProcessorConfig
+        from inferwatch.processor.settings import ProcessorSettings
         from inferwatch.processor.topics import ensure_topics
 
         rep = apply_topics(self.settings)
-        ensure_topics(self.settings, ProcessorConfig.model_validate(_processor_fields(self.opts.processor_env)))
+        ensure_topics(self.settings, ProcessorSettings.model_validate(_processor_fields(self.opts.processor_env)))
         say(f"topics applied ({len(rep.created)} created, {len(rep.unchanged) + len(rep.updated)} already there)")
 
         self._migrate()

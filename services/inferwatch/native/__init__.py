@@ -4,7 +4,7 @@ Modules (one C file each, ``services/inferwatch/native/_<name>.c``, built by ``s
 install`` builds them in place):
 
 * ``_decode``: prediction.v1 messages (JSON bytes) straight into flat columns, for the sink and the
-  processor (see :mod:`inferwatch.native.predictions`).
+  processor (see :mod:`inferwatch.native.prediction_columns`).
 * ``_encode``: the SDK's common prediction event checked and serialised to prediction.v1 JSON bytes
   in one pass (see :mod:`inferwatch.sdk.encode`, its Python twin).
 

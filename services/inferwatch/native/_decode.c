@@ -1,7 +1,7 @@
 /* inferwatch.native._decode: a batch of prediction.v1 messages (UTF-8 JSON bytes) into flat columns.
  *
  * Wire format: one JSON object per message, prediction.v1 of inferwatch.contract.events (the pydantic
- * models there are the truth). The Python side is inferwatch.native.predictions: decode_predictions()
+ * models there are the truth). The Python side is inferwatch.native.prediction_columns: decode_predictions()
  * wraps what this module returns into a PredictionColumns (numpy views of the byte buffers), and
  * decode_predictions_py() is the pure-Python twin this module must agree with.
  *
@@ -1549,7 +1549,7 @@ static const int VEC_SLOT[N_VECS] = {COL_IN_KEY, COL_IN_KIND, COL_IN_NUM, COL_IN
 PyDoc_STRVAR(decode_doc,
 "decode_predictions(raws, /) -> tuple\n\n"
 "Decode a sequence of prediction.v1 message values (bytes-like or None) into the fields of\n"
-"inferwatch.native.predictions.PredictionColumns, in field order: numeric columns as bytearrays\n"
+"inferwatch.native.prediction_columns.PredictionColumns, in field order: numeric columns as bytearrays\n"
 "(native byte order), the id/name columns as lists of str or None.");
 
 static PyObject *decode_predictions(PyObject *self, PyObject *arg) {
@@ -1716,7 +1716,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "inferwatch.native._decode",
-    "prediction.v1 messages into flat columns (see inferwatch.native.predictions).", -1, methods,
+    "prediction.v1 messages into flat columns (see inferwatch.native.prediction_columns).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

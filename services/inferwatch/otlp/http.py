@@ -13,8 +13,8 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from inferwatch.config import Settings
-from inferwatch.otlp.decode import JSON, PROTOBUF
 from inferwatch.otlp.receiver import OtlpReceiver
+from inferwatch.otlp.request_body import JSON, PROTOBUF
 
 _BODY = {"content": {PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
                      JSON: {"schema": {"type": "object"}}}, "required": True}

@@ -1,6 +1,6 @@
 """The OTLP/HTTP traces receiver: ``POST /v1/traces`` → ``prediction.v1`` events on Kafka.
 
-Per request: back-pressure check, decode (:mod:`inferwatch.otlp.decode`), map every span
+Per request: back-pressure check, decode (:mod:`inferwatch.otlp.request_body`), map every span
 (:mod:`inferwatch.otlp.mapping`), publish. Events go through the SDK's shared transport (one
 librdkafka producer, its delivery thread, spool and replayer, see :mod:`inferwatch.sdk.transport`):
 wire format as the SDK's, value = the event's UTF-8 JSON, key = the model name, topic
@@ -45,9 +45,9 @@ from inferwatch.config import Settings
 from inferwatch.contract import limits as L
 from inferwatch.deadletters import payload_fields
 from inferwatch.otlp.config import OtlpMapping
-from inferwatch.otlp.decode import DEFAULT_MAX_DECODED_BYTES, JSON, decode_request, encode_response
 from inferwatch.otlp.errors import BadRequest, Unmappable
 from inferwatch.otlp.mapping import SpanMapper, attributes, hex_id
+from inferwatch.otlp.request_body import DEFAULT_MAX_DECODED_BYTES, JSON, decode_request, encode_response
 from inferwatch.sdk import shared
 from inferwatch.sdk.ids import IdGenerator
 from inferwatch.sdk.logger import _new_transport

@@ -25,7 +25,7 @@ import orjson
 
 from inferwatch.config import Settings
 from inferwatch.processor.batching import BatchingTransport
-from inferwatch.processor.config import ProcessorConfig
+from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.processor.tables import TableMap  # noqa: F401 - re-exported
 from inferwatch.processor.topics import TABLES, app_id, references_topic
 from inferwatch.processor.worker import PartitionOf, ProcessorWorker, in_partition_of  # noqa: F401 - re-exported
@@ -89,7 +89,7 @@ class RawSchema(faust.Schema):  # type: ignore[misc]
         return decode
 
 
-def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int | None = None) -> faust.App:
+def build_app(settings: Settings, cfg: ProcessorSettings, batch_max: int | None = None) -> faust.App:
     """The processor app. Topics must exist (``ensure_topics``): faust's own declaration is off.
 
     ``batch_max``: most records per batch event (aiokafka's ``max_poll_records``; default
@@ -202,7 +202,7 @@ def build_app(settings: Settings, cfg: ProcessorConfig, batch_max: int | None = 
     return app
 
 
-def expiry_interval_s(cfg: ProcessorConfig) -> float:
+def expiry_interval_s(cfg: ProcessorSettings) -> float:
     """How often waiting join entries are swept: a tenth of the retention, between 5 s and 10 min."""
     return float(max(5.0, min(600.0, cfg.join_retention_s / 10)))
 
@@ -277,7 +277,7 @@ def check_faust() -> None:
             f"access use faust internals of that release; install it with pip install 'faust-streaming=={FAUST_VERSION}'")
 
 
-def run_worker(settings: Settings, cfg: ProcessorConfig) -> None:
+def run_worker(settings: Settings, cfg: ProcessorSettings) -> None:
     """Create the topics, then run one faust worker in the foreground until SIGTERM/SIGINT."""
     from inferwatch.processor.health import serve_health
     from inferwatch.processor.topics import ensure_topics

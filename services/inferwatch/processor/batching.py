@@ -34,7 +34,7 @@ from typing import Any, cast
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ConsumerMessage
 
-from inferwatch.processor.core.decode import Raw
+from inferwatch.processor.core.raw_events import Raw
 
 _OFFSET, _KEY, _VALUE = attrgetter("offset"), attrgetter("key"), attrgetter("value")
 _BEGIN = attrgetter("begin")

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from inferwatch.processor.core.acc import WindowAcc
-from inferwatch.processor.core.columns import build_columns
-from inferwatch.processor.core.decode import Outputs, Prediction
+from inferwatch.processor.core.accumulator import WindowAcc
+from inferwatch.processor.core.event_arrays import build_columns
+from inferwatch.processor.core.raw_events import Outputs, Prediction
 from inferwatch.processor.errors import ReferenceError_
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def build_reference_profile(
     cols.error[:] = False  # rows without outputs are not failures in training data
     acc.add_columns(cols)
     if label_column and (prediction_column or value_column):
-        from inferwatch.processor.core.acc import Joined
+        from inferwatch.processor.core.accumulator import Joined
 
         slots = [[("", ""), *[(k, e.segment[k]) for k in segment_columns if k in e.segment]] for e in events]
         truth = [_val(r[label_column]) for r in recs]

@@ -98,7 +98,7 @@ class TableMap(MutableMapping[str, bytes]):
 
 
 def model_of_key(table: str, key: str) -> str | None:
-    """The model a core state key of ``table`` belongs to (key layouts: :mod:`inferwatch.processor.core.engine`
+    """The model a core state key of ``table`` belongs to (key layouts: :mod:`inferwatch.processor.core.state_machine`
     and :mod:`inferwatch.processor.core.joins`).
 
     ``windows``: ``model|version|start``; ``meta``: ``m|model``, ``base|model|version``,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from inferwatch.config import Settings
 from inferwatch.contract.topics import FEEDBACK, PREDICTIONS, TopicSpec, load_registry
-from inferwatch.processor.config import ProcessorConfig
+from inferwatch.processor.settings import ProcessorSettings
 
 if TYPE_CHECKING:
     from inferwatch.kafka.admin import ApplyReport
@@ -33,7 +33,7 @@ def references_topic(settings: Settings) -> str:
     return f"{settings.topic_prefix}inferwatch.processor.references"
 
 
-def processor_specs(settings: Settings, cfg: ProcessorConfig) -> dict[str, TopicSpec]:
+def processor_specs(settings: Settings, cfg: ProcessorSettings) -> dict[str, TopicSpec]:
     """Registry topics plus the processor's internal topics, as specs for ``apply_topics``."""
     reg = load_registry()
     parts = reg[PREDICTIONS].partitions
@@ -58,7 +58,7 @@ def processor_specs(settings: Settings, cfg: ProcessorConfig) -> dict[str, Topic
     return specs
 
 
-def ensure_topics(settings: Settings, cfg: ProcessorConfig, environment: str | None = None) -> ApplyReport:
+def ensure_topics(settings: Settings, cfg: ProcessorSettings, environment: str | None = None) -> ApplyReport:
     """Create or update every topic the processor reads or writes (replication of ``environment``,
     see :func:`inferwatch.contract.topics.resolve_environment`); return what was done."""
     from inferwatch.kafka.admin import apply_topics

@@ -37,11 +37,11 @@ from faust.streams import _current_event
 
 from inferwatch.config import Settings
 from inferwatch.processor.batching import RecordBatch
-from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.core.decode import Raw, Rejected
-from inferwatch.processor.core.engine import Output, ProcessorCore
+from inferwatch.processor.core.raw_events import Raw, Rejected
+from inferwatch.processor.core.state_machine import Output, ProcessorCore
 from inferwatch.processor.failures import FailurePolicy, Steps, process_batch
 from inferwatch.processor.health import ProcessorHealth
+from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.processor.tables import TableMap, model_of_key
 
 log = logging.getLogger("inferwatch.processor")
@@ -83,7 +83,7 @@ def in_partition_of(event: Any) -> Iterator[None]:
 class ProcessorWorker:
     """The state of one faust worker of the processor and what its agents and timers do."""
 
-    def __init__(self, settings: Settings, cfg: ProcessorConfig, tables: dict[str, Any], metrics: Any, dead: Any,
+    def __init__(self, settings: Settings, cfg: ProcessorSettings, tables: dict[str, Any], metrics: Any, dead: Any,
                  health: ProcessorHealth | None = None) -> None:
         self.settings = settings
         self.cfg = cfg

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from inferwatch.sink.options import SinkOptions
 from inferwatch.sink.runner import Sink, run_sink
+from inferwatch.sink.settings import SinkSettings
 
-__all__ = ["Sink", "SinkOptions", "run_sink"]
+__all__ = ["Sink", "SinkSettings", "run_sink"]

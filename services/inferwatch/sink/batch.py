@@ -26,9 +26,9 @@ from confluent_kafka import Message
 from inferwatch.contract.events import DeadletterV1
 from inferwatch.contract.limits import deadletter_id
 from inferwatch.deadletters import payload_fields
-from inferwatch.native.predictions import decode_predictions
-from inferwatch.sink import columns, flat
-from inferwatch.sink.decode import Rejected, decode_many
+from inferwatch.native.prediction_columns import decode_predictions
+from inferwatch.sink import arrow_tables, prediction_table
+from inferwatch.sink.contract_decode import Rejected, decode_many
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +121,14 @@ def _build(schema: str, topic: str, partition: int, good: list[Any], offsets: li
     if not good:
         return None
     try:
-        return columns.build(schema, good, columns.Kafka(topic, partition, offsets))[1]
+        return arrow_tables.build(schema, good, arrow_tables.Kafka(topic, partition, offsets))[1]
     except (pa.ArrowException, OverflowError, ValueError, TypeError) as exc:
         log.warning("%s[%d]: a batch did not convert (%s); isolating the offending events", topic, partition, exc)
     parts: list[pa.Table] = []
     # Copies: ``on_bad`` may append to ``good`` (bad dead letters are stored as rows).
     for ev, off, m in list(zip(good, offsets, msgs, strict=True)):
         try:
-            parts.append(columns.build(schema, [ev], columns.Kafka(topic, partition, [off]))[1])
+            parts.append(arrow_tables.build(schema, [ev], arrow_tables.Kafka(topic, partition, [off]))[1])
         except (pa.ArrowException, OverflowError, ValueError, TypeError) as exc:
             on_bad(m, Rejected(f"{schema}: valid, but cannot be stored: {exc}"))
     return pa.concat_tables(parts) if parts else None
@@ -150,7 +150,7 @@ def _gc_paused() -> Iterator[None]:
 
 def process(schema: str, topic: str, partition: int, msgs: Sequence[MessageLike]) -> PartitionBatch:
     """Decode ``msgs`` (one topic-partition, offset order) as ``schema``; build the rows and dead letters."""
-    table = columns.BUILDERS[schema][0]
+    table = arrow_tables.BUILDERS[schema][0]
     with _gc_paused():
         if schema == "prediction.v1":
             rows, dls = _predictions(topic, partition, msgs)
@@ -163,7 +163,7 @@ def _predictions(topic: str, partition: int, msgs: Sequence[MessageLike]) -> tup
     """``prediction.v1`` rows: the flat fast path for every message it accepts, the exact path for the rest.
 
     The fast decoder accepts a message only when the contract does and decodes it to the same values
-    (see :mod:`inferwatch.native.predictions`); the messages it refuses — invalid ones, and valid
+    (see :mod:`inferwatch.native.prediction_columns`); the messages it refuses — invalid ones, and valid
     ones it leaves alone (embedding, LLM, lineage blocks) — go through :func:`_exact`, which
     decodes them like before and gives the dead letters their reasons. Rows keep message order.
     """
@@ -173,12 +173,12 @@ def _predictions(topic: str, partition: int, msgs: Sequence[MessageLike]) -> tup
     ok = cols.ok
     n_ok = int(np.count_nonzero(ok))
     if n_ok == n:  # the common case
-        return flat.predictions(cols, topic, partition, offsets), []
+        return prediction_table.predictions(cols, topic, partition, offsets), []
     refused = np.flatnonzero(~ok)
     slow, dls = _exact("prediction.v1", topic, partition, [msgs[i] for i in refused.tolist()])
     if n_ok == 0:
         return slow, dls
-    fast = flat.predictions(cols, topic, partition, offsets)  # every message; refused rows are empty
+    fast = prediction_table.predictions(cols, topic, partition, offsets)  # every message; refused rows are empty
     if slow is None or not slow.num_rows:
         return fast.filter(pa.array(ok)), dls
     # Rows in message (= offset) order: the fast path's accepted rows and the exact path's rows.
@@ -247,6 +247,6 @@ def _exact(schema: str, topic: str, partition: int,
     rows = _build(schema, topic, partition, good, good_offsets, good_msgs, reject)
     if is_dl_topic and len(good) > n_good:
         # Dead letters added while isolating unconvertible rows: build those too (deadletter rows always convert).
-        extra = columns.build(schema, good[n_good:], columns.Kafka(topic, partition, good_offsets[n_good:]))[1]
+        extra = arrow_tables.build(schema, good[n_good:], arrow_tables.Kafka(topic, partition, good_offsets[n_good:]))[1]
         rows = extra if rows is None else pa.concat_tables([rows, extra])
     return rows, dls

@@ -26,8 +26,8 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from inferwatch.config import Settings
 from inferwatch.kafka.clientconf import base_config
 from inferwatch.sink.health import SinkHealth
-from inferwatch.sink.options import SinkOptions
 from inferwatch.sink.pipeline import Pipeline
+from inferwatch.sink.settings import SinkSettings
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _sparse_gc(young: int) -> Iterator[None]:
         gc.set_threshold(*old)
 
 
-def consumer_config(settings: Settings, group_id: str, options: SinkOptions) -> dict[str, Any]:
+def consumer_config(settings: Settings, group_id: str, options: SinkSettings) -> dict[str, Any]:
     """The sink consumer's configuration: manual commits, from the earliest offset, deep prefetch."""
     return base_config(settings) | {
         "group.id": group_id,
@@ -80,7 +80,7 @@ def consumer_config(settings: Settings, group_id: str, options: SinkOptions) -> 
 class ConsumeLoop:
     """Read ``topics`` in the consumer group ``group_id`` and feed ``pipeline`` batch by batch."""
 
-    def __init__(self, settings: Settings, group_id: str, options: SinkOptions, health: SinkHealth,
+    def __init__(self, settings: Settings, group_id: str, options: SinkSettings, health: SinkHealth,
                  pipeline: Pipeline) -> None:
         self.settings = settings
         self.group_id = group_id

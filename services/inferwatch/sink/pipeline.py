@@ -50,8 +50,8 @@ from inferwatch.kafka.clientconf import base_config
 from inferwatch.sink.batch import PartitionBatch, process
 from inferwatch.sink.errors import DeadletterDeliveryError
 from inferwatch.sink.health import SinkHealth
-from inferwatch.sink.options import SinkOptions
 from inferwatch.sink.replay import ReplayGuard
+from inferwatch.sink.settings import SinkSettings
 from inferwatch.store.base import Store
 from inferwatch.store.errors import StoreError
 
@@ -85,7 +85,7 @@ class Pipeline:
     thread and the dead-letter producer, ``close`` stops them.
     """
 
-    def __init__(self, settings: Settings, store: Store, options: SinkOptions, health: SinkHealth,
+    def __init__(self, settings: Settings, store: Store, options: SinkSettings, health: SinkHealth,
                  schemas: dict[str, str], *, crash_after_insert: bool = False) -> None:
         """``schemas``: topic -> event schema. ``crash_after_insert`` is for TESTS ONLY (see
         :class:`inferwatch.sink.Sink`): SIGKILL right after the first insert, before its commit."""

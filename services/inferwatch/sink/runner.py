@@ -21,22 +21,22 @@ from inferwatch.config import Settings
 from inferwatch.contract.topics import load_registry
 from inferwatch.sink.consume import ConsumeLoop
 from inferwatch.sink.health import SinkHealth
-from inferwatch.sink.options import SinkOptions, sink_group_id
 from inferwatch.sink.pipeline import Pipeline
+from inferwatch.sink.settings import SinkSettings, sink_group_id
 from inferwatch.store.base import Store
 
 
 class Sink:
     """Consume every topic of the registry and write it to ``store``."""
 
-    def __init__(self, settings: Settings, store: Store, options: SinkOptions | None = None, *,
+    def __init__(self, settings: Settings, store: Store, options: SinkSettings | None = None, *,
                  crash_after_insert: bool = False) -> None:
         """``crash_after_insert`` is for TESTS ONLY: SIGKILL the process right after the first insert,
         before its offset commit, to prove a replay leaves no duplicates. It is deliberately not an
         option or environment variable, so a normal run cannot be told to kill itself."""
         self.settings = settings
         self.store = store
-        self.options = options or SinkOptions()
+        self.options = options or SinkSettings()
         self.group_id = sink_group_id(settings, self.options)
         """The consumer group: the option when set, else the deployment's (inferwatch.kafka.groups)."""
         self.health = SinkHealth(store_kind=store.kind)
@@ -56,7 +56,7 @@ class Sink:
         self.consume.run(list(self.schemas), stop, idle_exit_s)
 
 
-def run_sink(settings: Settings, store: Store, options: SinkOptions | None = None,
+def run_sink(settings: Settings, store: Store, options: SinkSettings | None = None,
              stop: threading.Event | None = None, on_ready: Callable[[Sink], None] | None = None) -> Sink:
     """Build a :class:`Sink`, call ``on_ready`` (e.g. to serve its health), and run it until ``stop``."""
     sink = Sink(settings, store, options)

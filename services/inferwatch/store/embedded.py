@@ -36,7 +36,7 @@ from inferwatch.store.base import (
     to_arrow,
 )
 from inferwatch.store.errors import ReadOnlyViolation, StoreError, StoreUnavailableError
-from inferwatch.store.sqlguard import QueryOptions, SqlGuard, engine_limits
+from inferwatch.store.sqlguard import QuerySettings, SqlGuard, engine_limits
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class EmbeddedStore(Store):
         self._closed = False
         self._rw.query(f"CREATE DATABASE IF NOT EXISTS {database}")
         self._rw.query(f"USE {database}")
-        self.query_options = QueryOptions()
+        self.query_options = QuerySettings()
         self.guard = SqlGuard(self._guard_engine, database)
 
     # -- connections ------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from inferwatch.paths import schemas_dir
 from inferwatch.store.errors import MigrationError
-from inferwatch.store.settings import StoreOptions
-from inferwatch.store.sqlguard import MAX_ROWS_CAP, MAX_TIMEOUT_S, QueryOptions
+from inferwatch.store.settings import StoreSettings
+from inferwatch.store.sqlguard import MAX_ROWS_CAP, MAX_TIMEOUT_S, QuerySettings
 
 if TYPE_CHECKING:
     from inferwatch.store.base import Store
@@ -80,9 +80,9 @@ def discover(directory: Path) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def migrate(store: Store, options: StoreOptions | None = None, directory: Path | None = None) -> list[str]:
+def migrate(store: Store, options: StoreSettings | None = None, directory: Path | None = None) -> list[str]:
     """Apply the migrations not yet recorded in ``schema_migrations``; returns the file names applied."""
-    options = options or StoreOptions()
+    options = options or StoreSettings()
     cluster = options.clickhouse_cluster
     directory = directory or migrations_dir(cluster=cluster is not None)
     db = store.database
@@ -118,14 +118,14 @@ def migrate(store: Store, options: StoreOptions | None = None, directory: Path |
         log.info("applied migration %s", mig.path.name)
         done.append(mig.path.name)
     if store.kind == "server":
-        for stmt in query_access_statements(db, QueryOptions(), cluster):
+        for stmt in query_access_statements(db, QuerySettings(), cluster):
             try:
                 store.execute(stmt)
             except Exception as exc:
                 # Never the statement itself: CREATE/ALTER USER carries the password.
                 raise MigrationError(f"read-only query profile/role/user: {exc}") from exc
         log.info("read-only query settings profile and role in place (user: %s)",
-                 "yes" if QueryOptions().clickhouse_query_password else "no query password set")
+                 "yes" if QuerySettings().clickhouse_query_password else "no query password set")
     return done
 
 
@@ -133,7 +133,7 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def query_access_statements(database: str, options: QueryOptions, cluster: str | None = None) -> list[str]:
+def query_access_statements(database: str, options: QuerySettings, cluster: str | None = None) -> list[str]:
     """ClickHouse server only: the read-only settings profile, role and user user queries run as.
 
     The profile pins ``readonly = 2`` and bounds every limit the query path sets (MIN 1 so that 0,

@@ -34,7 +34,7 @@ from inferwatch.store.base import (
     to_arrow,
 )
 from inferwatch.store.errors import ReadOnlyViolation, StoreError, StoreUnavailableError
-from inferwatch.store.sqlguard import QueryOptions, SqlGuard, engine_limits
+from inferwatch.store.sqlguard import QuerySettings, SqlGuard, engine_limits
 
 
 class ServerStore(Store):
@@ -60,7 +60,7 @@ class ServerStore(Store):
         except Exception as exc:
             raise StoreUnavailableError(
                 f"ClickHouse at {self.url} unreachable: {mask_secrets(str(exc), self._secrets)}") from None
-        self.query_options = QueryOptions()
+        self.query_options = QuerySettings()
         qpw = self.query_options.clickhouse_query_password
         if qpw:
             self._secrets.append(qpw)

@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class StoreOptions(BaseSettings):
+class StoreSettings(BaseSettings):
     """How migrations are rendered: ``INFERWATCH_RETENTION_DAYS``, ``INFERWATCH_CLICKHOUSE_CLUSTER``."""
 
     model_config = SettingsConfigDict(env_prefix="INFERWATCH_", frozen=True, extra="ignore")

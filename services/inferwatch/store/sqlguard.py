@@ -141,7 +141,7 @@ _DESCRIBE_AST = re.compile(
 )
 
 
-class QueryOptions(BaseSettings):
+class QuerySettings(BaseSettings):
     """Engine-side limits of user queries and the ClickHouse server's query user
     (``INFERWATCH_QUERY_MAX_MEMORY_BYTES``, ``INFERWATCH_QUERY_MAX_ROWS_TO_READ``,
     ``INFERWATCH_CLICKHOUSE_QUERY_USER``, ``INFERWATCH_CLICKHOUSE_QUERY_PASSWORD``)."""
@@ -168,13 +168,13 @@ PROTECTED_SETTINGS = (
 )
 
 
-def engine_limits(max_rows: int, timeout_s: float, options: QueryOptions | None = None) -> dict[str, Any]:
+def engine_limits(max_rows: int, timeout_s: float, options: QuerySettings | None = None) -> dict[str, Any]:
     """The settings every user query runs under, enforced by the engine while it reads.
 
     ``limit`` cuts the outermost result at ``max_rows + 1`` rows (one extra row tells the caller the
     result was cut) inside the pipeline; ``max_result_rows`` with ``break`` stops reading there too.
     """
-    o = options or QueryOptions()
+    o = options or QuerySettings()
     return {
         "limit": max_rows + 1,
         "max_result_rows": max_rows + 1,

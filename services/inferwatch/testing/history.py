@@ -64,18 +64,18 @@ def load_fleet_history(store: Store, cfg: FleetConfig, hostile: bool = True, win
 
     Embedding drift runs with a small sample and few permutations: the history is for readers of
     the store, and the permutation test would otherwise dominate the time it takes to build."""
-    from inferwatch.alerter.evaluation.engine import Engine
+    from inferwatch.alerter.evaluation.rule_engine import Engine
     from inferwatch.alerter.evaluation.rules import default_rules_path, load_rules
     from inferwatch.alerter.lifecycle.state import AlertStore
     from inferwatch.alerter.notification.payloads import idempotency_key, notification
     from inferwatch.contract.events import Delivery
-    from inferwatch.processor.config import ProcessorConfig
-    from inferwatch.processor.core.decode import Raw
-    from inferwatch.processor.core.engine import ProcessorCore
+    from inferwatch.processor.core.raw_events import Raw
+    from inferwatch.processor.core.state_machine import ProcessorCore
+    from inferwatch.processor.settings import ProcessorSettings
     from inferwatch.sink import batch, columns
 
     store.migrate()
-    core = ProcessorCore(ProcessorConfig(window_s=window_s, lateness_s=5, label_wait_s=int(cfg.label_delay_s) + 5,
+    core = ProcessorCore(ProcessorSettings(window_s=window_s, lateness_s=5, label_wait_s=int(cfg.label_delay_s) + 5,
                                          baseline_s=min(cfg.incident_at_s, 300),
                                          embedding_sample=64, embedding_permutations=20))
     stats = HistoryStats(start_ms=cfg.start_ms, end_ms=cfg.start_ms + cfg.duration_s * 1000)

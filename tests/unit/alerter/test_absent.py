@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from inferwatch.alerter.evaluation.engine import SEEN_PERSIST_S, Engine
+from inferwatch.alerter.evaluation.rule_engine import SEEN_PERSIST_S, Engine
 from inferwatch.alerter.evaluation.rules import RuleErrors, default_rules_path, load_rule_text, load_rules
 from inferwatch.alerter.lifecycle.state import AlertStore
 from inferwatch.alerter.route.dispatch import Dispatcher

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from inferwatch.alerter.evaluation.engine import Engine
+from inferwatch.alerter.evaluation.rule_engine import Engine
 from inferwatch.alerter.evaluation.rules import RuleErrors, load_rule_text
 from inferwatch.alerter.lifecycle.state import AlertStore
 from inferwatch.alerter.lifecycle.transitions import QUIET_FIRED, max_wait_s

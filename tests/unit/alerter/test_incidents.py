@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from inferwatch.alerter.evaluation.engine import Engine
+from inferwatch.alerter.evaluation.rule_engine import Engine
 from inferwatch.alerter.evaluation.rules import default_rules_path, load_rules
 from inferwatch.alerter.lifecycle.state import AlertStore
 from inferwatch.alerter.lifecycle.transitions import AlertRecord

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from inferwatch import native
 from inferwatch.contract.events import PredictionV1
-from inferwatch.native.predictions import (
+from inferwatch.native.prediction_columns import (
     CAT,
     NULL,
     NUM,

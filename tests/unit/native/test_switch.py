@@ -8,7 +8,7 @@ import sys
 
 PROBE = (
     "from inferwatch import native\n"
-    "from inferwatch.processor.core.engine import ProcessorCore\n"
+    "from inferwatch.processor.core.state_machine import ProcessorCore\n"
     "print(native.load('_decode') is not None, native.load('_encode') is not None, ProcessorCore()._columnar())\n"
 )
 

@@ -15,9 +15,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from inferwatch.api.door import body_limit
 from inferwatch.config import Settings
-from inferwatch.otlp.decode import PROTOBUF
 from inferwatch.otlp.http import create_otlp_app
 from inferwatch.otlp.receiver import OtlpReceiver
+from inferwatch.otlp.request_body import PROTOBUF
 from tests.unit.api.test_routes_documented import documented, served
 from tests.unit.otlp.spans import GENAI_CHAT, request_of
 

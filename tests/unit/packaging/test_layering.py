@@ -22,7 +22,7 @@ def test_services_import_neither_the_demo_nor_the_test_traffic() -> None:
         for name, mods in _imports(folder).items():
             bad = {m for m in mods if m.startswith(("inferwatch.demo", "inferwatch.testing"))}
             if folder == "native" and bad <= {"inferwatch.testing.scenarios"}:
-                continue  # native/predictions.py's micro-benchmark (``python -m``) reads test traffic
+                continue  # native/prediction_columns.py's micro-benchmark (``python -m``) reads test traffic
             assert not bad, (name, bad)
 
 

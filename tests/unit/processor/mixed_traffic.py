@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import orjson
 
-from inferwatch.processor.core.decode import Raw
+from inferwatch.processor.core.raw_events import Raw
 
 T0 = 1_764_140_040_000
 

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from inferwatch.config import Settings
 from inferwatch.processor.app import build_app
 from inferwatch.processor.batching import BatchingConsumer, BatchMessage, RecordBatch
-from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.core.decode import Raw
+from inferwatch.processor.core.raw_events import Raw
+from inferwatch.processor.settings import ProcessorSettings
 
 TOPIC = "t-inferwatch.predictions"
 
@@ -40,7 +40,7 @@ def consumers(tmp_path_factory: pytest.TempPathFactory) -> tuple[BatchingConsume
     out = []
     for name in ("batch", "single"):
         s = Settings(kafka_bootstrap="127.0.0.1:9", topic_prefix="t-", data_dir=tmp_path_factory.mktemp(name))
-        app = build_app(s, ProcessorConfig())
+        app = build_app(s, ProcessorSettings())
         app.topics._acking_topics.add(TOPIC)  # done by the conductor when the agents subscribe
         out.append(app.consumer)
     assert isinstance(out[0], BatchingConsumer)
@@ -161,7 +161,7 @@ def test_admit_drops_records_already_read_and_covers_the_batch_by_a_gap(consumer
 
 def test_the_app_delivers_its_input_topics_in_batches(consumers: tuple[Any, Any], tmp_path: Path) -> None:
     s = Settings(kafka_bootstrap="127.0.0.1:9", topic_prefix="t-", data_dir=tmp_path)
-    app = build_app(s, ProcessorConfig(fetch_max_wait_ms=50))
+    app = build_app(s, ProcessorSettings(fetch_max_wait_ms=50))
     assert app.batch_topics == {s.predictions_topic, s.feedback_topic}
     assert app.fetch_max_wait_ms == 50
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from inferwatch.processor import ProcessorConfig
-from inferwatch.processor.core.decode import Raw
-from inferwatch.processor.core.engine import ProcessorCore
+from inferwatch.processor import ProcessorSettings
+from inferwatch.processor.core.raw_events import Raw
+from inferwatch.processor.core.state_machine import ProcessorCore
 
 T0 = 1_764_140_040_000  # aligned to 60 s windows
 W_MS = 60_000
 LABEL_DELAY_MS = 2_000
-CFG = ProcessorConfig(window_s=60, lateness_s=5, label_wait_s=0, baseline_s=0, label_stall_s=120)
+CFG = ProcessorSettings(window_s=60, lateness_s=5, label_wait_s=0, baseline_s=0, label_stall_s=120)
 
 
 def pred(i: int, ts: int, model: str = "m") -> Raw:
@@ -45,7 +45,7 @@ def test_backlog_of_predictions_read_before_its_labels_keeps_every_label() -> No
     # Bug: the watermark followed predictions only, so a predictions backlog read ahead of the
     # feedback backlog closed its windows before their labels were read (all became late_labels).
     # the default label_stall_s (600 s) exceeds the 300 s of predictions read ahead of their labels
-    cfg = ProcessorConfig(window_s=60, lateness_s=5, label_wait_s=0, baseline_s=0)
+    cfg = ProcessorSettings(window_s=60, lateness_s=5, label_wait_s=0, baseline_s=0)
     windows: dict[str, bytes] = {}
     joins: dict[str, bytes] = {}
     meta: dict[str, bytes] = {}

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import inferwatch.processor.core.snapshot as snapshot_mod
-from inferwatch.native.predictions import decode_predictions_py
-from inferwatch.processor.config import ProcessorConfig
+from inferwatch.native.prediction_columns import decode_predictions_py
 from inferwatch.processor.core import fastpath
-from inferwatch.processor.core.decode import Raw
-from inferwatch.processor.core.engine import Output, ProcessorCore
+from inferwatch.processor.core.raw_events import Raw
+from inferwatch.processor.core.state_machine import Output, ProcessorCore
+from inferwatch.processor.settings import ProcessorSettings
 from tests.unit.processor.mixed_traffic import T0, mixed_batches
 
 
@@ -35,7 +35,7 @@ def _dump(out: Output) -> tuple[list[Any], list[Any]]:
     return snaps, [(r.raw.offset, r.reason, r.schema) for r in out.rejected]
 
 
-def _run(fast: bool, batches: list[tuple[str, list[Raw]]], cfg: ProcessorConfig,
+def _run(fast: bool, batches: list[tuple[str, list[Raw]]], cfg: ProcessorSettings,
          replay_from: int | None = None) -> tuple[list[Any], dict[str, bytes], dict[str, bytes], dict[str, bytes]]:
     windows: dict[str, bytes] = {}
     joins: dict[str, bytes] = {}
@@ -56,15 +56,15 @@ def _run(fast: bool, batches: list[tuple[str, list[Raw]]], cfg: ProcessorConfig,
 
 
 CFGS = [
-    ProcessorConfig(window_s=60, lateness_s=5, label_wait_s=5, baseline_s=120),
-    ProcessorConfig(window_s=30, lateness_s=0, baseline_s=30, top_k=3, max_tracked_values=4, max_categories=3,
+    ProcessorSettings(window_s=60, lateness_s=5, label_wait_s=5, baseline_s=120),
+    ProcessorSettings(window_s=30, lateness_s=0, baseline_s=30, top_k=3, max_tracked_values=4, max_categories=3,
                     max_features=5),
 ]
 
 
 @pytest.mark.parametrize(("seed", "cfg", "batch", "replay"), [(0, CFGS[0], 700, None), (1, CFGS[1], 97, None),
                                                               (2, CFGS[0], 400, 9)])
-def test_mixed_traffic_same_outputs_and_state(seed: int, cfg: ProcessorConfig, batch: int, replay: int | None) -> None:
+def test_mixed_traffic_same_outputs_and_state(seed: int, cfg: ProcessorSettings, batch: int, replay: int | None) -> None:
     batches = list(mixed_batches(seed, n=2500, batch=batch, bad_share=0.05))
     fast = _run(True, batches, cfg, replay)
     exact = _run(False, batches, cfg, replay)
@@ -83,7 +83,7 @@ def test_fast_path_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
         seen.append(r is not None)
         return r
 
-    monkeypatch.setattr("inferwatch.processor.core.engine.group_columns", spy)
+    monkeypatch.setattr("inferwatch.processor.core.state_machine.group_columns", spy)
     _run(True, list(mixed_batches(0, n=4000, batch=700)), CFGS[0])
     assert seen.count(True) >= 8 and seen.count(False) >= 1
 
@@ -149,7 +149,7 @@ def _events(draw: st.DrawFn) -> list[bytes]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_events(), st.integers(1, 3))
 def test_generated_events_same_outputs(values: list[bytes], parts: int) -> None:
-    cfg = ProcessorConfig(window_s=5, lateness_s=0, baseline_s=5, min_count=1, min_reference_count=1)
+    cfg = ProcessorSettings(window_s=5, lateness_s=0, baseline_s=5, min_count=1, min_reference_count=1)
     raws = [Raw(v, "t", 0, i) for i, v in enumerate(values)]
     step = -(-len(raws) // parts)
     labels = [Raw(orjson.dumps({"schema_version": "feedback.v1", "event_id": f"f{i}", "prediction_id": f"p{i}",

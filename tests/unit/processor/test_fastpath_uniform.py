@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inferwatch.native import load
-from inferwatch.native.predictions import decode_predictions_py
-from inferwatch.processor.config import ProcessorConfig
+from inferwatch.native.prediction_columns import decode_predictions_py
 from inferwatch.processor.core import fastpath
-from inferwatch.processor.core.decode import Raw
+from inferwatch.processor.core.raw_events import Raw
+from inferwatch.processor.settings import ProcessorSettings
 from tests.unit.processor.mixed_traffic import T0
 from tests.unit.processor.test_fastpath_parity import _fixed_clock, _run
 
@@ -63,7 +63,7 @@ def test_uniform_layout_equals_scatter(values: list[bytes], max_features: int, d
     decoders = [decode_predictions_py]
     mod = load("_decode")
     if mod is not None:
-        from inferwatch.native.predictions import decode_predictions
+        from inferwatch.native.prediction_columns import decode_predictions
         decoders.append(decode_predictions)
     rows = np.array(sorted(data.draw(st.sets(st.integers(0, len(values) - 1), min_size=1))), dtype=np.int64)
     for dec in decoders:
@@ -89,7 +89,7 @@ def test_uniform_span_refuses_other_layouts() -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_uniform_events(), st.integers(1, 3))
 def test_uniform_traffic_same_outputs(values: list[bytes], parts: int) -> None:
-    cfg = ProcessorConfig(window_s=5, lateness_s=0, baseline_s=5, min_count=1, min_reference_count=1)
+    cfg = ProcessorSettings(window_s=5, lateness_s=0, baseline_s=5, min_count=1, min_reference_count=1)
     raws = [Raw(v, "t", 0, i) for i, v in enumerate(values)]
     step = -(-len(raws) // parts)
     batches = [("p", raws[i:i + step]) for i in range(0, len(raws), step)]

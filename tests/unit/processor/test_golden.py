@@ -35,8 +35,8 @@ import orjson
 import pytest
 
 import inferwatch.processor.core.snapshot as snapshot_mod
-from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.core.engine import Output, ProcessorCore
+from inferwatch.processor.core.state_machine import Output, ProcessorCore
+from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.testing.scenarios import wide_event
 from tests.unit.processor.mixed_traffic import T0, mixed_batches
 
@@ -72,7 +72,7 @@ class _Recorder:
 def _wide() -> Stream:
     rng = np.random.default_rng(7)
     raws = [wide_event(i, T0 + i * 5, rng, shift=0.5 if i > 6000 else 0.0) for i in range(12_000)]
-    cfg = ProcessorConfig(window_s=10, lateness_s=0, baseline_s=10, embedding_permutations=10, top_k=5)
+    cfg = ProcessorSettings(window_s=10, lateness_s=0, baseline_s=10, embedding_permutations=10, top_k=5)
     core = ProcessorCore(cfg, fast=True)
     rec = _Recorder()
     for i in range(0, len(raws), 1500):
@@ -84,7 +84,7 @@ def _wide() -> Stream:
 
 @functools.cache
 def _mixed(fast: bool) -> Stream:
-    cfg = ProcessorConfig(window_s=30, lateness_s=5, label_wait_s=5, baseline_s=60, max_tracked_values=4, top_k=3)
+    cfg = ProcessorSettings(window_s=30, lateness_s=5, label_wait_s=5, baseline_s=60, max_tracked_values=4, top_k=3)
     w: dict[str, bytes] = {}
     j: dict[str, bytes] = {}
     m: dict[str, bytes] = {}

@@ -6,11 +6,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from inferwatch.processor import ProcessorConfig
+from inferwatch.processor import ProcessorSettings
 from inferwatch.processor.app import expiry_interval_s
-from inferwatch.processor.core.decode import Raw
-from inferwatch.processor.core.engine import ProcessorCore
 from inferwatch.processor.core.joins import LABEL, PRED, JoinBook
+from inferwatch.processor.core.raw_events import Raw
+from inferwatch.processor.core.state_machine import ProcessorCore
 
 DAY_MS = 86_400_000
 
@@ -38,7 +38,7 @@ def label(i: int, ts: int, model: str = "m") -> bytes:
     return orjson.dumps({"event_id": f"f{i}", "prediction_id": f"p{i}", "ts": ts, "model": model, "label": "yes"})
 
 
-CFG = ProcessorConfig(window_s=60, lateness_s=0, label_wait_s=600, baseline_s=0, join_retention_s=3600)
+CFG = ProcessorSettings(window_s=60, lateness_s=0, label_wait_s=600, baseline_s=0, join_retention_s=3600)
 
 
 def test_a_batch_of_labelled_predictions_is_one_join_write() -> None:
@@ -111,6 +111,6 @@ def test_legacy_single_entry_keys_are_read() -> None:
 
 
 def test_expiry_sweep_interval_follows_retention() -> None:
-    assert expiry_interval_s(ProcessorConfig(join_retention_s=7 * 86400)) == 600.0
-    assert expiry_interval_s(ProcessorConfig(join_retention_s=60)) == 6.0
-    assert 5.0 <= expiry_interval_s(ProcessorConfig(join_retention_s=3600)) <= 600.0
+    assert expiry_interval_s(ProcessorSettings(join_retention_s=7 * 86400)) == 600.0
+    assert expiry_interval_s(ProcessorSettings(join_retention_s=60)) == 6.0
+    assert 5.0 <= expiry_interval_s(ProcessorSettings(join_retention_s=3600)) <= 600.0

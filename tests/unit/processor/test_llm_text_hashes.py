@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import orjson
 
-from inferwatch.processor.core.columns import llm_columns
-from inferwatch.processor.core.decode import Raw, decode_predictions
+from inferwatch.processor.core.event_arrays import llm_columns
+from inferwatch.processor.core.raw_events import Raw, decode_predictions
 
 
 def _events(llms: list[dict]) -> list:  # type: ignore[type-arg]

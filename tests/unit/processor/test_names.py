@@ -8,7 +8,7 @@ import pydantic
 import pytest
 
 from inferwatch.contract.events import PredictionV1
-from inferwatch.processor.core.decode import Raw, decode_feedback, decode_predictions
+from inferwatch.processor.core.raw_events import Raw, decode_feedback, decode_predictions
 
 
 def ev(**over: object) -> dict:  # type: ignore[type-arg]

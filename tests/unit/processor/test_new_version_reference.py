@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import orjson
 
-from inferwatch.processor import ProcessorConfig
-from inferwatch.processor.core.decode import Raw
-from inferwatch.processor.core.engine import ProcessorCore
+from inferwatch.processor import ProcessorSettings
+from inferwatch.processor.core.raw_events import Raw
+from inferwatch.processor.core.state_machine import ProcessorCore
 
 T0 = 1_764_140_040_000
 
@@ -24,7 +24,7 @@ def _raws(version: str, start_s: int, n_s: int, latency_ms: float, offset0: int)
 
 
 def test_new_version_uses_the_previous_reference_until_its_own_is_pinned() -> None:
-    core = ProcessorCore(ProcessorConfig(window_s=60, lateness_s=0, baseline_s=120))
+    core = ProcessorCore(ProcessorSettings(window_s=60, lateness_s=0, baseline_s=120))
     snaps = core.process_predictions(_raws("2.0", 0, 300, 40.0, 0)).snapshots
     snaps += core.process_predictions(_raws("2.1", 300, 300, 260.0, 10_000)).snapshots
     snaps += core.flush_all().snapshots

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pandas as pd
 
 from inferwatch.config import Settings
-from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.core.engine import ProcessorCore
+from inferwatch.processor.core.state_machine import ProcessorCore
 from inferwatch.processor.reference import build_reference_profile
+from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.processor.worker import ProcessorWorker
 
 
 def _worker() -> ProcessorWorker:
-    w = ProcessorWorker(Settings(), ProcessorConfig(), tables={}, metrics=None, dead=None)
+    w = ProcessorWorker(Settings(), ProcessorSettings(), tables={}, metrics=None, dead=None)
     w.uploaded = {}  # as after the first read of the references topic
     return w
 
@@ -21,7 +21,7 @@ def _worker() -> ProcessorWorker:
 def test_a_tombstone_withdraws_an_uploaded_profile_at_run_time() -> None:
     w = _worker()
     prof = build_reference_profile(pd.DataFrame({"x": [float(i) for i in range(200)]}), "m", "1")
-    core = ProcessorCore(ProcessorConfig())
+    core = ProcessorCore(ProcessorSettings())
     core.uploaded = w.uploaded  # what ProcessorWorker.core() does: one dict, shared
     w.reference_event(prof.key.encode(), prof.to_bytes())
     assert core.reference("m", "1") is not None
@@ -34,6 +34,6 @@ def test_a_tombstone_withdraws_an_uploaded_profile_at_run_time() -> None:
 
 
 def test_records_before_the_first_read_are_left_to_that_read() -> None:
-    w = ProcessorWorker(Settings(), ProcessorConfig(), tables={}, metrics=None, dead=None)
+    w = ProcessorWorker(Settings(), ProcessorSettings(), tables={}, metrics=None, dead=None)
     w.reference_event(b"m@1", b"profile")  # the first core() reads the whole topic, this record included
     assert w.uploaded is None

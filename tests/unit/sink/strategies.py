@@ -1,6 +1,6 @@
 """Hypothesis strategies of sink input: valid events, then at most one mutation, in several encodings.
 
-Shared by the decode parity tests (``test_fast_decode``) and the flat-columns parity tests (``test_flat``).
+Shared by the decode parity tests (``test_fast_decode``) and the flat-columns parity tests (``test_prediction_table``).
 """
 
 from __future__ import annotations

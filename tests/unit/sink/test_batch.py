@@ -10,7 +10,7 @@ import pytest
 
 from inferwatch.contract.events import PredictionV1
 from inferwatch.sink.batch import RawMessage, process
-from inferwatch.sink.decode import Rejected, decode
+from inferwatch.sink.contract_decode import Rejected, decode
 
 
 def _pred(i: int, **over: object) -> dict[str, object]:

@@ -6,14 +6,14 @@ import inspect
 
 import pytest
 
-from inferwatch.sink import Sink, SinkOptions
+from inferwatch.sink import Sink, SinkSettings
 
 
 def test_no_environment_variable_turns_the_crash_hook_on(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("INFERWATCH_SINK_CRASH_AFTER_INSERT", "INFERWATCH_CRASH_AFTER_INSERT"):
         monkeypatch.setenv(name, "1")
-    opts = SinkOptions()
-    assert not any("crash" in f for f in SinkOptions.model_fields)  # not an option an operator can set
+    opts = SinkSettings()
+    assert not any("crash" in f for f in SinkSettings.model_fields)  # not an option an operator can set
     assert not any("crash" in f for f in opts.model_dump())
     # Only a keyword-only constructor argument (passed by the kill -9 test's helper) enables it.
     param = inspect.signature(Sink.__init__).parameters["crash_after_insert"]

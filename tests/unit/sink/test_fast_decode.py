@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inferwatch.contract.events import EVENT_MODELS
+from inferwatch.contract.structs import STRUCTS
 from inferwatch.paths import schemas_dir
-from inferwatch.sink import columns
-from inferwatch.sink.decode import Rejected, decode, decode_many
-from inferwatch.sink.structs import STRUCTS
+from inferwatch.sink import arrow_tables
+from inferwatch.sink.contract_decode import Rejected, decode, decode_many
 from tests.unit.sink.strategies import FEEDBACK, PREDICTION, mutated
 
 EXAMPLES = sorted((schemas_dir() / "examples").glob("*/*/*.json"))
@@ -39,8 +39,8 @@ def _same(schema: str, raws: list[bytes | None]) -> int:
         if isinstance(got, msgspec.Struct):
             fast_hits += 1
             assert msgspec.to_builtins(got) == want.model_dump(mode="json"), raw
-        k = columns.Kafka("t", 0, [0])
-        assert columns.build(schema, [got], k)[1].equals(columns.build(schema, [want], k)[1]), raw
+        k = arrow_tables.Kafka("t", 0, [0])
+        assert arrow_tables.build(schema, [got], k)[1].equals(arrow_tables.build(schema, [want], k)[1]), raw
     return fast_hits
 
 

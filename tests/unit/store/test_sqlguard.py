@@ -10,7 +10,7 @@ from inferwatch.store.migrations import query_access_statements
 from inferwatch.store.sqlguard import (
     PROTECTED_SETTINGS,
     FunctionCatalog,
-    QueryOptions,
+    QuerySettings,
     engine_limits,
     escape_param,
 )
@@ -53,7 +53,7 @@ def test_functions_reading_outside_the_query_are_refused(catalog: FunctionCatalo
 
 
 def test_engine_limits_bound_every_protected_setting() -> None:
-    lim = engine_limits(10, 2.4, QueryOptions(query_max_memory_bytes=1 << 30, query_max_rows_to_read=5000))
+    lim = engine_limits(10, 2.4, QuerySettings(query_max_memory_bytes=1 << 30, query_max_rows_to_read=5000))
     assert set(PROTECTED_SETTINGS) - {"readonly"} <= set(lim)
     assert lim["limit"] == lim["max_result_rows"] == 11
     assert lim["result_overflow_mode"] == "break" and lim["max_execution_time"] == 2
@@ -64,11 +64,11 @@ def test_engine_limits_bound_every_protected_setting() -> None:
 def test_query_options_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INFERWATCH_QUERY_MAX_MEMORY_BYTES", str(64 << 20))
     monkeypatch.setenv("INFERWATCH_QUERY_MAX_ROWS_TO_READ", "123")
-    o = QueryOptions()
+    o = QuerySettings()
     assert (o.query_max_memory_bytes, o.query_max_rows_to_read) == (64 << 20, 123)
     monkeypatch.setenv("INFERWATCH_CLICKHOUSE_QUERY_USER", "x; DROP")
     with pytest.raises(ValueError, match="clickhouse_query_user"):
-        QueryOptions()
+        QuerySettings()
 
 
 def test_escape_param_round_trips_control_characters() -> None:
@@ -76,7 +76,7 @@ def test_escape_param_round_trips_control_characters() -> None:
 
 
 def test_server_profile_pins_the_limits_and_the_user_is_made_only_with_a_password() -> None:
-    stmts = query_access_statements("iw", QueryOptions(query_max_memory_bytes=1 << 30, query_max_rows_to_read=99))
+    stmts = query_access_statements("iw", QuerySettings(query_max_memory_bytes=1 << 30, query_max_rows_to_read=99))
     profile = stmts[0]
     assert profile.startswith("CREATE SETTINGS PROFILE OR REPLACE inferwatch_query_profile")
     for pinned in ("readonly = 2 CONST", "max_memory_usage = 1073741824 MIN 1 MAX 1073741824",
@@ -85,7 +85,7 @@ def test_server_profile_pins_the_limits_and_the_user_is_made_only_with_a_passwor
         assert pinned in profile
     assert "GRANT SELECT ON iw.* TO inferwatch_query_role" in stmts
     assert not any("USER" in s for s in stmts)  # no password configured: no user
-    with_user = query_access_statements("iw", QueryOptions(clickhouse_query_password="p'w\\"), "c1")
+    with_user = query_access_statements("iw", QuerySettings(clickhouse_query_password="p'w\\"), "c1")
     users = [s for s in with_user if "USER" in s]
     assert users and all("ON CLUSTER 'c1'" in s for s in with_user)
     assert "BY 'p\\'w\\\\'" in users[0] and "SETTINGS PROFILE 'inferwatch_query_profile'" in users[0]

@@ -1,7 +1,7 @@
 """Evaluate rules against one ``metric_snapshot.v1``: which conditions hold, with value and context.
 
 Pure: the anomaly history comes in as an argument and the new value to remember goes out in the
-result, so :mod:`inferwatch.alerter.evaluation.engine` decides where history lives (SQLite).
+result, so :mod:`inferwatch.alerter.evaluation.rule_engine` decides where history lives (SQLite).
 
 Names in a condition: ``value`` (the rule's metric in this window), ``reference`` (the same
 metric over the reference period), ``count``, ``window_s``, ``late_events``, ``zscore`` (anomaly

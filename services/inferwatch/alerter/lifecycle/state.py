@@ -2,7 +2,7 @@
 
 Tables: ``alerts`` (pending/firing/recently resolved alerts), ``history`` (anomaly rules' last
 values per alert), ``seen`` (absent rules: when each model last sent a snapshot, wall clock, kept
-to within :data:`inferwatch.alerter.evaluation.engine.SEEN_PERSIST_S`), ``silences``, ``nflog`` (per receiver and group: which firing/resolved alerts
+to within :data:`inferwatch.alerter.evaluation.rule_engine.SEEN_PERSIST_S`), ``silences``, ``nflog`` (per receiver and group: which firing/resolved alerts
 were last notified, and when) and ``outbox`` (every notification with its idempotency key and
 delivery status). A notification is written to the outbox in the same transaction that updates
 the nflog, so after a crash it is either re-sent with the same idempotency key or was never

@@ -1,12 +1,12 @@
 """The columnar fast path: one group of predictions (one model version, one window) straight from the
-flat columns of :class:`inferwatch.native.predictions.PredictionColumns` to the accumulator's
-:class:`~inferwatch.processor.core.columns.Columns` and the label join's records, with numpy work per
+flat columns of :class:`inferwatch.native.prediction_columns.PredictionColumns` to the accumulator's
+:class:`~inferwatch.processor.core.event_arrays.Columns` and the label join's records, with numpy work per
 batch and per distinct name/value — no Python object per event or per field.
 
-Input: a batch decoded by :func:`inferwatch.native.predictions.decode_predictions` (``prediction.v1``
+Input: a batch decoded by :func:`inferwatch.native.prediction_columns.decode_predictions` (``prediction.v1``
 JSON values → flat columns; keys index ``names``, string values index ``strings``).
 
-It gives exactly what :func:`~inferwatch.processor.core.columns.build_columns` and the engine's join
+It gives exactly what :func:`~inferwatch.processor.core.event_arrays.build_columns` and the engine's join
 give for the same events (the parity tests compare both paths on mixed traffic). Where the exact path
 has a quirk that flat columns cannot reproduce cheaply — a feature with both numbers and strings in
 one group (the exact path turns such a column into strings), or a string feature whose every value
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from inferwatch.native.predictions import CAT, NUM, PredictionColumns
-from inferwatch.processor.core.columns import Coded, Columns
+from inferwatch.native.prediction_columns import CAT, NUM, PredictionColumns
+from inferwatch.processor.core.event_arrays import Coded, Columns
 
 I64 = npt.NDArray[np.int64]
 _NUMERIC_STRINGS: dict[str, bool] = {}

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.core import perf, stats
-from inferwatch.processor.core.acc import Kind, WindowAcc
+from inferwatch.processor.core import performance, stats
+from inferwatch.processor.core.accumulator import Kind, WindowAcc
 from inferwatch.processor.core.embedding import mmd_test
 from inferwatch.processor.core.logbins import LATENCY_BINS
+from inferwatch.processor.settings import ProcessorSettings
 
 _OUT_NUM = {"@score": "output.score", "@value": "output.value"}
 
@@ -59,13 +59,13 @@ def summary(acc: WindowAcc, slot: int, span_s: float) -> dict[str, float | None]
     if labeled > 0 or acc.has("labeled"):
         m["perf.label_coverage"] = _ratio(labeled, n)
     if acc.has("", Kind.CONF):
-        m.update(perf.classification(acc.get("", slot, Kind.CONF)))
+        m.update(performance.classification(acc.get("", slot, Kind.CONF)))
         if acc.has("auc_pos") and acc.has("auc_neg"):
-            auc = perf.auc_from_hist(acc.get("auc_pos", slot), acc.get("auc_neg", slot))
+            auc = performance.auc_from_hist(acc.get("auc_pos", slot), acc.get("auc_neg", slot))
             if auc is not None:
                 m["perf.roc_auc"] = auc
     if acc.has("reg_n"):
-        m.update(perf.regression(float(acc.get("reg_n", slot)), float(acc.get("reg_abs", slot)), float(acc.get("reg_sq", slot))))
+        m.update(performance.regression(float(acc.get("reg_n", slot)), float(acc.get("reg_abs", slot)), float(acc.get("reg_sq", slot))))
     llm_n = float(acc.get("llm_n", slot))
     if llm_n > 0:
         lp_n = float(acc.get("lp_n", slot))
@@ -181,11 +181,11 @@ class Rule:
 
     kind: str
     worse_if_higher: bool
-    test: Callable[[float, float | None, ProcessorConfig], tuple[bool, float | None]]
+    test: Callable[[float, float | None, ProcessorSettings], tuple[bool, float | None]]
 
 
-def _abs_rise(attr: str) -> Callable[[float, float | None, ProcessorConfig], tuple[bool, float | None]]:
-    def t(cur: float, ref: float | None, c: ProcessorConfig) -> tuple[bool, float | None]:
+def _abs_rise(attr: str) -> Callable[[float, float | None, ProcessorSettings], tuple[bool, float | None]]:
+    def t(cur: float, ref: float | None, c: ProcessorSettings) -> tuple[bool, float | None]:
         if ref is None:
             return False, None
         th = ref + getattr(c, attr)
@@ -193,8 +193,8 @@ def _abs_rise(attr: str) -> Callable[[float, float | None, ProcessorConfig], tup
     return t
 
 
-def _abs_drop(attr: str) -> Callable[[float, float | None, ProcessorConfig], tuple[bool, float | None]]:
-    def t(cur: float, ref: float | None, c: ProcessorConfig) -> tuple[bool, float | None]:
+def _abs_drop(attr: str) -> Callable[[float, float | None, ProcessorSettings], tuple[bool, float | None]]:
+    def t(cur: float, ref: float | None, c: ProcessorSettings) -> tuple[bool, float | None]:
         if ref is None:
             return False, None
         th = ref - getattr(c, attr)
@@ -202,8 +202,8 @@ def _abs_drop(attr: str) -> Callable[[float, float | None, ProcessorConfig], tup
     return t
 
 
-def _rel_rise(attr: str) -> Callable[[float, float | None, ProcessorConfig], tuple[bool, float | None]]:
-    def t(cur: float, ref: float | None, c: ProcessorConfig) -> tuple[bool, float | None]:
+def _rel_rise(attr: str) -> Callable[[float, float | None, ProcessorSettings], tuple[bool, float | None]]:
+    def t(cur: float, ref: float | None, c: ProcessorSettings) -> tuple[bool, float | None]:
         if ref is None or ref <= 0:
             return False, None
         th = ref * (1 + getattr(c, attr))
@@ -211,11 +211,11 @@ def _rel_rise(attr: str) -> Callable[[float, float | None, ProcessorConfig], tup
     return t
 
 
-def _psi(cur: float, ref: float | None, c: ProcessorConfig) -> tuple[bool, float | None]:
+def _psi(cur: float, ref: float | None, c: ProcessorSettings) -> tuple[bool, float | None]:
     return cur >= c.psi_threshold, c.psi_threshold
 
 
-def _self_share(cur: float, ref: float | None, c: ProcessorConfig) -> tuple[bool, float | None]:
+def _self_share(cur: float, ref: float | None, c: ProcessorSettings) -> tuple[bool, float | None]:
     return cur >= c.self_share_threshold, c.self_share_threshold
 
 
@@ -244,7 +244,7 @@ def rule_for(name: str) -> Rule | None:
 
 
 def judge(metrics: dict[str, float | None], reference: dict[str, float | None], count: float, labeled: float,
-          cfg: ProcessorConfig) -> list[tuple[str, str, float, float | None, float | None]]:
+          cfg: ProcessorSettings) -> list[tuple[str, str, float, float | None, float | None]]:
     """``(metric, kind, value, reference, threshold)`` for every metric that crosses its rule."""
     out = []
     for name, v in metrics.items():

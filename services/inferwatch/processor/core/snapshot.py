@@ -14,9 +14,9 @@ import time
 import uuid
 
 from inferwatch.contract.events import Finding, MetricSnapshotV1, SegmentContribution
-from inferwatch.processor.config import ProcessorConfig
 from inferwatch.processor.core import metrics as mx
-from inferwatch.processor.core.acc import WHOLE, WindowAcc
+from inferwatch.processor.core.accumulator import WHOLE, WindowAcc
+from inferwatch.processor.settings import ProcessorSettings
 
 _NS = uuid.UUID("6f1c2a4e-9b7d-4c3e-8a51-0d2e7f9b3c11")
 
@@ -32,7 +32,7 @@ def _clean(m: dict[str, float | None]) -> dict[str, float | None]:
     return {k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)) for k, v in m.items()}
 
 
-def _ref_slot(ref: WindowAcc, name: tuple[str, str], cfg: ProcessorConfig) -> int:
+def _ref_slot(ref: WindowAcc, name: tuple[str, str], cfg: ProcessorSettings) -> int:
     """A segment's own reference slot when it had enough reference traffic, else the whole version's."""
     s = ref.slots.get(name)
     if s is not None and float(ref.get("count", s)) >= cfg.min_reference_count:
@@ -40,7 +40,7 @@ def _ref_slot(ref: WindowAcc, name: tuple[str, str], cfg: ProcessorConfig) -> in
     return 0
 
 
-def build_snapshots(acc: WindowAcc, ref: WindowAcc | None, cfg: ProcessorConfig, late_events: int = 0,
+def build_snapshots(acc: WindowAcc, ref: WindowAcc | None, cfg: ProcessorSettings, late_events: int = 0,
                     now_ms: int | None = None) -> list[MetricSnapshotV1]:
     """The snapshots of a closed window (``acc`` is collapsed to top-K segment values first)."""
     acc = acc.collapsed(cfg.top_k)
@@ -85,7 +85,7 @@ def build_snapshots(acc: WindowAcc, ref: WindowAcc | None, cfg: ProcessorConfig,
 
 
 def _localise(acc: WindowAcc, ref: WindowAcc, metric: str, value: float, refv: float | None,
-              cfg: ProcessorConfig, cache: mx.RefCache | None = None) -> list[SegmentContribution]:
+              cfg: ProcessorSettings, cache: mx.RefCache | None = None) -> list[SegmentContribution]:
     """Segments ranked by the share of the whole-version deviation of ``metric`` they explain."""
     whole_bad = mx.badness(metric, value, refv)
     if not whole_bad or metric == "embedding.drift":

@@ -1,8 +1,8 @@
 """The flat fast path of ``prediction.v1`` builds exactly the rows and dead letters of the exact path.
 
 :func:`inferwatch.sink.batch.process` decodes a predictions batch into flat columns
-(:func:`inferwatch.native.predictions.decode_predictions`) and builds the table from them
-(:mod:`inferwatch.sink.flat`), sending only the messages the fast decoder refuses through the exact
+(:func:`inferwatch.native.prediction_columns.decode_predictions`) and builds the table from them
+(:mod:`inferwatch.sink.prediction_table`), sending only the messages the fast decoder refuses through the exact
 path (msgspec structs / pydantic, :func:`inferwatch.sink.batch._exact`). For the same messages the
 result must equal what the exact path alone gives: the same Arrow table (values, types, row order)
 and the same dead letters. Checked with the compiled decoder (when built) and its Python twin, on
@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inferwatch.native import load
-from inferwatch.native.predictions import decode_predictions, decode_predictions_py
+from inferwatch.native.prediction_columns import decode_predictions, decode_predictions_py
 from inferwatch.paths import schemas_dir
-from inferwatch.sink import batch, flat
+from inferwatch.sink import batch, prediction_table
 from inferwatch.sink.batch import RawMessage, process
 from tests.unit.sink.strategies import PLAIN_PREDICTION, PREDICTION, mutated
 
@@ -115,7 +115,7 @@ def test_only_refused_or_only_invalid(decoder: str) -> None:
 def test_flat_table_has_one_row_per_message() -> None:
     raws = [orjson.dumps(_event(i)) for i in range(4)] + [b"{"]
     cols = decode_predictions(raws)
-    t = flat.predictions(cols, "t", 1, np.arange(5))
+    t = prediction_table.predictions(cols, "t", 1, np.arange(5))
     assert t.num_rows == 5 and t.column("event_id").to_pylist() == ["e0", "e1", "e2", "e3", None]
     assert dict(t.column("inputs_num")[0].as_py()) == {"w": 0.0, "h": 0.0, "front": 1.0}
     assert t.column("inputs_null")[1].as_py() == ["gone"]

@@ -27,10 +27,10 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from inferwatch.processor.core.columns import Coded, Columns, StrCol
 from inferwatch.processor.core.embedding import bottom_k
+from inferwatch.processor.core.event_arrays import Coded, Columns, StrCol
 from inferwatch.processor.core.logbins import FEATURE_BINS, LATENCY_BINS
-from inferwatch.processor.core.perf import AUC_BINS, auc_bin
+from inferwatch.processor.core.performance import AUC_BINS, auc_bin
 
 OTHER = "__other__"
 WHOLE: tuple[str, str] = ("", "")

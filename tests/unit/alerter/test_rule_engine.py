@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inferwatch.alerter.evaluation.engine import Engine
+from inferwatch.alerter.evaluation.rule_engine import Engine
 from inferwatch.alerter.evaluation.rules import default_rules_path, load_rule_text, load_rules
 from inferwatch.alerter.lifecycle.state import AlertStore
 from tests.unit.alerter.helpers import snap

@@ -1,10 +1,10 @@
 """The ``predictions`` Arrow table straight from a batch's flat decoded columns (the sink's fast path).
 
-Input: :class:`inferwatch.native.predictions.PredictionColumns`, what
-:func:`inferwatch.native.predictions.decode_predictions` makes of a batch of ``prediction.v1``
+Input: :class:`inferwatch.native.prediction_columns.PredictionColumns`, what
+:func:`inferwatch.native.prediction_columns.decode_predictions` makes of a batch of ``prediction.v1``
 messages (UTF-8 JSON objects, one per Kafka message value). Output: the same table, column for
-column and type for type, that :func:`inferwatch.sink.columns.predictions` builds from the decoded
-events — the parity test in ``tests/unit/sink/test_flat.py`` holds the two together.
+column and type for type, that :func:`inferwatch.sink.arrow_tables.predictions` builds from the decoded
+events — the parity test in ``tests/unit/sink/test_prediction_table.py`` holds the two together.
 
 Everything here is vectorised over the batch: no Python code runs per row or per map entry. The
 map-shaped fields arrive as flat arrays (one entry per key/value, ``*_off`` giving each row's
@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from inferwatch.native.predictions import CAT, NULL, NUM, PredictionColumns
-from inferwatch.sink.columns import _LLM_COLUMNS, TS, _empty_lists, _empty_map
+from inferwatch.native.prediction_columns import CAT, NULL, NUM, PredictionColumns
+from inferwatch.sink.arrow_tables import _LLM_COLUMNS, TS, _empty_lists, _empty_map
 
 _STR = pa.string()
 _F64 = pa.float64()

@@ -8,7 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from inferwatch.config import Settings
 
 
-class SinkOptions(BaseSettings):
+class SinkSettings(BaseSettings):
     """Batching, consumer group and retry. (The kill -9 test's crash hook is deliberately not an option:
     it is a constructor argument of :class:`inferwatch.sink.Sink`, so no environment can switch it on.)"""
 
@@ -29,7 +29,7 @@ class SinkOptions(BaseSettings):
     retry_max_s: float = Field(10.0, gt=0, description="Longest back-off between insert attempts.")
 
 
-def sink_group_id(settings: Settings, options: SinkOptions) -> str:
+def sink_group_id(settings: Settings, options: SinkSettings) -> str:
     """The sink's consumer group: ``options.group_id`` when set, else the deployment's
     (``<topic prefix>inferwatch-sink``, :mod:`inferwatch.kafka.groups`)."""
     from inferwatch.kafka.groups import SINK, group_id

@@ -46,7 +46,7 @@ Numbers: a JSON integer within int64 is exact (a feature, score or probability g
 the Eisel-Lemire algorithm when it decides the rounding, else ``PyOS_string_to_double`` on the token
 (also for more than 19 significant digits).
 
-Speed (``.venv/bin/python -m inferwatch.native.predictions``: best of 40 batches of 1,000
+Speed (``.venv/bin/python -m inferwatch.native.prediction_columns``: best of 40 batches of 1,000
 messages, numpy wrapping included, against msgspec's struct decoder of the sink in the same loop;
 this 2-core machine is shared, numbers swing 2-3x, so trust the ratio): the bench sink's 15-feature
 event (~380 B) 0.67-0.75 µs/event vs msgspec 2.1-2.2 µs; the processor's ``scenarios.wide_event``

@@ -9,8 +9,8 @@ import pytest
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from inferwatch.otlp.decode import JSON, PROTOBUF, decode_request, encode_response, inflate
 from inferwatch.otlp.errors import BadRequest
+from inferwatch.otlp.request_body import JSON, PROTOBUF, decode_request, encode_response, inflate
 from tests.unit.otlp.spans import GENAI_CHAT, request_of
 
 

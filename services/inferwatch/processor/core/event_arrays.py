@@ -15,7 +15,7 @@ from operator import attrgetter, itemgetter, methodcaller
 import numpy as np
 import numpy.typing as npt
 
-from inferwatch.processor.core.decode import Prediction
+from inferwatch.processor.core.raw_events import Prediction
 
 F64 = npt.NDArray[np.float64]
 NAN = math.nan

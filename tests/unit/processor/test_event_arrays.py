@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import orjson
 
-from inferwatch.processor.core.acc import Kind, WindowAcc
-from inferwatch.processor.core.columns import build_columns
-from inferwatch.processor.core.decode import Raw, decode_predictions
+from inferwatch.processor.core.accumulator import Kind, WindowAcc
+from inferwatch.processor.core.event_arrays import build_columns
+from inferwatch.processor.core.raw_events import Raw, decode_predictions
 from inferwatch.testing.scenarios import wide_event
 
 

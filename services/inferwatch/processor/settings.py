@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class ProcessorConfig(BaseSettings):
+class ProcessorSettings(BaseSettings):
     """Everything the processor's pure core needs to know; each field is ``INFERWATCH_PROCESSOR_<FIELD>``."""
 
     model_config = SettingsConfigDict(env_prefix="INFERWATCH_PROCESSOR_", frozen=True, extra="ignore")

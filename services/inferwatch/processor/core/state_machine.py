@@ -41,11 +41,12 @@ import numpy.typing as npt
 
 from inferwatch import native
 from inferwatch.contract.events import MetricSnapshotV1
-from inferwatch.native.predictions import decode_predictions as decode_columns
-from inferwatch.processor.config import ProcessorConfig
-from inferwatch.processor.core.acc import WHOLE, Joined, WindowAcc
-from inferwatch.processor.core.columns import build_columns, positive_class
-from inferwatch.processor.core.decode import (
+from inferwatch.native.prediction_columns import decode_predictions as decode_columns
+from inferwatch.processor.core.accumulator import WHOLE, Joined, WindowAcc
+from inferwatch.processor.core.event_arrays import build_columns, positive_class
+from inferwatch.processor.core.fastpath import Batch, group_columns, join_records
+from inferwatch.processor.core.joins import LABEL, PRED, JoinBook
+from inferwatch.processor.core.raw_events import (
     _PRED,
     Prediction,
     Raw,
@@ -53,9 +54,8 @@ from inferwatch.processor.core.decode import (
     decode_feedback,
     decode_predictions,
 )
-from inferwatch.processor.core.fastpath import Batch, group_columns, join_records
-from inferwatch.processor.core.joins import LABEL, PRED, JoinBook
 from inferwatch.processor.core.snapshot import build_snapshots
+from inferwatch.processor.settings import ProcessorSettings
 
 Store = MutableMapping[str, bytes]
 
@@ -83,9 +83,9 @@ def _dec(b: bytes) -> Any:
 class ProcessorCore:
     """Stateful, deterministic processing of prediction and feedback batches (see module docstring)."""
 
-    def __init__(self, cfg: ProcessorConfig | None = None, windows: Store | None = None, joins: Store | None = None,
+    def __init__(self, cfg: ProcessorSettings | None = None, windows: Store | None = None, joins: Store | None = None,
                  meta: Store | None = None, rng_seed: int = 0, fast: bool | None = None) -> None:
-        self.cfg = cfg or ProcessorConfig()
+        self.cfg = cfg or ProcessorSettings()
         self.windows: Store = windows if windows is not None else {}
         self.joins: Store = joins if joins is not None else {}
         self.meta: Store = meta if meta is not None else {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inferwatch.processor.core import perf
+from inferwatch.processor.core import performance
 from inferwatch.processor.core.embedding import bottom_k, mmd_test
 
 
@@ -15,7 +15,7 @@ def test_classification_matches_direct_counts() -> None:
     p = np.where(rng.random(500) < 0.8, y, rng.integers(0, 3, 500))
     conf = np.zeros((3, 3), dtype=np.int64)
     np.add.at(conf, (y, p), 1)
-    m = perf.classification(conf)
+    m = performance.classification(conf)
     assert m["perf.accuracy"] == pytest.approx(np.mean(y == p))
     prec = [np.mean(y[p == k] == k) for k in range(3)]
     rec = [np.mean(p[y == k] == k) for k in range(3)]
@@ -29,17 +29,17 @@ def test_auc_from_hist_equals_pairwise_definition() -> None:
     rng = np.random.default_rng(4)
     pos = rng.beta(5, 2, 300)
     neg = rng.beta(2, 5, 400)
-    hp = np.bincount(perf.auc_bin(pos), minlength=perf.AUC_BINS)
-    hn = np.bincount(perf.auc_bin(neg), minlength=perf.AUC_BINS)
-    bp, bn = perf.auc_bin(pos), perf.auc_bin(neg)
+    hp = np.bincount(performance.auc_bin(pos), minlength=performance.AUC_BINS)
+    hn = np.bincount(performance.auc_bin(neg), minlength=performance.AUC_BINS)
+    bp, bn = performance.auc_bin(pos), performance.auc_bin(neg)
     want = (np.sum(bp[:, None] > bn[None, :]) + 0.5 * np.sum(bp[:, None] == bn[None, :])) / (300 * 400)
-    assert perf.auc_from_hist(hp, hn) == pytest.approx(want)
-    assert perf.auc_from_hist(hp, np.zeros_like(hn)) is None
+    assert performance.auc_from_hist(hp, hn) == pytest.approx(want)
+    assert performance.auc_from_hist(hp, np.zeros_like(hn)) is None
 
 
 def test_regression_metrics() -> None:
     err = np.array([1.0, -2.0, 3.0])
-    m = perf.regression(3, float(np.abs(err).sum()), float((err**2).sum()))
+    m = performance.regression(3, float(np.abs(err).sum()), float((err**2).sum()))
     assert m["perf.mae"] == pytest.approx(2.0)
     assert m["perf.rmse"] == pytest.approx(np.sqrt(14 / 3))
 

@@ -7,13 +7,13 @@ import orjson
 import pandas as pd
 import pytest
 
-from inferwatch.processor import ProcessorConfig, ReferenceProfile, build_reference_profile
-from inferwatch.processor.core.acc import Kind, WindowAcc, parse_wire_name, wire_name
-from inferwatch.processor.core.decode import Raw
-from inferwatch.processor.core.engine import ProcessorCore
+from inferwatch.processor import ProcessorSettings, ReferenceProfile, build_reference_profile
+from inferwatch.processor.core.accumulator import Kind, WindowAcc, parse_wire_name, wire_name
+from inferwatch.processor.core.raw_events import Raw
+from inferwatch.processor.core.state_machine import ProcessorCore
 from inferwatch.testing.scenarios import NEW_DEVICE, new_camera
 
-CFG = ProcessorConfig(window_s=60, lateness_s=5, label_wait_s=5, baseline_s=300)
+CFG = ProcessorSettings(window_s=60, lateness_s=5, label_wait_s=5, baseline_s=300)
 
 
 def run(core: ProcessorCore, events, chunk: int = 500, offset0: int = 0):  # type: ignore[no-untyped-def]
@@ -116,7 +116,7 @@ def _llm(i: int, ts: int, completion: str, lps: list[float], prompt_hash: str, r
 
 
 def test_llm_signals() -> None:
-    core = ProcessorCore(ProcessorConfig(window_s=60, lateness_s=0, baseline_s=0))
+    core = ProcessorCore(ProcessorSettings(window_s=60, lateness_s=0, baseline_s=0))
     raws = [
         Raw(_llm(0, 1000, "Grade: A", [-0.1, -0.3], "h1"), "p", 0, 0),
         Raw(_llm(1, 2000, "Grade: B", [-0.2, -0.4], "h1"), "p", 0, 1),  # same prompt, other answer
@@ -142,7 +142,7 @@ def test_lineage_shares_and_feedback_loop_anomaly() -> None:
                {"kind": "items", "model": "pop", "model_version": "1", "share": 0.2}]
         evs.append(Raw(orjson.dumps({"event_id": f"e{i}", "prediction_id": f"p{i}", "ts": 1000 + i, "model": "rec",
                                      "model_version": "14", "outputs": {"score": 0.5}, "lineage": lin}), "p", 0, i))
-    core = ProcessorCore(ProcessorConfig(window_s=60, lateness_s=0, baseline_s=0))
+    core = ProcessorCore(ProcessorSettings(window_s=60, lateness_s=0, baseline_s=0))
     core.set_uploaded_reference("rec", "14", build_reference_profile(
         pd.DataFrame({"score": [0.5] * 10}), "rec", "14", features=[], score_column="score").to_bytes())
     core.process_predictions(evs)
@@ -160,7 +160,7 @@ def test_uploaded_reference_detects_drift_from_first_window() -> None:
                                    prediction_column="pred", label_column="truth")
     prof = ReferenceProfile.from_bytes(prof.to_bytes())
     assert prof.acc.get("count", 0) == 1000
-    core = ProcessorCore(ProcessorConfig(window_s=60, lateness_s=0, baseline_s=300))
+    core = ProcessorCore(ProcessorSettings(window_s=60, lateness_s=0, baseline_s=300))
     core.set_uploaded_reference("photo-verifier", "3.2.0", prof.to_bytes())
     raws = [Raw(orjson.dumps({"event_id": f"e{i}", "prediction_id": f"p{i}", "ts": 60_000 + i, "model": "photo-verifier",
                               "model_version": "3.2.0", "inputs": {"image_width": 9000 + i}, "outputs": {"label": "genuine"},
@@ -183,7 +183,7 @@ def test_invalid_events_become_dead_letters_and_the_stream_goes_on() -> None:
 
 
 def test_late_events_counted() -> None:
-    cfg = ProcessorConfig(window_s=60, lateness_s=0, baseline_s=0)
+    cfg = ProcessorSettings(window_s=60, lateness_s=0, baseline_s=0)
     core = ProcessorCore(cfg)
     mk = lambda i, ts: Raw(orjson.dumps({"event_id": f"e{i}", "prediction_id": f"p{i}", "ts": ts, "model": "m",  # noqa: E731
                                           "model_version": "1", "outputs": {"score": 0.1}}), "p", 0, i)
@@ -197,7 +197,7 @@ def test_late_events_counted() -> None:
 def test_labels_still_arriving_keep_a_model_from_idling() -> None:
     # Bug: only predictions refreshed the idle clock, so when the feedback topic lagged behind the
     # predictions topic by more than idle_flush_s the window closed without its labels.
-    cfg = ProcessorConfig(window_s=60, lateness_s=5, label_wait_s=5, baseline_s=300, idle_flush_s=4)
+    cfg = ProcessorSettings(window_s=60, lateness_s=5, label_wait_s=5, baseline_s=300, idle_flush_s=4)
     evs = list(new_camera(baseline_s=60, incident_s=0))
     preds = [Raw(e.value, "pred", 0, i) for i, e in enumerate(evs) if e.kind == "prediction"]
     fbs = [Raw(e.value, "fb", 0, i) for i, e in enumerate(evs) if e.kind == "feedback"]
@@ -213,7 +213,7 @@ def test_labels_still_arriving_keep_a_model_from_idling() -> None:
 
 def test_windows_restored_after_a_restart_still_close_when_traffic_stopped() -> None:
     # Bug: a restored window's model had no idle clock, so without new traffic it never closed.
-    cfg = ProcessorConfig(window_s=60, lateness_s=5, label_wait_s=5, baseline_s=300, idle_flush_s=4)
+    cfg = ProcessorSettings(window_s=60, lateness_s=5, label_wait_s=5, baseline_s=300, idle_flush_s=4)
     windows: dict[str, bytes] = {}
     joins: dict[str, bytes] = {}
     meta: dict[str, bytes] = {}

@@ -14,6 +14,8 @@ it, changing its type or making an optional field required needs a v2 event and 
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -283,11 +285,84 @@ class DeadletterV1(_Event):
     payload_b64: str = Field(description="The original message bytes, base64.")
 
 
+class Evidence(_Event):
+    """One item of a detection's evidence: what moved (a feature, a metric) and how strongly."""
+
+    name: Annotated[str, Field(min_length=1, max_length=L.METRIC_NAME_MAX)]
+    score: FiniteFloat = Field(description="How strongly it moved (the detector's own scale); ranked descending.")
+
+
+_DETECTION_NS = uuid.UUID("7fa16d5f-1e78-4f83-94f9-bd4d35ffe314")
+
+
+def detection_id(model: str, model_version: str, segment_key: str | None, segment_value: str | None, signal: str,
+                 metric: str, detector: str, status: str, ts: int) -> str:
+    """The deterministic ``event_id`` of a detection: a detector that trips again on the same event after a
+    replay (a crashed worker, a rebuilt state) writes the same id, so the store and the alerter see a repeat.
+
+    The parts are JSON-encoded before hashing: a segment value or a metric name may contain any
+    separator, and ``("a|b", "c")`` must not hash like ``("a", "b|c")``.
+    """
+    parts = [model, model_version, segment_key, segment_value, signal, metric, detector, status, ts]
+    return uuid.uuid5(_DETECTION_NS, json.dumps(parts, ensure_ascii=False, separators=(",", ":"))).hex
+
+
+class DetectionV1(_Event):
+    """A sequential detector tripped (``detected``) or came back within the reference (``cleared``) for one
+    model version, whole or one segment value (topic ``inferwatch.detections``).
+
+    Emitted by the processor per event, not per window: ``ts`` is the event time of the event that
+    tripped the detector, ``change_ts`` the detector's estimate of when the change began, ``events``
+    (and ``labels`` for label-based signals) how many of the segment's events it took since then.
+    ``false_alarm_rate`` is the rate per event the threshold was calibrated for. ``segment_key`` and
+    ``segment_value`` are both null for the whole version; ``new_segment`` marks a segment value the
+    reference did not have (it is compared with the whole version's reference).
+    """
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["segment_key", "segment_value"],
+         "properties": {"segment_key": {"not": {"type": "null"}}, "segment_value": {"not": {"type": "null"}}}},
+        {"properties": {"segment_key": {"type": "null"}, "segment_value": {"type": "null"}}},
+    ]})
+
+    schema_version: Literal["detection.v1"] = "detection.v1"
+    event_id: EventId
+    ts: TimestampMs = Field(description="Event time of the event that tripped (or cleared) the detector.")
+    model: Name
+    model_version: Version
+    segment_key: Name | None = None
+    segment_value: ShortText | None = None
+    new_segment: bool = Field(False, description="A segment value the reference did not have.")
+    signal: Literal["input", "output", "performance", "estimated_performance", "embedding", "llm", "errors",
+                    "latency"]  # = limits.DETECTION_SIGNALS
+    metric: Annotated[str, Field(min_length=1, max_length=L.METRIC_NAME_MAX)] = Field(
+        description="What was tested, e.g. input.image_width, performance.accuracy, llm.mean_logprob.")
+    detector: Literal["cusum", "sprt", "window"]  # = limits.DETECTORS
+    status: Literal["detected", "cleared"] = "detected"  # = limits.DETECTION_STATUSES
+    statistic: FiniteFloat = Field(description="The detector's statistic when it decided.")
+    threshold: FiniteFloat = Field(description="The threshold the statistic crossed (or fell back under).")
+    false_alarm_rate: Unit | None = Field(None, description="False alarms per event the threshold was calibrated for.")
+    events: NonNegInt = Field(description="Events of the segment since the estimated change.")
+    labels: NonNegInt | None = Field(None, description="Labelled events since the change (label-based signals).")
+    change_ts: TimestampMs | None = Field(None, description="Estimated start of the change (event time).")
+    value: FiniteFloat | None = Field(None, description="The metric since the change.")
+    reference: FiniteFloat | None = Field(None, description="The metric in the reference.")
+    evidence: list[Evidence] = Field(default_factory=list, max_length=L.MAX_EVIDENCE,
+                                     description="What moved most (features, metrics), ranked.")
+
+    @model_validator(mode="after")
+    def _segment_pair(self) -> DetectionV1:
+        if (self.segment_key is None) != (self.segment_value is None):
+            raise ValueError("segment_key and segment_value are both set or both null")
+        return self
+
+
 EVENT_MODELS: dict[str, type[_Event]] = {
     "prediction.v1": PredictionV1,
     "feedback.v1": FeedbackV1,
     "metric_snapshot.v1": MetricSnapshotV1,
     "alert.v1": AlertV1,
     "deadletter.v1": DeadletterV1,
+    "detection.v1": DetectionV1,
 }
 """Every event type and version, by its ``schema_version`` name."""

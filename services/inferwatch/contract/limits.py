@@ -87,6 +87,17 @@ RECEIVER_MAX: Final = 128
 GROUP_KEY_MAX: Final = 1024
 MAX_ALERTS: Final = 10_000
 
+# -- detections (detection.v1, written by the processor's sequential detectors) ----------------------
+MAX_EVIDENCE: Final = 20
+"""The ``evidence`` of a detection: the features or metrics that moved most, ranked (the rest are left out)."""
+DETECTION_SIGNALS: Final = ("input", "output", "performance", "estimated_performance", "embedding", "llm",
+                            "errors", "latency")
+"""What a detector watches: the ``signal`` of a detection."""
+DETECTORS: Final = ("cusum", "sprt", "window")
+"""How it decided: the ``detector`` of a detection."""
+DETECTION_STATUSES: Final = ("detected", "cleared")
+"""``detected``: the detector tripped; ``cleared``: it has been back within the reference since (the alert resolves)."""
+
 # -- dead letters ---------------------------------------------------------------------------------
 STAGES: Final = ("sdk", "processor", "sink", "alerter", "otlp")
 """Who wrote a dead letter: a hop of the pipeline, or ``otlp`` (the OTLP receiver, for spans it cannot map)."""

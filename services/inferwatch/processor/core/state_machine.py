@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inferwatch import native
-from inferwatch.contract.events import MetricSnapshotV1
+from inferwatch.contract.events import DetectionV1, MetricSnapshotV1
 from inferwatch.native.prediction_columns import decode_predictions as decode_columns
 from inferwatch.processor.core.accumulator import WHOLE, Joined, WindowAcc
 from inferwatch.processor.core.event_arrays import build_columns, positive_class
@@ -62,14 +62,17 @@ Store = MutableMapping[str, bytes]
 
 @dataclass
 class Output:
-    """What one call produced: snapshots to publish and rejected messages for the dead-letter topic."""
+    """What one call produced: snapshots and detections to publish, and rejected messages for the
+    dead-letter topic."""
 
     snapshots: list[MetricSnapshotV1] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    detections: list[DetectionV1] = field(default_factory=list)
 
     def extend(self, other: Output) -> None:
         self.snapshots.extend(other.snapshots)
         self.rejected.extend(other.rejected)
+        self.detections.extend(other.detections)
 
 
 def _enc(x: Any) -> bytes:

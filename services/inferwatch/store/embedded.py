@@ -54,6 +54,24 @@ def _set_clause(settings: Mapping[str, Any]) -> str:
     return ", ".join(f"{k} = {_quote(v) if isinstance(v, str) else v}" for k, v in settings.items())
 
 
+def _locked_by_another_process(path: Path) -> bool:
+    """Whether another process holds the engine's lock on ``path/status`` (ClickHouse's status file,
+    locked with ``flock`` for the server's lifetime). Asked only after a failed open: taking the lock
+    here, even for an instant, must never race a healthy start."""
+    import fcntl
+
+    status = path / "status"
+    if not status.exists():
+        return False
+    with status.open("rb") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return False
+
+
 class EmbeddedStore(Store):
     """chDB with its data under ``path`` (created if missing)."""
 
@@ -70,10 +88,13 @@ class EmbeddedStore(Store):
         try:
             self._rw = sqlitelike.connect(str(self.path))
         except RuntimeError as exc:
-            if "lock" in str(exc).lower():
+            # chDB's own message for a locked directory varies by version ("Cannot lock file …" on
+            # stderr, then only "Error initializing EmbeddedServer"), so ask the lock itself.
+            if "lock" in str(exc).lower() or _locked_by_another_process(self.path):
                 raise StoreUnavailableError(
-                    f"the embedded store {self.path} is owned by another process (the sink?); "
-                    "query it through its HTTP API instead"
+                    f"the embedded store {self.path} is owned by another process (the sink?): an "
+                    "embedded store has one owner; query it through that process's HTTP API, or run "
+                    "several sinks against a ClickHouse server (INFERWATCH_CLICKHOUSE_URL)"
                 ) from None
             raise StoreUnavailableError(f"cannot open the embedded store {self.path}: {exc}") from None
         self._rw_lock = threading.Lock()

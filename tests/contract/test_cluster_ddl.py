@@ -96,7 +96,8 @@ def test_cluster_ddl_has_the_single_node_columns_table_by_table(tmp_path: Path) 
         cols.setdefault((db, table), []).append(rest)
     tables = {(db, name): rest for db, name, *rest in doc["tables"]}  # type: ignore[attr-defined]
     single_tables = sorted(t for db, t in tables if db == "single")
-    assert {"predictions", "feedback", "metrics", "alerts", "deadletter", "predictions_1m"} <= set(single_tables)
+    assert {"predictions", "feedback", "metrics", "alerts", "deadletter", "predictions_1m",
+            "detections"} <= set(single_tables)
     problems = []
     for t in single_tables:
         want = cols.get(("single", t))

@@ -66,7 +66,36 @@ def test_migrate_is_idempotent_and_recorded(store: Store) -> None:
     assert versions == [m.version for m in discover(migrations_dir())]
     tables = {r[0] for r in store.query("SHOW TABLES").rows}
     assert {"predictions", "feedback", "metrics", "alerts", "deadletter", "predictions_1m",
-            "predictions_labeled"} <= tables
+            "predictions_labeled", "detections"} <= tables
+
+
+def test_detections_are_stored_typed_and_a_repeat_counts_once(store: Store) -> None:
+    """The sink's rows of ``detection.v1`` fit the table; the same detection re-emitted after a replay
+    (same deterministic id, another offset and token) is one row once merged (``FINAL``)."""
+    import datetime as dt
+
+    from inferwatch.contract.events import DetectionV1, Evidence, detection_id
+    from inferwatch.sink.arrow_tables import Kafka, detections
+
+    ts = _now_ms()  # within the table's TTL
+    d = DetectionV1(event_id=detection_id("m", "v1", "device", "new", "input", "input.w", "cusum", "detected", ts),
+                    ts=ts, model="m", model_version="v1", segment_key="device", segment_value="new", new_segment=True,
+                    signal="input", metric="input.w", detector="cusum", statistic=12.0, threshold=9.0,
+                    false_alarm_rate=1e-4, events=31, change_ts=ts - 30_000, value=4032.0, reference=1920.0,
+                    evidence=[Evidence(name="input.w", score=8.0), Evidence(name="input.h", score=7.5)])
+    whole = DetectionV1(event_id="d-whole", ts=ts, model="m", model_version="v1", signal="performance",
+                        metric="performance.accuracy", detector="sprt", status="cleared", statistic=-1.0,
+                        threshold=4.6, events=0, labels=12)
+    store.insert("detections", detections([d, whole], Kafka("t", 0, [5, 6])), dedup_token="t-0-5-6")
+    store.insert("detections", detections([d], Kafka("t", 0, [9])), dedup_token="t-0-9-9")  # the replay
+    rows = store.query("SELECT segment_value, new_segment, status, labels, change_ts, evidence_names, evidence_scores "
+                       "FROM detections FINAL ORDER BY segment_value NULLS FIRST").rows
+    assert len(rows) == 2
+    assert rows[0][:4] == (None, False, "cleared", 12)
+    seg, new, status, labels, change, names, scores = rows[1]
+    assert (seg, new, status, labels) == ("new", True, "detected", None)
+    assert change == dt.datetime.fromtimestamp((ts - 30_000) / 1000, dt.UTC)
+    assert list(names) == ["input.w", "input.h"] and list(scores) == [8.0, 7.5]
 
 
 def test_insert_with_the_same_token_is_dropped(store: Store) -> None:

@@ -23,6 +23,7 @@ import pyarrow as pa
 from inferwatch.contract.events import (
     AlertV1,
     DeadletterV1,
+    DetectionV1,
     FeedbackV1,
     MetricSnapshotV1,
     PredictionV1,
@@ -333,12 +334,42 @@ def deadletter(events: Sequence[DeadletterV1], kafka: Kafka) -> pa.Table:
     return pa.table(cols)
 
 
+def detections(events: Sequence[DetectionV1], kafka: Kafka) -> pa.Table:
+    """Rows of ``detections``: the evidence as two parallel arrays (names, scores)."""
+    cols: dict[str, pa.Array] = {
+        "event_id": pa.array([e.event_id for e in events], pa.string()),
+        "ts": pa.array([e.ts for e in events], pa.int64()).cast(TS),
+        "model": pa.array([e.model for e in events], pa.string()),
+        "model_version": pa.array([e.model_version for e in events], pa.string()),
+        "segment_key": pa.array([e.segment_key for e in events], pa.string()),
+        "segment_value": pa.array([e.segment_value for e in events], pa.string()),
+        "new_segment": pa.array([e.new_segment for e in events], pa.bool_()),
+        "signal": pa.array([e.signal for e in events], pa.string()),
+        "metric": pa.array([e.metric for e in events], pa.string()),
+        "detector": pa.array([e.detector for e in events], pa.string()),
+        "status": pa.array([e.status for e in events], pa.string()),
+        "statistic": pa.array([e.statistic for e in events], pa.float64()),
+        "threshold": pa.array([e.threshold for e in events], pa.float64()),
+        "false_alarm_rate": pa.array([e.false_alarm_rate for e in events], pa.float64()),
+        "events": pa.array([e.events for e in events], pa.uint64()),
+        "labels": pa.array([e.labels for e in events], pa.uint64()),
+        "change_ts": pa.array([e.change_ts for e in events], pa.int64()).cast(TS),
+        "value": pa.array([e.value for e in events], pa.float64()),
+        "reference": pa.array([e.reference for e in events], pa.float64()),
+        "evidence_names": _list([[x.name for x in e.evidence] for e in events], pa.string()),
+        "evidence_scores": _list([[x.score for x in e.evidence] for e in events], pa.float64()),
+    }
+    cols.update(kafka.columns())
+    return pa.table(cols)
+
+
 BUILDERS: dict[str, tuple[str, Callable[[Any, Kafka], pa.Table]]] = {
     "prediction.v1": ("predictions", predictions),
     "feedback.v1": ("feedback", feedback),
     "metric_snapshot.v1": ("metrics", metrics),
     "alert.v1": ("alerts", alerts),
     "deadletter.v1": ("deadletter", deadletter),
+    "detection.v1": ("detections", detections),
 }
 """Event schema -> (ClickHouse table, column builder)."""
 

@@ -76,7 +76,7 @@ def test_invalid_dead_letters_are_stored_directly() -> None:
     assert b.rows is not None and b.rows.column("source_offset").to_pylist() == [7]
 
 
-@pytest.mark.parametrize("schema", ["feedback.v1", "metric_snapshot.v1", "alert.v1", "deadletter.v1"])
+@pytest.mark.parametrize("schema", ["feedback.v1", "metric_snapshot.v1", "alert.v1", "deadletter.v1", "detection.v1"])
 def test_every_schema_builds_from_its_examples(schema: str) -> None:
     from inferwatch.paths import schemas_dir
 
@@ -109,3 +109,24 @@ def test_dedup_token_tells_a_recreated_topic_from_a_replay() -> None:
     assert first.dedup_token == replay.dedup_token
     assert other.dedup_token != first.dedup_token
     assert other.dedup_token.startswith("t-0-0-1-") and first.dedup_token.startswith("t-0-0-1-")
+
+
+def test_detections_become_rows_and_malformed_ones_dead_letters() -> None:
+    from inferwatch.paths import schemas_dir
+
+    good = orjson.loads((schemas_dir() / "examples/detection/valid/new_segment_input_drift.json").read_bytes())
+    half = {**good, "segment_value": None}  # a segment key without its value
+    msgs = [_msg(0, good), _msg(1, half), _msg(2, {**good, "detector": "adwin"}), _msg(3, b"{"),
+            _msg(4, {**good, "event_id": "d-2", "segment_key": None, "segment_value": None})]
+    b = process("detection.v1", "t.inferwatch.detections", 1, msgs)
+    assert b.table == "detections"
+    assert [d.source_offset for d in b.dead_letters] == [1, 2, 3]
+    assert [d.error_path for d in b.dead_letters] == [None, "detector", None]
+    assert all(d.stage == "sink" and d.expected_schema == "detection.v1" for d in b.dead_letters)
+    assert "both set or both null" in b.dead_letters[0].reason
+    rows = b.rows.to_pylist()  # type: ignore[union-attr]
+    assert [r["kafka_offset"] for r in rows] == [0, 4]
+    assert rows[0]["segment_value"] == "pixel-9" and rows[0]["new_segment"] is True
+    assert rows[0]["evidence_names"] == ["input.image_width", "input.image_height"]
+    assert rows[0]["evidence_scores"] == [8.4, 7.9] and rows[0]["labels"] is None
+    assert rows[1]["segment_key"] is None and rows[1]["segment_value"] is None

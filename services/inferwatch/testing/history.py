@@ -72,7 +72,8 @@ def load_fleet_history(store: Store, cfg: FleetConfig, hostile: bool = True, win
     from inferwatch.processor.core.raw_events import Raw
     from inferwatch.processor.core.state_machine import ProcessorCore
     from inferwatch.processor.settings import ProcessorSettings
-    from inferwatch.sink import batch, columns
+    from inferwatch.sink import arrow_tables as columns
+    from inferwatch.sink import batch
 
     store.migrate()
     core = ProcessorCore(ProcessorSettings(window_s=window_s, lateness_s=5, label_wait_s=int(cfg.label_delay_s) + 5,

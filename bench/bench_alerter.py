@@ -21,7 +21,7 @@ import orjson
 from confluent_kafka import Consumer, Producer
 
 from bench.context import BenchContext
-from inferwatch.alerter.notification.receiver import LocalReceiver, Received
+from inferwatch.alerter.notification.webhook_receiver import LocalReceiver, Received
 from inferwatch.alerter.route.routing import parse_config
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings

@@ -23,7 +23,7 @@ import msgspec
 from inferwatch.contract import header_gen, jsonschema_gen, validate, ContractError
 from inferwatch.contract.structs import PredictionV1, names_ok
 from inferwatch.processor.core.raw_events import Raw, decode_predictions
-from inferwatch.sdk import validate as sdk_validate
+from inferwatch.sdk import call_checks as sdk_validate
 from inferwatch.sdk.encode import PyEncoder
 from inferwatch.sdk.errors import EventValidationError
 

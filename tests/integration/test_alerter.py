@@ -14,7 +14,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from inferwatch.alerter.notification.receiver import LocalReceiver, Received
+from inferwatch.alerter.notification.webhook_receiver import LocalReceiver, Received
 from inferwatch.alerter.route.routing import parse_config
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings

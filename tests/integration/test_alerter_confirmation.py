@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from inferwatch.alerter.lifecycle.transitions import QUIET_FIRED
-from inferwatch.alerter.notification.receiver import LocalReceiver
+from inferwatch.alerter.notification.webhook_receiver import LocalReceiver
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings
 from tests.integration.test_alerter import config, produce, snapshot

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from inferwatch.alerter.notification.receiver import LocalReceiver
+from inferwatch.alerter.notification.webhook_receiver import LocalReceiver
 from inferwatch.alerter.route.routing import load_config
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings

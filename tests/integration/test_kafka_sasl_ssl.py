@@ -24,7 +24,7 @@ import orjson
 import pytest
 from confluent_kafka import KafkaError, Producer
 
-from inferwatch.alerter.notification.receiver import LocalReceiver
+from inferwatch.alerter.notification.webhook_receiver import LocalReceiver
 from inferwatch.alerter.route.routing import parse_config
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings

@@ -1,7 +1,7 @@
 /**
  * The SDK's validator: checks an SDK call against the event contract and names the offending field.
  *
- * The rules and error texts are the Python SDK's (`inferwatch.sdk.validate`), the numbers are the
+ * The rules and error texts are the Python SDK's (`inferwatch.sdk.call_checks`), the numbers are the
  * contract's, read from the JSON Schemas at build time (`contract.generated.ts`, made by
  * scripts/gen-contract.mjs); the shared vectors (schemas/vectors/sdk.v1.json) hold both SDKs to the
  * same events and the same refusals. Like the Python validator, it returns the caller's own objects

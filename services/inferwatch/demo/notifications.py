@@ -1,6 +1,6 @@
 """Notifications as the demo's webhook receiver sees them: decoded ``alert.v1`` bodies, collected
 thread-safely, and rendered as readable lines. Wire format: the generic webhook JSON (``alert.v1``)
-with an HMAC signature header checked by :class:`~inferwatch.alerter.notification.receiver.LocalReceiver`."""
+with an HMAC signature header checked by :class:`~inferwatch.alerter.notification.webhook_receiver.LocalReceiver`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from inferwatch.alerter.notification.receiver import Received
+from inferwatch.alerter.notification.webhook_receiver import Received
 
 _TOP = re.compile(r"(?:mostly )?in segment (\S+=[^\s;,)]+)")
 

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from inferwatch.alerter.notification.receiver import Received
+from inferwatch.alerter.notification.webhook_receiver import Received
 from inferwatch.demo import expectations as ex
 from inferwatch.demo.driver import Progress, SendReport, send_fleet
 from inferwatch.demo.fleet import INCIDENT_MODELS, FleetConfig, count_events

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import yaml
 
-from inferwatch.alerter.notification.receiver import LocalReceiver, Received
+from inferwatch.alerter.notification.webhook_receiver import LocalReceiver, Received
 from inferwatch.config import Settings
 from inferwatch.demo.errors import DemoError
 from inferwatch.infra.kafka_native import NativeKafka, free_port

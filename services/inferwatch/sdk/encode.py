@@ -31,8 +31,8 @@ import orjson
 
 from inferwatch.contract import limits
 from inferwatch.native import load
+from inferwatch.sdk.call_checks import known_names_superset as _known_names_superset
 from inferwatch.sdk.ids import IdGenerator
-from inferwatch.sdk.validate import known_names_superset as _known_names_superset
 
 # The contract's limits (the C twin reads the same numbers from native/contract_limits.h).
 _NAME = re.compile(rf"[{limits.NAME_ALPHABET}]{{1,{limits.NAME_MAX}}}")

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from inferwatch.sdk.stats import RateLimitedWarning
+from inferwatch.sdk.counters import RateLimitedWarning
 
 log = logging.getLogger("inferwatch.sdk")
 rdkafka_log = logging.getLogger("inferwatch.sdk.rdkafka")

@@ -1,7 +1,7 @@
 """``InferenceLogger``: log every prediction (and later its ground truth) to Kafka, without slowing
 or endangering the model server.
 
-``prediction()`` validates (:mod:`inferwatch.sdk.validate`, no pydantic on the hot path),
+``prediction()`` validates (:mod:`inferwatch.sdk.call_checks`, no pydantic on the hot path),
 serialises with orjson and enqueues into librdkafka; delivery runs in librdkafka's threads.
 The loggers of a process with the same settings share one producer, delivery thread, spool and
 replayer (:mod:`inferwatch.sdk.shared`); see :mod:`inferwatch.sdk.transport` for what happens
@@ -28,8 +28,9 @@ from confluent_kafka import KafkaException
 
 from inferwatch.config import Settings
 from inferwatch.contract.limits import TS_MAX_MS
+from inferwatch.sdk import call_checks as v
 from inferwatch.sdk import shared
-from inferwatch.sdk import validate as v
+from inferwatch.sdk.counters import count_value
 from inferwatch.sdk.encode import fast_prediction, make_encoder
 from inferwatch.sdk.errors import EventValidationError, SpoolError
 from inferwatch.sdk.ids import IdGenerator
@@ -38,7 +39,6 @@ from inferwatch.sdk.producer_config import replay_config
 from inferwatch.sdk.redaction import Redaction, as_redaction
 from inferwatch.sdk.sampling import Sampler, resolve_rate
 from inferwatch.sdk.spool import DEFAULT_MAX_BYTES, Spool, open_spool
-from inferwatch.sdk.stats import count_value
 from inferwatch.sdk.transport import KIND_FEEDBACK, KIND_PREDICTION, Transport
 
 log = logging.getLogger("inferwatch.sdk")
@@ -266,7 +266,7 @@ class InferenceLogger:
         prediction_id: Any,
         ts_ms: Any,
     ) -> str:
-        """The full check of every argument (see :mod:`inferwatch.sdk.validate`), then send."""
+        """The full check of every argument (see :mod:`inferwatch.sdk.call_checks`), then send."""
         eid = self._next_id()
         if prediction_id is None:
             pid = eid

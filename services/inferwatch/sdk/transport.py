@@ -52,10 +52,10 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from inferwatch.sdk.counters import Counters, RateLimitedWarning
 from inferwatch.sdk.health import Health, LibrdkafkaLog
 from inferwatch.sdk.replay import PERMANENT, Replayer
 from inferwatch.sdk.spool import Spool
-from inferwatch.sdk.stats import Counters, RateLimitedWarning
 
 log = logging.getLogger("inferwatch.sdk")
 

@@ -28,7 +28,7 @@ partitions are paused (the consumer keeps polling, so the group membership stays
 is committed until the write succeeds, the process does not exit, and the health reports it.
 
 The consume loop (:mod:`inferwatch.sink.consume`) hands over the buffered messages when a batch is due
-and pauses reading while a write waits for its retry; the replay guard is :mod:`inferwatch.sink.replay`.
+and pauses reading while a write waits for its retry; the replay guard is :mod:`inferwatch.sink.replay_guard`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from inferwatch.kafka.clientconf import base_config
 from inferwatch.sink.batch import PartitionBatch, process
 from inferwatch.sink.errors import DeadletterDeliveryError
 from inferwatch.sink.health import SinkHealth
-from inferwatch.sink.replay import ReplayGuard
+from inferwatch.sink.replay_guard import ReplayGuard
 from inferwatch.sink.settings import SinkSettings
 from inferwatch.store.base import Store
 from inferwatch.store.errors import StoreError

@@ -7,7 +7,7 @@
 - :mod:`inferwatch.sink.pipeline`: decode → dead letters confirmed by delivery report → insert with
   the deduplication token → commit, on a writer thread with retries; its docstring states the
   commit order;
-- :mod:`inferwatch.sink.replay`: the replay guard (skip what the store already holds after a crash
+- :mod:`inferwatch.sink.replay_guard`: the replay guard (skip what the store already holds after a crash
   between insert and commit), reading the store through :meth:`Store.max_kafka_offset` and
   :meth:`Store.kafka_events`.
 """
@@ -42,6 +42,7 @@ class Sink:
         self.health = SinkHealth(store_kind=store.kind)
         self.schemas: dict[str, str] = {
             spec.full_name(settings.topic_prefix): spec.schema_ for spec in load_registry().values()
+            if "sink" in spec.consumers  # internal topics (the alerters' state) are not events to store
         }
         self.pipeline = Pipeline(settings, store, self.options, self.health, self.schemas,
                                  crash_after_insert=crash_after_insert)

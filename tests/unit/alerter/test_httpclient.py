@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from inferwatch.alerter.notification.httpclient import HttpError, HttpPool
-from inferwatch.alerter.notification.receiver import LocalReceiver
+from inferwatch.alerter.notification.webhook_receiver import LocalReceiver
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from inferwatch.alerter.notification.receiver import Received
+from inferwatch.alerter.notification.webhook_receiver import Received
 from inferwatch.demo import expectations as ex
 from inferwatch.demo.fleet import CONTROL_MODEL, NEW_DEVICE, FleetConfig, count_events, generate
 from inferwatch.demo.notifications import Inbox, SeenAlert, parse

@@ -6,7 +6,7 @@ import orjson
 
 from inferwatch.alerter.lifecycle.transitions import AlertRecord
 from inferwatch.alerter.notification.payloads import notification
-from inferwatch.alerter.notification.receiver import Received
+from inferwatch.alerter.notification.webhook_receiver import Received
 from inferwatch.demo.notifications import incident_of
 
 

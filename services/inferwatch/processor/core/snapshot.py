@@ -14,7 +14,7 @@ import time
 import uuid
 
 from inferwatch.contract.events import Finding, MetricSnapshotV1, SegmentContribution
-from inferwatch.processor.core import metrics as mx
+from inferwatch.processor.core import window_metrics as mx
 from inferwatch.processor.core.accumulator import WHOLE, WindowAcc
 from inferwatch.processor.settings import ProcessorSettings
 

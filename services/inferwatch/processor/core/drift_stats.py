@@ -62,7 +62,7 @@ def ks_pvalue(d: float, n1: int, n2: int) -> float:
 def _kstwo_sf(d: float, n: int) -> float:
     """``scipy.stats.kstwo.sf(d, n)`` without the distribution machinery around it (~0.5 ms a call,
     paid for every feature of every snapshot): the same support rules, then the same scipy function
-    that ``kstwo`` evaluates inside its support (equality is tested in ``test_stats.py``)."""
+    that ``kstwo`` evaluates inside its support (equality is tested in ``test_drift_stats.py``)."""
     if _kolmogn is None:  # a scipy without the private helper: the public (slower) call
         return float(_st.kstwo.sf(d, n))
     if n <= 0 or math.isnan(d):

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as st
 from scipy.spatial.distance import jensenshannon
 
-from inferwatch.processor.core import stats
+from inferwatch.processor.core import drift_stats
 
 
 @pytest.fixture
@@ -19,25 +19,25 @@ def test_psi_equals_direct_numpy(rng: np.random.Generator) -> None:
     ref = rng.integers(1, 100, 10)
     cur = rng.integers(1, 100, 10)
     p, q = ref / ref.sum(), cur / cur.sum()
-    assert stats.psi(ref, cur) == pytest.approx(np.sum((q - p) * np.log(q / p)), rel=1e-12)
-    assert stats.psi(ref, ref) == pytest.approx(0.0, abs=1e-12)
+    assert drift_stats.psi(ref, cur) == pytest.approx(np.sum((q - p) * np.log(q / p)), rel=1e-12)
+    assert drift_stats.psi(ref, ref) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_psi_empty_bin_is_finite() -> None:
-    assert np.isfinite(stats.psi([10, 0, 10], [0, 10, 10]))
+    assert np.isfinite(drift_stats.psi([10, 0, 10], [0, 10, 10]))
 
 
 def test_js_distance_equals_scipy(rng: np.random.Generator) -> None:
     ref = rng.integers(0, 50, 12)
     cur = rng.integers(0, 50, 12)
-    assert stats.js_distance(ref, cur) == pytest.approx(jensenshannon(ref / ref.sum(), cur / cur.sum(), base=2), rel=1e-9)
+    assert drift_stats.js_distance(ref, cur) == pytest.approx(jensenshannon(ref / ref.sum(), cur / cur.sum(), base=2), rel=1e-9)
 
 
 @pytest.mark.parametrize("n1,n2,shift", [(50, 80, 0.0), (300, 200, 0.3), (2000, 1500, 0.05)])
 def test_ks_exact_equals_scipy(rng: np.random.Generator, n1: int, n2: int, shift: float) -> None:
     a = rng.normal(0, 1, n1)
     b = rng.normal(shift, 1, n2)
-    d, p = stats.ks_2samp(a, b)
+    d, p = drift_stats.ks_2samp(a, b)
     assert d == pytest.approx(st.ks_2samp(a, b).statistic, abs=1e-12)
     assert p == pytest.approx(st.ks_2samp(a, b, method="asymp").pvalue, rel=1e-9)
 
@@ -45,7 +45,7 @@ def test_ks_exact_equals_scipy(rng: np.random.Generator, n1: int, n2: int, shift
 def test_ks_with_ties_equals_scipy(rng: np.random.Generator) -> None:
     a = rng.integers(0, 5, 100).astype(float)
     b = rng.integers(1, 6, 120).astype(float)
-    assert stats.ks_2samp(a, b)[0] == pytest.approx(st.ks_2samp(a, b).statistic, abs=1e-12)
+    assert drift_stats.ks_2samp(a, b)[0] == pytest.approx(st.ks_2samp(a, b).statistic, abs=1e-12)
 
 
 def test_ks_hist_is_exact_on_binned_values_and_bounds_raw(rng: np.random.Generator) -> None:
@@ -53,7 +53,7 @@ def test_ks_hist_is_exact_on_binned_values_and_bounds_raw(rng: np.random.Generat
     b = rng.normal(0.5, 1, 400)
     edges = np.linspace(-5, 5, 201)
     ha, hb = np.histogram(a, edges)[0], np.histogram(b, edges)[0]
-    d, _ = stats.ks_hist(ha, hb)
+    d, _ = drift_stats.ks_hist(ha, hb)
     # exact on the values rounded to their bin, never above the raw-sample statistic
     ra, rb = np.digitize(a, edges), np.digitize(b, edges)
     assert d == pytest.approx(st.ks_2samp(ra, rb).statistic, abs=1e-12)
@@ -63,7 +63,7 @@ def test_ks_hist_is_exact_on_binned_values_and_bounds_raw(rng: np.random.Generat
 def test_chi2_equals_scipy(rng: np.random.Generator) -> None:
     ref = rng.integers(10, 100, 6).astype(float)
     cur = rng.integers(10, 100, 6).astype(float)
-    stat, p = stats.chi2_pvalue(ref, cur)
+    stat, p = drift_stats.chi2_pvalue(ref, cur)
     want = st.chisquare(cur, f_exp=cur.sum() * ref / ref.sum())
     assert stat == pytest.approx(want.statistic, rel=1e-9)
     assert p == pytest.approx(want.pvalue, rel=1e-9)
@@ -71,8 +71,8 @@ def test_chi2_equals_scipy(rng: np.random.Generator) -> None:
 
 def test_coarse_groups_are_reference_deciles(rng: np.random.Generator) -> None:
     fine = rng.integers(0, 20, 500)
-    g = stats.coarse_groups(fine, 10)
-    coarse = stats.regroup(fine, g)
+    g = drift_stats.coarse_groups(fine, 10)
+    coarse = drift_stats.regroup(fine, g)
     assert len(coarse) <= 10 and coarse.sum() == fine.sum()
     assert np.all(np.diff(g) >= 0)  # groups are contiguous ranges of fine bins
     assert coarse.max() <= fine.sum() / 10 + fine.max()  # no group holds much more than a decile
@@ -84,7 +84,7 @@ def test_ks_pvalue_equals_scipy_kstwo_exactly() -> None:
     import math
     import warnings
 
-    from inferwatch.processor.core.stats import _kstwo_sf
+    from inferwatch.processor.core.drift_stats import _kstwo_sf
 
     ds = [0.0, 1e-9, 0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.49, 0.5, 0.7, 0.99, 1.0]
     ns = [0, 1, 2, 3, 5, 10, 50, 139, 140, 141, 500, 2000, 30_000, 150_000]
@@ -100,8 +100,7 @@ def test_ks_pvalue_equals_scipy_kstwo_exactly() -> None:
 def test_hist_drift_many_is_bit_identical_to_one_pair_at_a_time() -> None:
     """The vectorised numeric drift gives exactly (==, not approx) what psi/js_distance/ks_hist give on
     each pair alone, for references whose coarse grids have different numbers of groups."""
-    from inferwatch.processor.core.logbins import FEATURE_BINS
-    from inferwatch.processor.core.stats import (
+    from inferwatch.processor.core.drift_stats import (
         RefHist,
         coarse_groups,
         hist_drift_many,
@@ -110,6 +109,7 @@ def test_hist_drift_many_is_bit_identical_to_one_pair_at_a_time() -> None:
         psi,
         regroup,
     )
+    from inferwatch.processor.core.logbins import FEATURE_BINS
 
     rng = np.random.default_rng(11)
     fb = FEATURE_BINS.size

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inferwatch.processor.core import performance, stats
+from inferwatch.processor.core import drift_stats, performance
 from inferwatch.processor.core.accumulator import Kind, WindowAcc
 from inferwatch.processor.core.embedding import mmd_test
 from inferwatch.processor.core.logbins import LATENCY_BINS
@@ -91,7 +91,7 @@ def summary(acc: WindowAcc, slot: int, span_s: float) -> dict[str, float | None]
     return m
 
 
-RefCache = dict[tuple[int, int, str], stats.RefHist]
+RefCache = dict[tuple[int, int, str], drift_stats.RefHist]
 """Per (reference object, reference slot, feature): what drift needs from the reference histogram,
 shared by every snapshot of a window (see :func:`drift`)."""
 
@@ -100,13 +100,13 @@ def drift(acc: WindowAcc, slot: int, ref: WindowAcc, ref_slot: int, features: se
           cache: RefCache | None = None) -> dict[str, float | None]:
     """Drift of ``slot``'s distributions against ``ref_slot`` of the reference: PSI, JS, KS, chi-square.
 
-    The numeric features' statistics are computed together (:func:`stats.hist_drift_many`); ``cache``
+    The numeric features' statistics are computed together (:func:`drift_stats.hist_drift_many`); ``cache``
     (one dict per window's snapshots) keeps the reference side of each feature across calls."""
     m: dict[str, float | None] = {}
     max_psi = None
     cache = {} if cache is None else cache
     hist_names: list[str] = []
-    refs: list[stats.RefHist] = []
+    refs: list[drift_stats.RefHist] = []
     curs: list[np.ndarray] = []
     for name in acc.names(Kind.HIST):
         if (features is not None and name not in features) or not ref.has(name, Kind.HIST):
@@ -117,13 +117,13 @@ def drift(acc: WindowAcc, slot: int, ref: WindowAcc, ref_slot: int, features: se
         key = (id(ref), ref_slot, name)
         rh = cache.get(key)
         if rh is None:
-            rh = cache[key] = stats.RefHist(ref.get(name, ref_slot, Kind.HIST))
+            rh = cache[key] = drift_stats.RefHist(ref.get(name, ref_slot, Kind.HIST))
         if rh.n == 0:
             continue
         hist_names.append(name)
         refs.append(rh)
         curs.append(cur)
-    hist = dict(zip(hist_names, stats.hist_drift_many(refs, curs), strict=True))
+    hist = dict(zip(hist_names, drift_stats.hist_drift_many(refs, curs), strict=True))
     # histograms and category counts in order of creation (the metrics' order in the snapshot)
     for kind, f in acc.order:
         if kind is Kind.HIST:
@@ -154,9 +154,9 @@ def drift(acc: WindowAcc, slot: int, ref: WindowAcc, ref_slot: int, features: se
             if rc.sum() == 0:
                 continue
             base = metric_base(f)
-            p = stats.psi(rc, cc)
+            p = drift_stats.psi(rc, cc)
             m[f"{base}.psi"] = p
-            m[f"{base}.chi2_pvalue"] = stats.chi2_pvalue(rc, cc)[1]
+            m[f"{base}.chi2_pvalue"] = drift_stats.chi2_pvalue(rc, cc)[1]
             if not f.startswith("@"):
                 max_psi = p if max_psi is None else max(max_psi, p)
     if max_psi is not None and features is None:

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     def deadletter_topic(self) -> str:
         return self.topic(_t.DEADLETTER)
 
+    @property
+    def detections_topic(self) -> str:
+        return self.topic(_t.DETECTIONS)
+
 
 def _check_token(token: str, source: str) -> str:
     if not token:

@@ -91,3 +91,16 @@ def test_a_detection_survives_the_wire() -> None:
     again = validate("detection.v1", d.model_dump_json().encode())
     assert again == d
     assert json.loads(d.model_dump_json())["schema_version"] == "detection.v1"
+
+
+def test_the_detections_topic_is_keyed_and_partitioned_like_the_metrics_topic() -> None:
+    """The alerter reads both topics in one consumer group: a model's snapshots and detections share a key
+    and a partition count, so one alerter sees both for the models of its partitions."""
+    from inferwatch.contract.topics import DETECTIONS, METRICS, load_registry
+
+    reg = load_registry()
+    det, met = reg[DETECTIONS], reg[METRICS]
+    assert det.schema_ == "detection.v1"
+    assert det.partitions == met.partitions and det.replication == met.replication
+    assert "model name" in det.key.lower() and "model name" in met.key.lower()
+    assert set(det.producers) == {"processor"} and {"alerter", "sink"} <= set(det.consumers)

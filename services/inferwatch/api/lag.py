@@ -39,8 +39,9 @@ def service_groups(settings: Settings) -> list[tuple[str, str, tuple[str, ...]]]
     return [
         ("processor", app_id(s), (s.predictions_topic, s.feedback_topic)),
         ("sink", sink_group_id(s, SinkSettings()),
-         tuple(s.topic(n) for n in (_t.PREDICTIONS, _t.FEEDBACK, _t.METRICS, _t.ALERTS, _t.DEADLETTER))),
-        ("alerter", group_id(s, ALERTER), (s.metrics_topic,)),
+         tuple(s.topic(n) for n in (_t.PREDICTIONS, _t.FEEDBACK, _t.METRICS, _t.ALERTS, _t.DEADLETTER,
+                                     _t.DETECTIONS))),
+        ("alerter", group_id(s, ALERTER), (s.metrics_topic, s.detections_topic)),
     ]
 
 

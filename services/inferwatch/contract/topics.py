@@ -25,9 +25,10 @@ FEEDBACK = "inferwatch.feedback"
 METRICS = "inferwatch.metrics"
 ALERTS = "inferwatch.alerts"
 DEADLETTER = "inferwatch.deadletter"
-ALL_TOPICS = (PREDICTIONS, FEEDBACK, METRICS, ALERTS, DEADLETTER)
+DETECTIONS = "inferwatch.detections"
+ALL_TOPICS = (PREDICTIONS, FEEDBACK, METRICS, ALERTS, DEADLETTER, DETECTIONS)
 
-TopicKey = Literal["predictions", "feedback", "metrics", "alerts", "deadletter"]
+TopicKey = Literal["predictions", "feedback", "metrics", "alerts", "deadletter", "detections"]
 
 KafkaEnvironment = Literal["dev", "cluster"]
 KAFKA_ENVIRONMENTS: tuple[str, ...] = get_args(KafkaEnvironment)

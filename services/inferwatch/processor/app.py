@@ -1,8 +1,9 @@
 """The faust app of the processor: thin agents around :class:`ProcessorCore`.
 
 Wire formats: reads ``prediction.v1`` / ``feedback.v1`` JSON (raw bytes, decoded by the core with
-msgspec), writes ``metric_snapshot.v1`` JSON to the metrics topic keyed by model name, and
-``deadletter.v1`` JSON to the dead-letter topic keyed by the source topic.
+msgspec), writes ``metric_snapshot.v1`` JSON to the metrics topic and ``detection.v1`` JSON to the
+detections topic, both keyed by model name, and ``deadletter.v1`` JSON to the dead-letter topic keyed
+by the source topic.
 
 Batches: the consumer (:mod:`inferwatch.processor.batching`) delivers each fetched run of records of
 one predictions/feedback partition as one event whose value is a ``RecordBatch``; the agent hands
@@ -133,6 +134,7 @@ def build_app(settings: Settings, cfg: ProcessorSettings, batch_max: int | None 
     app.fetch_max_wait_ms = cfg.fetch_max_wait_ms
     metrics = app.topic(settings.metrics_topic, **raw)
     dead = app.topic(settings.deadletter_topic, **raw)
+    detections = app.topic(settings.detections_topic, **raw)
     refs = app.topic(references_topic(settings), **raw)
     from inferwatch.contract.topics import PREDICTIONS, load_registry
 
@@ -141,7 +143,7 @@ def build_app(settings: Settings, cfg: ProcessorSettings, batch_max: int | None 
     for tab in tables.values():  # raw bytes in the store and on the changelog
         tab.key_serializer = "raw"
         tab.value_serializer = "raw"
-    worker = ProcessorWorker(settings, cfg, tables, metrics, dead)
+    worker = ProcessorWorker(settings, cfg, tables, metrics, dead, detections=detections)
     app.processor_worker = worker
 
     # The in-memory state covers the active partitions: drop it whenever they change. faust restores

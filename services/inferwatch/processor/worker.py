@@ -1,8 +1,9 @@
 """One processor worker's state and steps, between faust's agents and the pure :class:`ProcessorCore`.
 
 Wire formats: reads ``prediction.v1`` / ``feedback.v1`` batches (:class:`RecordBatch`, raw JSON bytes),
-writes ``metric_snapshot.v1`` JSON to the metrics topic (key: model name) and ``deadletter.v1`` JSON
-to the dead-letter topic (key: the source topic).
+writes ``metric_snapshot.v1`` JSON to the metrics topic and ``detection.v1`` JSON to the detections topic
+(key: model name, both) and ``deadletter.v1`` JSON to the dead-letter topic (key: the source topic). A
+batch's snapshots, detections and dead letters are all sent before the batch is acknowledged.
 
 State and recovery. The core keeps the state of the models it serves in memory and writes every
 change through to three faust tables (rocksdict stores with compacted changelogs). The in-memory
@@ -84,12 +85,14 @@ class ProcessorWorker:
     """The state of one faust worker of the processor and what its agents and timers do."""
 
     def __init__(self, settings: Settings, cfg: ProcessorSettings, tables: dict[str, Any], metrics: Any, dead: Any,
-                 health: ProcessorHealth | None = None) -> None:
+                 health: ProcessorHealth | None = None, detections: Any = None) -> None:
         self.settings = settings
         self.cfg = cfg
         self.maps = {name: TableMap(t) for name, t in tables.items()}
         self.metrics = metrics
         self.dead = dead
+        self.detections = detections
+        """The detections topic (``detection.v1``, key: model name); None only where no core detects (tests)."""
         self.health = health or ProcessorHealth()
         self.policy = FailurePolicy(attempts=cfg.failure_attempts, backoff_s=cfg.failure_backoff_s,
                                     max_backoff_s=max(cfg.failure_backoff_s, 30.0),
@@ -190,10 +193,18 @@ class ProcessorWorker:
                 self.last_event[k.decode(errors="replace")] = where
 
     async def publish(self, out: Output) -> None:
-        """Send snapshots and invalid-input dead letters; a failure here stops the worker (raised)."""
+        """Send snapshots, detections and invalid-input dead letters; a failure here stops the worker (raised).
+
+        Called before the batch is acknowledged (:mod:`inferwatch.processor.failures`): a crash before the
+        ack re-reads the batch, and the re-emitted detections carry the same deterministic event ids.
+        """
         try:
             for s in out.snapshots:
                 await self.metrics.send(key=s.model.encode(), value=s.model_dump_json().encode())
+            if out.detections and self.detections is None:
+                raise RuntimeError("the core emitted detections but the worker has no detections topic")
+            for d in out.detections:
+                await self.detections.send(key=d.model.encode(), value=d.model_dump_json().encode())
             for r in out.rejected:
                 await self.dead.send(key=(r.raw.topic or "").encode(),
                                      value=r.to_deadletter().model_dump_json().encode())
@@ -202,6 +213,8 @@ class ProcessorWorker:
             raise
         if out.snapshots:
             log.info("emitted %d snapshots", len(out.snapshots))
+        if out.detections:
+            log.info("emitted %d detections", len(out.detections))
 
     # ---- references -----------------------------------------------------------------------------
     def reference_event(self, key: bytes | None, value: bytes | None) -> None:

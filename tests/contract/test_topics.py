@@ -6,9 +6,12 @@ import pytest
 
 from inferwatch.contract import EVENT_MODELS
 from inferwatch.contract.topics import (
+    ALERTER_STATE,
     ALL_TOPICS,
     ENVIRONMENT_VAR,
     FEEDBACK,
+    INTERNAL_TOPICS,
+    METRICS,
     PREDICTIONS,
     Replication,
     TopicSpec,
@@ -21,8 +24,20 @@ def test_registry_has_every_topic_with_a_known_schema() -> None:
     reg = load_registry()
     assert set(reg) == set(ALL_TOPICS)
     for spec in reg.values():
-        assert spec.schema_ in EVENT_MODELS, f"{spec.name}: unknown schema {spec.schema_}"
         assert spec.producers and spec.consumers
+        if spec.name in INTERNAL_TOPICS:
+            # a service's own state: no event schema, and the sink (which stores events) does not read it
+            assert spec.schema_.startswith("internal:") and "sink" not in spec.consumers, spec.name
+            assert spec.cleanup_policy == "compact" and spec.retention_ms == -1, spec.name
+        else:
+            assert spec.schema_ in EVENT_MODELS, f"{spec.name}: unknown schema {spec.schema_}"
+            assert "sink" in spec.consumers, spec.name
+
+
+def test_alerter_state_is_copartitioned_with_the_metrics_topic() -> None:
+    # a record's partition is the metrics partition its state belongs to (issue #13)
+    reg = load_registry()
+    assert reg[ALERTER_STATE].partitions == reg[METRICS].partitions
 
 
 def test_predictions_and_feedback_are_copartitioned() -> None:

@@ -26,7 +26,13 @@ METRICS = "inferwatch.metrics"
 ALERTS = "inferwatch.alerts"
 DEADLETTER = "inferwatch.deadletter"
 DETECTIONS = "inferwatch.detections"
-ALL_TOPICS = (PREDICTIONS, FEEDBACK, METRICS, ALERTS, DEADLETTER, DETECTIONS)
+ALERTER_STATE = "inferwatch.alerter-state"
+"""The alerters' per-partition state changelog (internal: compacted, co-partitioned with the metrics topic)."""
+ALERTER_SILENCES = "inferwatch.alerter-silences"
+"""Every silence, read in full by every alerter (internal: compacted, keyed by silence id)."""
+INTERNAL_TOPICS = (ALERTER_STATE, ALERTER_SILENCES)
+"""Topics that hold a service's own state: no event schema, not written to the store."""
+ALL_TOPICS = (PREDICTIONS, FEEDBACK, METRICS, ALERTS, DEADLETTER, DETECTIONS, *INTERNAL_TOPICS)
 
 TopicKey = Literal["predictions", "feedback", "metrics", "alerts", "deadletter", "detections"]
 
@@ -65,7 +71,7 @@ class TopicSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Annotated[str, Field(pattern=r"^inferwatch\.[a-z_]+$")]
+    name: Annotated[str, Field(pattern=r"^inferwatch\.[a-z_]+(-[a-z_]+)*$")]
     description: str
     partitions: Annotated[int, Field(ge=1, le=1024)]
     replication: dict[KafkaEnvironment, Replication] = Field(

@@ -50,12 +50,10 @@ from inferwatch.otlp.mapping import SpanMapper, attributes, hex_id
 from inferwatch.otlp.request_body import DEFAULT_MAX_DECODED_BYTES, JSON, decode_request, encode_response
 from inferwatch.sdk import shared
 from inferwatch.sdk.ids import IdGenerator
-from inferwatch.sdk.logger import _new_transport
 from inferwatch.sdk.producer_config import producer_config as build_producer_config
-from inferwatch.sdk.producer_config import replay_config
 from inferwatch.sdk.redaction import as_redaction
 from inferwatch.sdk.spool import DEFAULT_MAX_BYTES
-from inferwatch.sdk.transport import KIND_PREDICTION, Transport
+from inferwatch.sdk.transport import KIND_PREDICTION
 
 log = logging.getLogger("inferwatch.otlp")
 
@@ -132,13 +130,9 @@ class OtlpReceiver:
             root = Path(os.path.abspath(spool_dir))
         conf = build_producer_config(settings.kafka_bootstrap, dict(settings.kafka_security), producer_config, CLIENT_ID)
         self._queue_max = int(conf.get("queue.buffering.max.messages", 100_000))
-        topics = (settings.predictions_topic, settings.feedback_topic)
-        key = (shared.freeze(conf), None, topics, str(root) if root else None, spool_max_bytes, False)
-
-        def make() -> Transport:
-            return _new_transport(conf, topics, root, spool_max_bytes, False, replay_config(conf))
-
-        self._lane = shared.attach(key, make, IdGenerator().prefix, close_timeout_s)
+        # The SDK's transport: the same spool, replay and delivery code as a model server's logger.
+        self._lane = shared.attach_transport(conf, (settings.predictions_topic, settings.feedback_topic), root,
+                                             spool_max_bytes, False, None, IdGenerator().prefix, close_timeout_s)
         self._close_timeout_s = close_timeout_s
         self.transport = self._lane.t
         self._produce = self.transport.produce

@@ -32,14 +32,13 @@ from inferwatch.sdk import call_checks as v
 from inferwatch.sdk import shared
 from inferwatch.sdk.counters import count_value
 from inferwatch.sdk.encode import fast_prediction, make_encoder
-from inferwatch.sdk.errors import EventValidationError, SpoolError
+from inferwatch.sdk.errors import EventValidationError
 from inferwatch.sdk.ids import IdGenerator
 from inferwatch.sdk.producer_config import producer_config as build_producer_config
-from inferwatch.sdk.producer_config import replay_config
 from inferwatch.sdk.redaction import Redaction, as_redaction
 from inferwatch.sdk.sampling import Sampler, resolve_rate
-from inferwatch.sdk.spool import DEFAULT_MAX_BYTES, Spool, open_spool
-from inferwatch.sdk.transport import KIND_FEEDBACK, KIND_PREDICTION, Transport
+from inferwatch.sdk.spool import DEFAULT_MAX_BYTES
+from inferwatch.sdk.transport import KIND_FEEDBACK, KIND_PREDICTION
 
 log = logging.getLogger("inferwatch.sdk")
 _dumps = orjson.dumps
@@ -128,14 +127,8 @@ class InferenceLogger:
             root = Path(os.path.abspath(spool_dir))
         conf = build_producer_config(s.kafka_bootstrap, dict(s.kafka_security), producer_config_or_none(producer_config),
                                      CLIENT_ID)
-        topics = (self.predictions_topic, self.feedback_topic)
-        key = (shared.freeze(conf), replay_timeout_ms, topics, str(root) if root else None, spool_max_bytes,
-               bool(spool_fsync))
-
-        def make() -> Transport:
-            return _new_transport(conf, topics, root, spool_max_bytes, spool_fsync, replay_config(conf, replay_timeout_ms))
-
-        self._lane = shared.attach(key, make, self._ids.prefix, close_timeout_s)
+        self._lane = shared.attach_transport(conf, (self.predictions_topic, self.feedback_topic), root, spool_max_bytes,
+                                             spool_fsync, replay_timeout_ms, self._ids.prefix, close_timeout_s)
         # The finalizer (release the lane when the logger is collected) comes first, so a failure
         # further down never leaves the shared transport with a lane nobody releases. At exit the
         # transports are closed by inferwatch.sdk.shared's atexit hook, not by the finalizers.
@@ -516,19 +509,6 @@ def _env_snapshot() -> tuple[tuple[Any, Any], ...]:
 
 
 _ENV_PREFIX_B = b"INFERWATCH_"
-
-
-def _new_transport(conf: dict[str, Any], topics: tuple[str, str], root: Path | None, max_bytes: int, fsync: bool,
-                   replay_conf: dict[str, Any]) -> Transport:
-    """A transport with its spool (or none, with one warning, when the directory cannot be used)."""
-    spool: Spool | None = None
-    if root is not None:
-        try:
-            spool = open_spool(root, max_bytes, fsync)
-        except (SpoolError, OSError) as exc:
-            log.warning("inferwatch: running without a spool (%s); undeliverable events will be dropped", exc)
-            root = None
-    return Transport(conf, topics, spool, replay_conf, root)
 
 
 def producer_config_or_none(conf: dict[str, Any] | None) -> dict[str, Any] | None:

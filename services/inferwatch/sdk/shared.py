@@ -5,6 +5,9 @@ sorted tuple), the replay timeout, the two topics and the spool settings (absolu
 size limit, fsync). Loggers whose keys are equal share one :class:`~inferwatch.sdk.transport.Transport`;
 any difference (another bootstrap, a SASL user, a topic prefix, a spool directory) gets its own.
 
+The door for callers (the SDK's loggers, the OTLP receiver) is :func:`attach_transport`: it builds
+the key from those settings and opens a new transport's spool itself.
+
 Life cycle:
   * :func:`attach` finds or creates the transport and returns a :class:`~inferwatch.sdk.transport.Lane`
     for the logger (microseconds when the transport exists; no thread is started);
@@ -22,12 +25,19 @@ Life cycle:
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 from collections.abc import Callable, Hashable, Mapping
+from pathlib import Path
 from typing import Any
 
+from inferwatch.sdk.errors import SpoolError
+from inferwatch.sdk.producer_config import replay_config
+from inferwatch.sdk.spool import Spool, open_spool
 from inferwatch.sdk.transport import Lane, Transport
+
+log = logging.getLogger("inferwatch.sdk")
 
 Key = tuple[Any, ...]
 
@@ -43,6 +53,37 @@ def freeze(conf: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     dict, a list) by its ``repr``.
     """
     return tuple(sorted((k, v if isinstance(v, Hashable) else ("repr", repr(v))) for k, v in conf.items()))
+
+
+def attach_transport(conf: dict[str, Any], topics: tuple[str, str], spool_root: Path | None, spool_max_bytes: int,
+                     spool_fsync: bool, replay_timeout_ms: int | None, prefix: str, close_timeout_s: float) -> Lane:
+    """A lane for a logger (``prefix``: its event ids' prefix) on the transport of these settings.
+
+    ``conf`` is the main producer's librdkafka configuration, ``topics`` the predictions and feedback
+    topics, ``spool_root`` the absolute spool directory (``None``: no spool). A transport created
+    here opens its spool; a directory that cannot be used means no spool, with one warning.
+    """
+    key = (freeze(conf), replay_timeout_ms, topics, str(spool_root) if spool_root else None, spool_max_bytes,
+           bool(spool_fsync))
+
+    def make() -> Transport:
+        return _open_transport(conf, topics, spool_root, spool_max_bytes, spool_fsync,
+                               replay_config(conf, replay_timeout_ms))
+
+    return attach(key, make, prefix, close_timeout_s)
+
+
+def _open_transport(conf: dict[str, Any], topics: tuple[str, str], root: Path | None, max_bytes: int, fsync: bool,
+                    replay_conf: dict[str, Any]) -> Transport:
+    """A transport with its spool (or none, with one warning, when the directory cannot be used)."""
+    spool: Spool | None = None
+    if root is not None:
+        try:
+            spool = open_spool(root, max_bytes, fsync)
+        except (SpoolError, OSError) as exc:
+            log.warning("inferwatch: running without a spool (%s); undeliverable events will be dropped", exc)
+            root = None
+    return Transport(conf, topics, spool, replay_conf, root)
 
 
 def attach(key: Key, make: Callable[[], Transport], prefix: str, close_timeout_s: float) -> Lane:

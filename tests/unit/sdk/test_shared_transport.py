@@ -91,6 +91,31 @@ def test_different_settings_get_their_own_transport(port: int, tmp_path: Path) -
     _close_all([base, *others, *same])
 
 
+def test_an_unusable_spool_directory_means_no_spool_and_one_warning(
+    port: int, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Both users of :func:`shared.attach_transport` (a logger, the OTLP receiver) get a working
+    transport without a spool when the directory cannot be made, and are told once."""
+    from inferwatch.config import Settings
+    from inferwatch.otlp.receiver import OtlpReceiver
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    caplog.set_level(logging.WARNING, logger="inferwatch.sdk")
+    lg = _logger(port, blocker / "spool")
+    rec = OtlpReceiver(Settings(kafka_bootstrap=f"127.0.0.1:{port}", data_dir=tmp_path / "d"), spool_dir=blocker / "o",
+                       close_timeout_s=0.2)
+    try:
+        assert lg._transport.spool is None and rec.transport.spool is None
+        assert lg._transport is not rec.transport  # another client id: another producer
+        assert lg.prediction({"a": 1.0}, {"score": 0.5}) and lg.stats()["logged"] == 1
+        warned = [r.getMessage() for r in caplog.records if "running without a spool" in r.getMessage()]
+        assert len(warned) == 2 and all(str(blocker) in w for w in warned), warned
+    finally:
+        lg.close(0.2)
+        rec.close()
+
+
 def test_close_of_one_logger_leaves_the_others_the_last_closes(port: int, tmp_path: Path) -> None:
     loggers = [_logger(port, tmp_path / "sp", f"model-{k}") for k in range(10)]
     t = loggers[0]._transport

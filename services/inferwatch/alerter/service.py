@@ -1,11 +1,14 @@
-"""The alerter process: consume ``metric_snapshot.v1`` from the metrics topic, evaluate, notify.
+"""The alerter process: consume ``metric_snapshot.v1`` from the metrics topic and ``detection.v1`` from
+the detections topic (one consumer, both topics), evaluate, notify.
 
 Commit order (per consumed batch), enforced in :meth:`AlerterService._handle_batch`:
 
-1. decode and validate each snapshot; invalid ones become dead letters (stage ``alerter``);
-2. evaluate rules and persist the alert states in SQLite (one transaction); when the batch fails,
-   it is evaluated again one snapshot at a time and each snapshot that fails becomes a dead letter
-   carrying its own message's offset and payload;
+1. decode and validate each message by its topic's schema; invalid ones become dead letters (stage
+   ``alerter``, naming the schema expected);
+2. evaluate rules on the snapshots, then hand the detections to the engine
+   (:meth:`~inferwatch.alerter.evaluation.rule_engine.Engine.process_detections`), persisting the alert
+   states in SQLite (one transaction each); when either fails, its events are evaluated again one at a
+   time and each that fails becomes a dead letter carrying its own message's offset and payload;
 3. produce the batch's dead letters and wait for every delivery report; only when Kafka confirmed
    each of them, commit the batch's Kafka offsets (asynchronously: the commit is issued after the
    state is durable, so losing it only re-delivers snapshots that are skipped as already seen).
@@ -28,15 +31,17 @@ import base64
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from inferwatch.alerter.evaluation.rule_engine import Engine
 from inferwatch.alerter.evaluation.rulewatch import ConfigWatcher, RuleWatcher, apply_config
 from inferwatch.alerter.lifecycle.state import AlertStore, state_path
+from inferwatch.alerter.lifecycle.transitions import AlertRecord
 from inferwatch.alerter.notification.delivery import DeliveryManager
 from inferwatch.alerter.route.dispatch import Dispatcher
 from inferwatch.alerter.route.inhibit import InhibitRule
@@ -44,7 +49,7 @@ from inferwatch.alerter.route.routing import AlerterConfig, compile_route
 from inferwatch.clock import now_ms
 from inferwatch.config import Settings
 from inferwatch.contract.errors import ContractError
-from inferwatch.contract.events import AlertV1, DeadletterV1, MetricSnapshotV1
+from inferwatch.contract.events import AlertV1, DeadletterV1, DetectionV1, MetricSnapshotV1
 from inferwatch.contract.limits import deadletter_id
 from inferwatch.contract.validate import validate
 from inferwatch.deadletters import payload_fields
@@ -57,6 +62,10 @@ DEADLETTER_RETRY_INITIAL_S = 0.2
 DEADLETTER_RETRY_MAX_S = 5.0
 DEADLETTER_CONFIRM_S = 30.0  # how long a batch waits for its dead letters' delivery reports
 ENGINE_TICK_S = 1.0  # how often the engine's wall-clock half runs (bounds how late it decides)
+SNAPSHOT_SCHEMA = "metric_snapshot.v1"
+DETECTION_SCHEMA = "detection.v1"
+
+E = TypeVar("E", MetricSnapshotV1, DetectionV1)
 
 
 @dataclass
@@ -64,6 +73,7 @@ class Stats:
     """Counters of one run (exposed for tests, the bench and logs)."""
 
     snapshots: int = 0
+    detections: int = 0
     deadlettered: int = 0
     notifications: int = 0
     attempts: int = 0
@@ -189,7 +199,8 @@ class AlerterService:
             self._dl_attempts = 0
             self._sync_dl_stats()
 
-        c.subscribe([self.settings.metrics_topic], on_assign=on_assign, on_revoke=on_revoke)
+        c.subscribe([self.settings.metrics_topic, self.settings.detections_topic], on_assign=on_assign,
+                    on_revoke=on_revoke)
         return c
 
     async def _main(self) -> None:
@@ -256,36 +267,30 @@ class AlerterService:
 
     def _handle_batch(self, consumer: Consumer, msgs: list[Message]) -> None:
         valid: list[tuple[MetricSnapshotV1, Message]] = []  # each snapshot with ITS message
+        detections: list[tuple[DetectionV1, Message]] = []  # each detection with ITS message
+        detections_topic = self.settings.detections_topic
         for m in msgs:
             err = m.error()
             if err is not None:
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", err)
                 continue
+            schema = DETECTION_SCHEMA if m.topic() == detections_topic else SNAPSHOT_SCHEMA
             try:
-                snap = validate("metric_snapshot.v1", m.value() or b"")
-                assert isinstance(snap, MetricSnapshotV1)
-                valid.append((snap, m))
+                ev = validate(schema, m.value() or b"")
             except ContractError as exc:
-                self._deadletter(m, exc.message + f" [{exc.rule}]", exc.path or None)
-        snaps = [snap for snap, _ in valid]
-        try:
-            changed = self.engine.process(snaps)
-        except Exception:
-            # a bug in evaluation must not turn into a crash loop on one poison batch; the batch is
-            # retried one snapshot at a time so the guilty one can be dead-lettered (with its own
-            # message: invalid messages earlier in the batch have no snapshot, so the messages
-            # cannot be lined up with the snapshots by position)
-            self._rollback_engine()
-            changed = []
-            for snap, m in valid:
-                try:
-                    changed.extend(self.engine.process([snap]))
-                except Exception as exc:
-                    log.exception("evaluation failed")
-                    self._rollback_engine()
-                    self._deadletter(m, f"evaluation failed: {type(exc).__name__}: {exc}", None)
-        self.stats.snapshots += len(snaps)
+                self._deadletter(m, exc.message + f" [{exc.rule}]", exc.path or None, schema)
+                continue
+            if isinstance(ev, DetectionV1):
+                detections.append((ev, m))
+            else:
+                assert isinstance(ev, MetricSnapshotV1)
+                valid.append((ev, m))
+        # late-bound (lambdas, not bound methods): the engine may be rebuilt between batches
+        changed = self._evaluate(lambda ss: self.engine.process(ss), valid, SNAPSHOT_SCHEMA)
+        changed += self._evaluate(lambda ds: self.engine.process_detections(ds), detections, DETECTION_SCHEMA)
+        self.stats.snapshots += len(valid)
+        self.stats.detections += len(detections)
         self.stats.batches += 1
         for rec in changed:
             self.dispatcher.insert(rec)
@@ -302,6 +307,30 @@ class AlerterService:
         # commit held the event loop, and with it every delivery, for a broker round trip per batch
         consumer.commit(asynchronous=True)
 
+    def _evaluate(self, fn: Callable[[Sequence[E]], list[AlertRecord]], items: list[tuple[E, Message]],
+                  schema: str) -> list[AlertRecord]:
+        """``fn`` (the engine's ``process`` or ``process_detections``) on the events of ``items``; the alerts to
+        dispatch. Each call persists its alert states before it returns (one transaction)."""
+        if not items:
+            return []
+        try:
+            return fn([ev for ev, _ in items])
+        except Exception:
+            # a bug in evaluation must not turn into a crash loop on one poison batch; the batch is
+            # retried one event at a time so the guilty one can be dead-lettered (with its own
+            # message: invalid messages earlier in the batch have no event, so the messages
+            # cannot be lined up with the events by position)
+            self._rollback_engine()
+            changed: list[AlertRecord] = []
+            for ev, m in items:
+                try:
+                    changed.extend(fn([ev]))
+                except Exception as exc:
+                    log.exception("evaluation failed")
+                    self._rollback_engine()
+                    self._deadletter(m, f"evaluation failed: {type(exc).__name__}: {exc}", None, schema)
+            return changed
+
     def _rollback_engine(self) -> None:
         """Back to the stored alert states after a failed ``process()``: it applies transitions in memory
         as it goes and stores them all at the end, so after a failure memory is ahead of the store, and
@@ -309,13 +338,13 @@ class AlerterService:
         self.engine.alerts = self.store.load_alerts()
         self.engine._history.clear()  # anomaly histories: reloaded from the store when next needed
 
-    def _deadletter(self, m: Message, reason: str, path: str | None) -> None:
+    def _deadletter(self, m: Message, reason: str, path: str | None, schema: str = SNAPSHOT_SCHEMA) -> None:
         """Queue a dead letter for ``m`` (its own offset and bytes); produced with the batch's others."""
         payload_b64, reason = payload_fields(m.value(), reason)  # cut when it would not fit a record
         dl = DeadletterV1(
             event_id=deadletter_id("alerter", m.topic() or "", m.partition() or 0, m.offset() or 0), ts=now_ms(), stage="alerter", reason=reason, error_path=path,
             source_topic=m.topic(), source_partition=m.partition(), source_offset=m.offset(),
-            expected_schema="metric_snapshot.v1",
+            expected_schema=schema,
             key_b64=base64.b64encode(key).decode() if (key := m.key()) else None,
             payload_b64=payload_b64,
         )
@@ -401,6 +430,7 @@ class AlerterService:
                 **({"error": st.deadletter_error if pending else None} if errors else {}),
             },
             "snapshots": st.snapshots,
+            "detections": st.detections,
             "batches": st.batches,
         }
 
@@ -412,6 +442,7 @@ class AlerterService:
         dl = h["deadletters"]
         e = Exposition()
         e.add("alerter_snapshots_total", h["snapshots"], kind="counter", help_="Snapshots the alerter evaluated")
+        e.add("alerter_detections_total", h["detections"], kind="counter", help_="Detections the alerter evaluated")
         e.add("alerter_dead_letters_total", dl["written_total"], kind="counter",
               help_="Dead letters the alerter wrote (confirmed by Kafka)")
         e.add("alerter_deadletter_failures_total", dl["failures_total"], kind="counter",

@@ -24,13 +24,14 @@ from typing import Any
 
 from inferwatch.alerter.evaluation.durations import format_duration
 from inferwatch.alerter.evaluation.evaluate import evaluate
-from inferwatch.alerter.evaluation.rules import Rule
+from inferwatch.alerter.evaluation.expr import MissingValue
+from inferwatch.alerter.evaluation.rules import Rule, _glob
 from inferwatch.alerter.evaluation.templates import render
 from inferwatch.alerter.lifecycle.fingerprint import fingerprint
 from inferwatch.alerter.lifecycle.state import AlertStore
 from inferwatch.alerter.lifecycle.transitions import AlertRecord, decide, drop_reason, step, with_reason
 from inferwatch.clock import now_ms
-from inferwatch.contract.events import MetricSnapshotV1
+from inferwatch.contract.events import DetectionV1, MetricSnapshotV1
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,48 @@ log = logging.getLogger(__name__)
 # precision an absence needs is minutes, and a write per batch per model would be wasted.
 SEEN_PERSIST_S = 30.0
 DROPPED_KEPT = 100  # the last decisions that dropped a pending alert, for inspection
+#: A rule reads detections (``detection.v1``) when its ``metric`` starts with this: ``detection:*``
+#: reads every detection, ``detection:input.*`` those of input features (the pattern is matched
+#: against the detection's ``metric``).
+DETECTION_PREFIX = "detection:"
+
+
+def detection_labels(rule: Rule, det: DetectionV1) -> dict[str, str]:
+    """The identity labels of the alert ``rule`` raises for a detection: one alert per model version,
+    segment and tested metric (``input.alcohol.cusum``: the detector named last, so the metric reads
+    like a window metric's ``input.alcohol.psi``)."""
+    labels = {"alertname": rule.name, "model": det.model, "model_version": det.model_version,
+              "metric": f"{det.metric}.{det.detector}", "severity": rule.severity}
+    if det.segment_key is not None:
+        labels["segment"] = f"{det.segment_key}={det.segment_value}"
+    labels.update(rule.labels)
+    return labels
+
+
+def detection_context(rule: Rule, det: DetectionV1, labels: dict[str, str]) -> dict[str, Any]:
+    """Template variables of a detection's alert (those of a snapshot's where they mean the same)."""
+    seg = labels.get("segment") or "whole"
+    ev = [f"{e.name} ({e.score:+.3g})" for e in det.evidence]
+    return {
+        "rule": rule.name, "model": det.model, "model_version": det.model_version, "segment": seg,
+        "metric": det.metric, "signal": det.signal, "detector": det.detector, "value": det.value,
+        "reference": det.reference, "statistic": det.statistic, "threshold": det.threshold,
+        "false_alarm_rate": det.false_alarm_rate, "events": det.events, "labels_count": det.labels,
+        "count": det.events, "new_segment": det.new_segment, "change_ts": det.change_ts,
+        "evidence": ev, "evidence_names": [e.name for e in det.evidence], "severity": rule.severity,
+        "labels": labels, "zscore": None, "window_start": det.change_ts, "window_end": det.ts,
+        "change_pct": (100.0 * (det.value - det.reference) / abs(det.reference))
+        if det.value is not None and det.reference else None,
+    }
+
+
+def detection_reason(det: DetectionV1) -> str:
+    """Why a detection's alert fired: the detector's evidence, not a wait."""
+    rate = f", calibrated for {det.false_alarm_rate:.2g} false alarms per event" if det.false_alarm_rate else ""
+    lab = f" ({det.labels} labels)" if det.labels is not None else ""
+    new = "; a new segment, compared with the whole version's reference" if det.new_segment else ""
+    return (f"sequential {det.detector} detection: statistic {det.statistic:.3g} crossed {det.threshold:.3g} "
+            f"after {det.events} events{lab} since the estimated change{rate}{new}")
 
 
 def absent_labels(rule: Rule, model: str, model_version: str) -> dict[str, str]:
@@ -143,6 +186,83 @@ class Engine:
                                         [(*k, v) for k, v in seen.items()])
             self._seen_stored.update(seen)
         return list(notify.values())
+
+    def detection_rules(self) -> list[Rule]:
+        """The rules that read detections (``metric: detection:...``)."""
+        return [r for r in self.rules if r.metric.startswith(DETECTION_PREFIX) and r.absent_for_s is None]
+
+    def process_detections(self, dets: Iterable[DetectionV1]) -> list[AlertRecord]:
+        """Turn ``detection.v1`` events into alerts; persist (one transaction); return what changed.
+
+        A ``detected`` event fires its alert at once: the confirmation is the detector's own
+        evidence (its threshold controls the false-alarm rate), not ``for``. A ``cleared`` event
+        resolves it. Every rule whose ``metric`` is ``detection:<pattern>`` and whose ``match`` selects
+        the detection's model, version and segment (``min_count`` against the detection's ``events``)
+        applies; its ``condition`` may further ask for ``statistic``, ``threshold``, ``value``,
+        ``reference``, ``events``, ``labels`` or ``false_alarm_rate`` (a fixed threshold instead of the
+        calibrated one). A detection not newer than the alert's last one (a replay) changes nothing.
+        """
+        rules = self.detection_rules()
+        changed: dict[str, AlertRecord] = {}
+        for det in dets:
+            for rule in rules:
+                if not rule.selector.selects(det.model, det.model_version, det.segment_key, det.segment_value,
+                                             det.events):
+                    continue
+                if not _glob(rule.metric[len(DETECTION_PREFIX):]).match(det.metric):
+                    continue
+                rec = self._detection(rule, det)
+                if rec is not None:
+                    self.alerts[rec.fingerprint] = changed[rec.fingerprint] = rec
+        if changed:
+            self.store.save_evaluations(changed.values(), [], [], {})
+        return list(changed.values())
+
+    def _detection(self, rule: Rule, det: DetectionV1) -> AlertRecord | None:
+        labels = detection_labels(rule, det)
+        fp = fingerprint(labels)
+        old = self.alerts.get(fp)
+        now = self.clock()
+        if old is not None and det.ts <= old.last_eval_ms:
+            return None  # replayed or out of order
+        self.evaluations += 1
+        if det.status == "cleared":
+            if old is None or old.state != "firing":
+                return None
+            return replace(old, state="resolved", ends_at_ms=det.ts, last_eval_ms=det.ts, last_seen_wall_ms=now)
+        if rule.condition is not None:
+            names: dict[str, float | None] = {
+                "statistic": det.statistic, "threshold": det.threshold, "value": det.value,
+                "reference": det.reference, "events": float(det.events), "count": float(det.events),
+                "labels": None if det.labels is None else float(det.labels),
+                "false_alarm_rate": det.false_alarm_rate,
+            }
+
+            def resolve(name: str) -> float:
+                v = names.get(name)
+                if v is None:
+                    raise MissingValue(name)
+                return v
+
+            try:
+                if not rule.condition.holds(resolve):
+                    return None
+            except MissingValue:
+                return None
+        ctx = detection_context(rule, det, labels)
+        reason = detection_reason(det)
+        annotations = with_reason({k: render(t, ctx) for k, t in rule.annotations.items()}, reason)
+        value = det.value if det.value is not None else det.statistic
+        if old is not None and old.state == "firing":
+            return replace(old, last_true_ms=det.ts, last_eval_ms=det.ts, value=value, annotations=annotations,
+                           last_seen_wall_ms=now)
+        return AlertRecord(
+            fingerprint=fp, rule=rule.name, state="firing", labels=labels, annotations=annotations,
+            severity=rule.severity, active_since_ms=det.change_ts if det.change_ts is not None else det.ts,
+            starts_at_ms=det.ts, last_true_ms=det.ts, last_eval_ms=det.ts, value=value, model=det.model,
+            model_version=det.model_version, segment=labels.get("segment"), breaches=1,
+            pending_since_wall_ms=now, last_seen_wall_ms=now, reason=reason,
+        )
 
     def _sighted(self, rule: Rule, snap: MetricSnapshotV1, now: int, seen: dict[tuple[str, str, str], int],
                  changed: dict[str, AlertRecord], notify: dict[str, AlertRecord]) -> None:

@@ -9,6 +9,8 @@ generic operation each, and what differs between kinds (start value, merge) foll
   log-bucket counts, ``auc_pos/auc_neg [S, AUC_BINS]`` positive-class score histograms by true class;
 * per feature: ``COUNT`` (values present), ``MISSING``, ``SUM``, ``HIST [S, FEATURE_BINS.size]``
   log-bucket counts, ``CAT [S, M]`` category counts over ``cats[feature]``;
+* CBPE's ``cbpe_*`` ``[S, cbpe.CONF_BINS]`` confidence-bin counts and sums (``TOTAL``; see
+  :mod:`~inferwatch.processor.core.cbpe`);
 * ``CONF [S, L, L]`` confusion over ``labels``; ``MIN`` arrays merge by minimum; ``LINEAGE`` shares;
 * inconsistency maps per slot, a bottom-k embedding sample (whole version only);
 * ``hw``: the last source offset absorbed per topic-partition, so a replay after a crash is skipped
@@ -17,6 +19,7 @@ generic operation each, and what differs between kinds (start value, merge) foll
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -27,6 +30,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from inferwatch.processor.core import cbpe
 from inferwatch.processor.core.embedding import bottom_k
 from inferwatch.processor.core.event_arrays import Coded, Columns, StrCol
 from inferwatch.processor.core.logbins import FEATURE_BINS, LATENCY_BINS
@@ -96,6 +100,8 @@ class Joined:
     pos_score: npt.NDArray[np.float64]
     pred_value: npt.NDArray[np.float64]
     true_value: npt.NDArray[np.float64]
+    conf: npt.NDArray[np.float64] | None = None
+    """The prediction's confidence in its predicted class (NaN unknown): CBPE's calibration."""
 
 
 @dataclass
@@ -281,6 +287,30 @@ class WindowAcc:
         flat = np.bincount(slot * width + idx, minlength=self.n_slots * width)
         arr += flat.reshape(self.n_slots, width)
 
+    def _add_binned(self, name: str, slot: I64, idx: I64, weights: np.ndarray | None = None) -> None:
+        """CBPE's per-confidence-bin arrays: counts (int) or, with ``weights``, sums (float)."""
+        if weights is None:
+            self._add_hist(name, slot, idx, cbpe.CONF_BINS)
+            return
+        w = cbpe.CONF_BINS
+        arr = self._arr(Kind.TOTAL, name, (w,))
+        arr += np.bincount(slot * w + idx, weights=weights, minlength=self.n_slots * w).reshape(self.n_slots, w)
+
+    def _add_joined_conf(self, j: Joined, has_cls: npt.NDArray[np.bool_], rows: I64, slot: I64) -> None:
+        """CBPE's calibration counts: per confidence bin, labelled predictions and how many were right."""
+        assert j.conf is not None
+        ok = has_cls & ~np.isnan(j.conf)
+        if not ok.any():
+            return
+        m = ok[rows]
+        conf = j.conf[rows][m]
+        b = cbpe.conf_bin(conf)
+        sl = slot[m]
+        right = np.fromiter(map(operator.eq, j.pred_label, j.true_label), np.bool_, len(j.pred_label))[rows][m]
+        self._add_binned(cbpe.LAB, sl, b)
+        self._add_binned(cbpe.LSUM, sl, b, conf)
+        self._add_binned(cbpe.HIT, sl[right], b[right])
+
     def add_columns(self, cols: Columns, rng: np.random.Generator | None = None) -> None:
         """Absorb one group's columns (all events of this model version and window)."""
         blocks = self.slot_blocks(cols.segments, cols.n)
@@ -325,6 +355,12 @@ class WindowAcc:
             self._add_hist(name, slot[good], cr[good], m, Kind.CAT)
         if cols.llm is not None:
             self._add_llm(cols, rows, slot)
+        if cols.conf is not None:
+            conf = cols.conf[rows]
+            ok = ~np.isnan(conf)
+            b = cbpe.conf_bin(conf[ok])
+            self._add_binned(cbpe.HIST, slot[ok], b)
+            self._add_binned(cbpe.CSUM, slot[ok], b, conf[ok])
         if cols.lineage is not None and cols.lineage_self is not None:
             self._add("lin_self", slot, cols.lineage_self[rows])
             keys = sorted({k for d in cols.lineage for k in d})
@@ -480,6 +516,8 @@ class WindowAcc:
                 neg_m = mrow & ~is_pos[rows]
                 self._add_hist("auc_pos", slot[pos_m], b[rows][pos_m], AUC_BINS)
                 self._add_hist("auc_neg", slot[neg_m], b[rows][neg_m], AUC_BINS)
+            if j.conf is not None:
+                self._add_joined_conf(j, has_cls, rows, slot)
         err = j.pred_value - j.true_value
         ok = ~np.isnan(err)
         if ok.any():

@@ -15,6 +15,7 @@ from operator import attrgetter, itemgetter, methodcaller
 import numpy as np
 import numpy.typing as npt
 
+from inferwatch.processor.core.cbpe import predicted_confidence
 from inferwatch.processor.core.raw_events import Prediction
 
 F64 = npt.NDArray[np.float64]
@@ -91,6 +92,9 @@ class Columns:
     """Numeric input features as one ``[n, F]`` array (names in column order) when they could be
     built at once; ``num`` then holds column views of it. Lets the accumulator bin every feature
     with a few whole-array operations instead of a few per feature."""
+    conf: F64 | None = None
+    """Per event, how sure the model is of its predicted class (NaN where it did not say; None when
+    no event did): :func:`inferwatch.processor.core.cbpe.predicted_confidence`."""
 
 
 def _num_or_cat(vals: Sequence[object]) -> tuple[F64 | None, list[str | None] | None]:
@@ -251,6 +255,7 @@ def build_columns(events: Sequence[Prediction], refusal: list[re.Pattern[str]] |
     else:
         pos_name = [None] * n
         pos_score = np.full(n, NAN)
+    conf = np.fromiter(map(predicted_confidence, labels, scores, probs), np.float64, n)  # type: ignore[arg-type]
     lat = _attr(events, "latency_ms")  # type: ignore[arg-type]
     errs = _attr(events, "error")  # type: ignore[arg-type]
     cols = Columns(
@@ -265,6 +270,7 @@ def build_columns(events: Sequence[Prediction], refusal: list[re.Pattern[str]] |
         pos_score=pos_score,
         llm=llm_columns(events, refusal or []),
         matrix=matrix,
+        conf=None if np.isnan(conf).all() else conf,
     )
     embs = list(map(attrgetter("embedding"), events))
     emb_idx = [i for i, e in enumerate(embs) if e is not None]

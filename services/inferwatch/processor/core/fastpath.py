@@ -40,6 +40,7 @@ class Batch:
         self._names_obj: np.ndarray | None = None
         self._strings_obj: np.ndarray | None = None
         self._numstr: npt.NDArray[np.bool_] | None = None
+        self._name_index: dict[str, int] | None = None
 
     @property
     def name_rank(self) -> I64:
@@ -76,6 +77,13 @@ class Batch:
             c = self.cols
             self._err = np.fromiter(map(is_not, c.error, repeat(None)), np.bool_, c.n)
         return self._err
+
+    @property
+    def name_index(self) -> dict[str, int]:
+        """``names`` entry -> its index."""
+        if self._name_index is None:
+            self._name_index = {v: i for i, v in enumerate(self.cols.names)}
+        return self._name_index
 
     def names_obj(self) -> np.ndarray:
         """``names`` followed by None, as an object array (index -1 gives None)."""
@@ -264,11 +272,40 @@ def group_columns(b: Batch, rows: I64, max_features: int) -> Columns | None:
     label = c.out_label[rows]
     if (label >= 0).any():
         cat["@class"] = Coded(label, c.strings)
+    conf = confidence(b, rows)
     return Columns(
         n=g, ts=c.ts[rows], segments=segment_columns(b, rows), latency=c.latency_ms[rows],
         error=b.has_error[rows], num=num, cat=cat, pos_name=[None] * g, pos_score=np.full(g, np.nan),
-        matrix=matrix,
+        matrix=matrix, conf=None if np.isnan(conf).all() else conf,
     )
+
+
+def confidence(b: Batch, rows: I64) -> npt.NDArray[np.float64]:
+    """Per row, :func:`~inferwatch.processor.core.cbpe.predicted_confidence` from the flat columns:
+    the label's probability, else (no label) the largest probability, else (a label) a score in [0, 1]."""
+    c = b.cols
+    lab = c.out_label[rows]
+    score = c.out_score[rows]
+    has_lab = lab >= 0
+    conf = np.where(has_lab & (score >= 0.0) & (score <= 1.0), score, np.nan)  # NaN compares False
+    ent, pos = _ranges(c.prob_off, rows)
+    if not len(ent):
+        return conf
+    keys, vals = c.prob_key[ent], c.prob_val[ent]
+    # the label's probability: the label (a string) as a name index, once per distinct label
+    lut = np.full(len(c.strings) + 1, -1, dtype=np.int64)  # lut[string code + 1]
+    where = b.name_index
+    for code in np.unique(lab[has_lab]).tolist():
+        lut[code + 1] = where.get(c.strings[code], -1)
+    m = keys == lut[lab.astype(np.int64) + 1][pos]
+    conf[pos[m]] = vals[m]
+    nolab = ~has_lab[pos]
+    if nolab.any():
+        top = np.full(len(rows), -np.inf)
+        np.maximum.at(top, pos[nolab], vals[nolab])
+        got = np.isfinite(top)
+        conf[got] = top[got]
+    return conf
 
 
 def segment_columns(b: Batch, rows: I64) -> dict[str, Any]:
@@ -335,7 +372,7 @@ def _row_dicts(b: Batch, off: np.ndarray, key: np.ndarray, val: np.ndarray, rows
 def join_records(b: Batch, rows: I64, start: int) -> tuple[list[str], list[Any]]:
     """``(prediction ids, records)`` of the labelled rows of ``rows`` (outputs with a label or a
     value), in batch order: the engine's join record ``[version, window start, segment dict, label,
-    positive class, its probability, value, ts]``."""
+    positive class, its probability, value, predicted-class confidence, ts]``."""
     c = b.cols
     lab = c.out_label[rows]
     val = c.out_value[rows]
@@ -376,12 +413,22 @@ def join_records(b: Batch, rows: I64, start: int) -> tuple[list[str], list[Any]]
         values = vo.tolist()
     else:
         values = val.tolist()
+    conf = confidence(b, r)
+    nan_c = np.isnan(conf)
+    if nan_c.all():
+        confs: list[Any] = [None] * n
+    elif nan_c.any():
+        co = conf.astype(object)
+        co[nan_c] = None
+        confs = co.tolist()
+    else:
+        confs = conf.tolist()
     segs = _row_dicts(b, c.seg_off, c.seg_key, c.seg_val, r)
     ridx = r.tolist()
     version = c.model_version[ridx[0]]
     # tuples, not lists: msgpack stores both as arrays (the store's bytes are the same) and the join
     # only reads records
     recs: list[Any] = list(zip(repeat(version, n), repeat(start, n), segs, labels, pos_names, pos_score_l,
-                               values, c.ts[r].tolist(), strict=False))
+                               values, confs, c.ts[r].tolist(), strict=False))
     pids: list[str] = list(map(c.prediction_id.__getitem__, ridx))  # type: ignore[arg-type]
     return pids, recs

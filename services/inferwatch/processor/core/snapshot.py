@@ -60,6 +60,9 @@ def build_snapshots(acc: WindowAcc, ref: WindowAcc | None, cfg: ProcessorSetting
             r = mx.summary(ref, rs, ref_span)
             if slot == 0:
                 m.update(mx.embedding_drift(acc, ref, cfg.embedding_permutations))
+        em, er = mx.estimated_performance(acc, slot, ref, rs)
+        m.update(em)
+        r.update(er)
         return m, r, rs
 
     out: list[MetricSnapshotV1] = []

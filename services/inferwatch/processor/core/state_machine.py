@@ -43,6 +43,7 @@ from inferwatch import native
 from inferwatch.contract.events import DetectionV1, MetricSnapshotV1
 from inferwatch.native.prediction_columns import decode_predictions as decode_columns
 from inferwatch.processor.core.accumulator import WHOLE, Joined, WindowAcc
+from inferwatch.processor.core.cbpe import predicted_confidence
 from inferwatch.processor.core.event_arrays import build_columns, positive_class
 from inferwatch.processor.core.fastpath import Batch, group_columns, join_records
 from inferwatch.processor.core.joins import LABEL, PRED, JoinBook
@@ -321,7 +322,9 @@ class ProcessorCore:
                 continue
             pos_name, pos_score = positive_class(o.probabilities) if o.probabilities else (None, None)
             # the segment dict is stored as is (msgpack): no per-event list building
-            rec = [e.model_version, start, e.segment, o.label, pos_name, pos_score, o.value, e.ts]
+            conf = predicted_confidence(o.label, o.score, o.probabilities)
+            rec = [e.model_version, start, e.segment, o.label, pos_name, pos_score, o.value,
+                   None if conf != conf else conf, e.ts]  # conf != conf: NaN
             parked[e.model][e.prediction_id] = rec
         self._park(parked, acc)
         self._flush_park(tag)
@@ -519,4 +522,6 @@ def _joined(pairs: list[tuple[list[Any], Any]]) -> Joined:
         pos_score=np.array([rec[5] if rec[5] is not None else nan for rec, _ in pairs], dtype=np.float64),
         pred_value=np.array([rec[6] if rec[6] is not None else nan for rec, _ in pairs], dtype=np.float64),
         true_value=np.array([fb[1] if fb[1] is not None else nan for _, fb in pairs], dtype=np.float64),
+        # rec[7]: the predicted-class confidence (records of earlier versions have none: 8 fields)
+        conf=np.array([rec[7] if len(rec) > 8 and rec[7] is not None else nan for rec, _ in pairs], dtype=np.float64),
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inferwatch.processor.core import drift_stats, performance
+from inferwatch.processor.core import cbpe, drift_stats, performance
 from inferwatch.processor.core.accumulator import Kind, WindowAcc
 from inferwatch.processor.core.embedding import mmd_test
 from inferwatch.processor.core.logbins import LATENCY_BINS
@@ -89,6 +89,26 @@ def summary(acc: WindowAcc, slot: int, span_s: float) -> dict[str, float | None]
         for name in acc.names(Kind.LINEAGE):
             m[f"lineage.share.{name}"] = float(acc.get(name, slot, Kind.LINEAGE)) / n
     return m
+
+
+def _cbpe_counts(acc: WindowAcc, slot: int) -> cbpe.Counts:
+    return cbpe.Counts.of(*(acc.get(n, slot) for n in (cbpe.HIST, cbpe.CSUM, cbpe.LAB, cbpe.LSUM, cbpe.HIT)))
+
+
+def estimated_performance(acc: WindowAcc, slot: int, ref: WindowAcc | None,
+                          ref_slot: int) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """Accuracy estimated from the predictions' confidences (:mod:`.cbpe`) for ``slot``, and the
+    reference's: calibrated on ``ref_slot`` of the reference when it has enough labelled events
+    with a confidence, else on the whole version's reference, else not at all."""
+    if not acc.has(cbpe.HIST):
+        return {}, {}
+    rc = None
+    if ref is not None and ref.has(cbpe.HIST):
+        rc = _cbpe_counts(ref, ref_slot)
+        if ref_slot != 0 and rc.labelled < cbpe.MIN_CALIBRATION_LABELS:
+            rc = _cbpe_counts(ref, 0)
+    m, r = cbpe.snapshot_metrics(_cbpe_counts(acc, slot), rc)
+    return dict(m), dict(r)
 
 
 RefCache = dict[tuple[int, int, str], drift_stats.RefHist]

@@ -212,3 +212,19 @@ def test_events_without_a_confidence_are_left_out() -> None:
     snaps += core.flush_all().snapshots
     last = next(x for x in snaps if x.segment_key is None and x.window_start > cs.T0_MS)
     assert last.count == 400 and cbpe.ESTIMATED in last.metrics
+
+
+def test_the_default_rule_alerts_on_an_estimated_drop_before_labels_and_not_on_unchanged_traffic() -> None:
+    from inferwatch.alerter.evaluation.evaluate import evaluate
+    from inferwatch.alerter.evaluation.rules import default_rules_path, load_rules
+
+    rule = next(r for r in load_rules(default_rules_path()) if r.name == "estimated_accuracy_drop")
+
+    def holds(kind: str) -> list[bool]:
+        s = cs.build(kind, n_reference=3000, windows=4, window_events=600)
+        snaps = [x for x in _run(s, "reference", False, fast=True) if x.segment_key is None][1:]
+        return [bool(ev.holds) for x in snaps for ev in evaluate(rule, x)]
+
+    drifted = holds("covariate")
+    assert len(drifted) == 4 and drifted[-1]  # realised accuracy fell ~20 points; no label in these windows
+    assert holds("stable") == [False] * 4

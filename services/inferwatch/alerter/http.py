@@ -8,6 +8,9 @@
 - ``GET /healthz`` → ``{"ok": true}`` (the alerter's own server only; open to liveness probes)
 
 The state is the alerter's SQLite database; the running alerter sees new silences within a tick.
+Served by a running alerter, a silence is also written to the silences topic (``publish``) before
+the answer, so every alerter honours it; when Kafka does not take it the answer is ``503`` (the
+silence is kept locally and published again by the alerter's periodic sync).
 :func:`create_alerter_app` puts the router behind the same door as the main API (bearer token,
 body limits: :mod:`inferwatch.api.door`). A silence is bounded: at most :data:`MAX_MATCHERS`
 matchers of at most :data:`MAX_MATCHER_CHARS` characters, ``created_by`` and ``comment`` at most
@@ -27,7 +30,7 @@ from pydantic import BaseModel, Field
 from inferwatch.alerter.errors import MatcherError, SilenceNotFound
 from inferwatch.alerter.evaluation.durations import parse_duration_s
 from inferwatch.alerter.lifecycle.state import AlertStore, state_path
-from inferwatch.alerter.silence.silences import new_silence
+from inferwatch.alerter.silence.silences import Silence, new_silence
 from inferwatch.clock import now_ms
 
 MAX_MATCHERS = 64
@@ -72,17 +75,30 @@ def alerts_view(store: AlertStore, states: Sequence[str] = ("pending", "firing")
     return out
 
 
+Publish = Callable[[Silence], None]
+"""Writes a silence to the silences topic, raising when Kafka does not take it."""
+
+
 def make_router(
     store: AlertStore,
     on_silence_change: Callable[[], None] | None = None,
     dependencies: Sequence[Any] | None = None,
+    publish: Publish | None = None,
 ) -> APIRouter:
-    """The router over ``store``; ``on_silence_change`` lets a running alerter refresh its cache."""
+    """The router over ``store``; ``on_silence_change`` lets a running alerter refresh its cache;
+    ``publish`` shares a created or expired silence with every alerter (the silences topic)."""
     router = APIRouter(prefix="/v1", tags=["alerts"], dependencies=list(dependencies or []))
 
-    def changed() -> None:
+    def changed(s: Silence) -> None:
         if on_silence_change is not None:
             on_silence_change()
+        if publish is not None:
+            try:
+                publish(s)
+            except Exception as exc:  # kept locally; the alerter's sync publishes it again
+                raise HTTPException(status_code=503, detail=(
+                    f"silence {s.id} is stored by this alerter but not yet shared with the others: {exc}; "
+                    "it is published again automatically")) from None
 
     @router.get("/alerts")
     def list_alerts(
@@ -120,7 +136,7 @@ def make_router(
         except (MatcherError, ValueError) as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
         store.add_silence(s)
-        changed()
+        changed(s)
         return s.as_dict()
 
     @router.delete("/silences/{silence_id}")
@@ -129,7 +145,7 @@ def make_router(
             s = store.expire_silence(silence_id)
         except SilenceNotFound:
             raise HTTPException(status_code=404, detail=f"no silence {silence_id}") from None
-        changed()
+        changed(s)
         return s.as_dict()
 
     return router
@@ -143,6 +159,7 @@ def router_for_data_dir(data_dir: Any, dependencies: Sequence[Any] | None = None
 def create_alerter_app(
     store: AlertStore, token: str | None, on_silence_change: Callable[[], None] | None = None,
     health: Callable[[], dict[str, Any]] | None = None, metrics: Callable[[], str] | None = None,
+    publish: Publish | None = None,
 ) -> FastAPI:
     """The alerter's own HTTP API: the router over ``store`` and ``/healthz``, behind the door
     (``token`` as in the main API: ``INFERWATCH_API_TOKEN``). ``health`` (the running alerter's state,
@@ -152,7 +169,7 @@ def create_alerter_app(
     app = FastAPI(title="Inferwatch alerter", description="The alerter's alerts and silences.")
     app.add_middleware(Door, token=token)
     install_limit_errors(app)
-    app.include_router(make_router(store, on_silence_change=on_silence_change))
+    app.include_router(make_router(store, on_silence_change=on_silence_change, publish=publish))
 
     @app.get("/healthz", tags=["ops"])
     def healthz(request: Request) -> Any:
@@ -184,6 +201,7 @@ def alerter_server(
     store: AlertStore, host: str, port: int, token: str | None,
     on_silence_change: Callable[[], None] | None = None,
     health: Callable[[], dict[str, Any]] | None = None, metrics: Callable[[], str] | None = None,
+    publish: Publish | None = None,
 ) -> Any:
     """A ``uvicorn.Server`` for :func:`create_alerter_app` on ``host:port`` (not started).
 
@@ -194,5 +212,5 @@ def alerter_server(
     from inferwatch.config import check_bind
 
     check_bind(host, token, "alerter http")
-    app = create_alerter_app(store, token, on_silence_change, health, metrics)
+    app = create_alerter_app(store, token, on_silence_change, health, metrics, publish)
     return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))

@@ -22,12 +22,32 @@ meanwhile, with the error, and ``inferwatch_alerter_deadletter_failures_total``
 Notifications are decided by the dispatcher (wall-clock timers) into the SQLite outbox and sent by
 the delivery manager; each attempt is produced to the alerts topic. Outbox items left pending by a
 previous run are re-sent at start with their original idempotency keys.
+
+Several alerters (one consumer group; Kafka distributes the partitions, the ``range`` assignor gives
+one alerter the same partition number of every input topic, which are keyed by model alike). An
+alerter holds the state of the partitions it is assigned, and only that:
+
+- every state row belongs to one input partition; the rows a batch wrote are produced to the
+  compacted changelog ``inferwatch.alerter-state`` (same partition number) and confirmed by Kafka
+  (:class:`~inferwatch.alerter.lifecycle.state_topic.StateChangelog`) in step 2 above, before the dead
+  letters and the commit: so the input offsets never run ahead of the state in Kafka;
+- a decided notification (nflog + outbox) is confirmed in the changelog before it is handed to the
+  delivery manager, so the alerter that takes a partition over knows it, and re-sends it if it is
+  still pending, under the same idempotency key;
+- on assignment a partition's rows are read back from the changelog into the local SQLite cache
+  (whatever the cache held for it is discarded: another alerter may have moved it on), its alerts
+  re-enter the groups and its pending outbox items are sent; on revocation the deliveries of the
+  partition stop, everything written is confirmed in the changelog, the offsets are committed, and
+  the partition's rows are dropped locally;
+- silences are a global table: the compacted ``inferwatch.alerter-silences`` topic, read in full by
+  every alerter (:mod:`inferwatch.alerter.silence.silence_topic`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import logging
 import threading
 import time
@@ -40,17 +60,21 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from inferwatch.alerter.evaluation.rule_engine import Engine
 from inferwatch.alerter.evaluation.rulewatch import ConfigWatcher, RuleWatcher, apply_config
-from inferwatch.alerter.lifecycle.state import AlertStore, state_path
+from inferwatch.alerter.lifecycle.state import AlertStore, OutboxItem, state_path
+from inferwatch.alerter.lifecycle.state_topic import StateChangelog
 from inferwatch.alerter.lifecycle.transitions import AlertRecord
 from inferwatch.alerter.notification.delivery import DeliveryManager
 from inferwatch.alerter.route.dispatch import Dispatcher
 from inferwatch.alerter.route.inhibit import InhibitRule
 from inferwatch.alerter.route.routing import AlerterConfig, compile_route
+from inferwatch.alerter.silence.silence_topic import SilenceFollower, SilencePublisher
+from inferwatch.alerter.silence.silences import Silence
 from inferwatch.clock import now_ms
 from inferwatch.config import Settings
 from inferwatch.contract.errors import ContractError
 from inferwatch.contract.events import AlertV1, DeadletterV1, DetectionV1, MetricSnapshotV1
 from inferwatch.contract.limits import deadletter_id
+from inferwatch.contract.topics import ALERTER_SILENCES, ALERTER_STATE
 from inferwatch.contract.validate import validate
 from inferwatch.deadletters import payload_fields
 from inferwatch.kafka import groups
@@ -62,6 +86,9 @@ DEADLETTER_RETRY_INITIAL_S = 0.2
 DEADLETTER_RETRY_MAX_S = 5.0
 DEADLETTER_CONFIRM_S = 30.0  # how long a batch waits for its dead letters' delivery reports
 ENGINE_TICK_S = 1.0  # how often the engine's wall-clock half runs (bounds how late it decides)
+CHANGELOG_CONFIRM_S = 10.0  # how long one wait for the state changelog's delivery reports may take
+CHANGELOG_RETRY_S = 1.0  # after a failed confirmation, the next attempt waits this long
+SILENCE_SYNC_S = 5.0  # how often silences written to the local store by other processes are published
 SNAPSHOT_SCHEMA = "metric_snapshot.v1"
 DETECTION_SCHEMA = "detection.v1"
 
@@ -126,6 +153,13 @@ class AlerterService:
         # hot reload of the routing configuration (receivers, routes, inhibition) when its file is known
         self.config_watcher = ConfigWatcher(Path(config_path), config) if config_path is not None else None
         self.store = AlertStore(state_path(settings.data_dir))
+        # the file is a cache of the partitions this alerter holds: it holds none yet (each is read back
+        # from the changelog when assigned), and every write from now on goes to the changelog
+        self.store.drop_partitions()
+        self.store.track_changes()
+        self.changelog = StateChangelog(settings, settings.topic(ALERTER_STATE), self.store)
+        self.silence_publisher = SilencePublisher(settings, settings.topic(ALERTER_SILENCES))
+        self.silences: SilenceFollower | None = None
         self.engine = Engine(self.store, self.watcher.rules)
         self.receivers = {r.name: r for r in config.receivers}
         self.dispatcher = Dispatcher(
@@ -142,6 +176,14 @@ class AlerterService:
         self._dl_retry_at = 0.0
         self._dl_attempts = 0
         self._paused = False
+        self.partitions: set[int] = set()  # input partitions held (their state is in the store)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._dm: DeliveryManager | None = None
+        self._unsent: list[OutboxItem] = []  # decided, waiting for the changelog's confirmation to be sent
+        self._uncommitted = False  # a batch was handled whose offsets wait for the changelog
+        self._cl_retry_at = 0.0
+        self._closing = False
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -170,6 +212,10 @@ class AlerterService:
         finally:
             self._producer.flush(10)
             self._producer.close()  # an open producer keeps reconnecting (and logging) after the broker is gone
+            if self.silences is not None:
+                self.silences.stop()
+            self.silence_publisher.close()
+            self.changelog.close()
             self.store.close()
 
     # --- the loop -----------------------------------------------------------------------------
@@ -183,34 +229,53 @@ class AlerterService:
             "enable.partition.eof": False,
             # the broker answers a fetch at once when data arrives, not after the default 500 ms
             "fetch.wait.max.ms": 10,
+            # range: partition N of every input topic (metrics, detections: keyed by model alike) goes
+            # to the same alerter, which holds the state of partition N (a sticky or round-robin
+            # assignor could split a model's snapshots and detections between two alerters)
+            "partition.assignment.strategy": "range",
+            # how long the others wait for a silent alerter before taking its partitions over
+            "session.timeout.ms": int(self.config.session_timeout_s * 1000),
+            "heartbeat.interval.ms": max(100, int(self.config.session_timeout_s * 1000 / 3)),
         })
 
         def on_assign(consumer: Consumer, parts: list[Any]) -> None:
             self._paused = False  # a new assignment starts unpaused
+            self._on_loop(self._assign, {tp.partition for tp in parts})
             self.stats.started.set()
 
         def on_revoke(consumer: Consumer, parts: list[Any]) -> None:
             # Nothing of the held batch was committed: whoever owns the partitions next re-reads it
             # and produces its dead letters again, so they are not kept (nor retried) here.
+            held_dl = bool(self._dl_held)
             if self._dl_held:
                 log.warning("partitions revoked with %d dead letters unwritten; their batch will be re-read",
                             len(self._dl_held))
             self._dl_held = []
             self._dl_attempts = 0
             self._sync_dl_stats()
+            if self._on_loop(self._revoke, {tp.partition for tp in parts}) and not held_dl:
+                # the state of every handled batch is in the changelog: hand the offsets over with it
+                self._uncommitted = False
+                try:
+                    consumer.commit(asynchronous=False)
+                except KafkaException as exc:  # nothing consumed since the last commit, or the group moved on
+                    log.info("commit on revocation: %s", exc)
 
         c.subscribe([self.settings.metrics_topic, self.settings.detections_topic], on_assign=on_assign,
                     on_revoke=on_revoke)
         return c
 
     async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        # every silence before the first evaluation (a global table; followed in a thread from then on)
+        self.silences = SilenceFollower(self.settings, self.settings.topic(ALERTER_SILENCES), self.store,
+                                        on_change=self.dispatcher.invalidate_silences).start()
+        self._sync_silences()
         if self.serve_http:
             self._start_http()
         consumer = self._consumer()
-        loop = asyncio.get_running_loop()
-        # re-insert stored alerts so groups (and their dedup against the nflog) survive a restart
-        for rec in self.engine.alerts.values():
-            self.dispatcher.insert(rec)
+        last_silence_sync = time.monotonic()
         last_gc = 0.0
         last_tick = 0.0
         self.store.disable_autocheckpoint()
@@ -218,8 +283,8 @@ class AlerterService:
         last_ckpt = time.monotonic()
         try:
             async with DeliveryManager(self.store, self.receivers, self.config.delivery, self._record) as dm:
-                for item in self.store.pending_outbox():
-                    dm.submit(item)
+                # the pending outbox items of each partition are submitted when it is assigned (_assign)
+                self._dm = dm
                 while not self._stop.is_set():
                     due = self.dispatcher.next_due()
                     # short: the wait also bounds how late a due group or a hot reload is seen
@@ -242,9 +307,18 @@ class AlerterService:
                                 self.dispatcher.insert(rec)
                         except Exception:  # a bug here must not stop evaluation and delivery
                             log.exception("engine tick failed")
-                    for item in self.dispatcher.flush_due(self.engine.firing_labels):
-                        self.stats.notifications += 1
-                        dm.submit(item)
+                    self._unsent.extend(self.dispatcher.flush_due(self.engine.firing_labels))
+                    if (self._unsent or self._uncommitted) and self._confirm_changelog():
+                        # decided notifications are in the changelog before they are sent (the alerter
+                        # that takes the partition over re-sends them, under the same keys, if they
+                        # are still pending there); offsets held for the changelog are committed
+                        for item in self._unsent:
+                            self.stats.notifications += 1
+                            dm.submit(item)
+                        self._unsent = []
+                        if self._uncommitted and not self._dl_held:
+                            self._uncommitted = False
+                            consumer.commit(asynchronous=True)
                     if time.monotonic() - last_gc > 60:
                         last_gc = time.monotonic()
                         cutoff = now_ms() - int(self.config.resolved_retention_s * 1000)
@@ -252,6 +326,11 @@ class AlerterService:
                             self.dispatcher.forget(fp)
                         self.store.gc_outbox(now_ms() - 7 * 86_400_000)
                     dm.flush_marks()
+                    if self.store.has_dirty:
+                        self.changelog.send()  # ticks, delivery marks, gc: no wait (nothing is committed on them)
+                    if time.monotonic() - last_silence_sync > SILENCE_SYNC_S:
+                        last_silence_sync = time.monotonic()
+                        await loop.run_in_executor(None, self._sync_silences)
                     if (ckpt is None or ckpt.done()) and time.monotonic() - last_ckpt > 1.0:
                         if ckpt is not None and ckpt.exception() is not None:
                             log.warning("WAL checkpoint failed: %s", ckpt.exception())
@@ -259,8 +338,10 @@ class AlerterService:
                         ckpt = loop.run_in_executor(None, self.store.checkpoint)
                     await asyncio.sleep(0)  # let deliveries run
         finally:
+            self._dm = None
             if ckpt is not None:
                 await asyncio.wait([ckpt], timeout=10)
+            self._closing = True  # the revocation of close() keeps the local cache (for `alerts list`)
             consumer.close()
             if self._http_server is not None:
                 self._http_server.should_exit = True
@@ -300,6 +381,9 @@ class AlerterService:
             self.stats.deadlettered += len(dls) - len(refused)
             if refused:
                 self._hold(consumer, refused, errors)
+        if not self._confirm_changelog():
+            self._uncommitted = True  # committed by the loop once the changelog has the batch's state
+            return
         if self._dl_held:
             return  # a dead letter of the range read so far is not written: no commit (it would cover it)
         # asynchronous: the state above is already durable, so the commit may land a little later
@@ -313,6 +397,19 @@ class AlerterService:
         dispatch. Each call persists its alert states before it returns (one transaction)."""
         if not items:
             return []
+        by_part: dict[int, list[tuple[E, Message]]] = {}
+        for it in items:
+            by_part.setdefault(it[1].partition() or 0, []).append(it)
+        changed: list[AlertRecord] = []
+        for part in sorted(by_part):
+            # the state this writes belongs to the input partition the events came from (it moves with it)
+            with self.store.partition_scope(part):
+                changed += self._evaluate_part(fn, by_part[part], schema)
+        return changed
+
+    def _evaluate_part(self, fn: Callable[[Sequence[E]], list[AlertRecord]], items: list[tuple[E, Message]],
+                       schema: str) -> list[AlertRecord]:
+        """:meth:`_evaluate` for the events of one input partition."""
         try:
             return fn([ev for ev, _ in items])
         except Exception:
@@ -337,6 +434,99 @@ class AlerterService:
         re-running the good snapshots would find their transitions done (neither stored nor notified)."""
         self.engine.alerts = self.store.load_alerts()
         self.engine._history.clear()  # anomaly histories: reloaded from the store when next needed
+
+    def _reload_engine(self) -> None:
+        """The engine's state from the store again (partitions were restored into it or dropped from it)."""
+        self._rollback_engine()
+        self.engine._seen = self.store.load_seen()
+        self.engine._seen_stored = dict(self.engine._seen)
+
+    # --- partitions ---------------------------------------------------------------------------
+
+    def _on_loop(self, fn: Callable[[set[int]], Any], parts: set[int]) -> Any:
+        """Run ``fn(parts)`` on the event loop's thread and return its result. Rebalance callbacks run in
+        the thread that polls the consumer (an executor thread), while deliveries, the dispatcher and the
+        engine belong to the loop; the loop is free meanwhile (it awaits that poll)."""
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread or not loop.is_running():
+            return fn(parts)
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                fut.set_result(fn(parts))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return fut.result()
+
+    def _assign(self, parts: set[int]) -> None:
+        """Take partitions over: their state from the changelog, their alerts into the groups, their
+        pending notifications into delivery."""
+        fresh = parts - self.partitions
+        for p in sorted(fresh):
+            self.changelog.restore(self.settings, p)  # raises when it cannot: no running on part of the state
+        self.partitions |= fresh
+        self._reload_engine()
+        self.dispatcher.reload_nflog()
+        for rec in self.engine.alerts.values():
+            if self.store.partition_of(rec) in fresh:
+                self.dispatcher.insert(rec)
+        if self._dm is not None:
+            for item in self.store.pending_outbox(fresh):
+                self._dm.submit(item)
+        log.info("alerter holds partitions %s (restored %s)", sorted(self.partitions), sorted(fresh))
+
+    def _revoke(self, parts: set[int]) -> bool:
+        """Hand partitions over: stop their deliveries, confirm everything written in the changelog, drop
+        their state locally. Returns whether the changelog confirmed (the offsets may then be committed)."""
+        if self._dm is not None:
+            self._dm.cancel_partitions(parts)
+            self._dm.flush_marks()
+        ok = self.changelog.confirm(CHANGELOG_CONFIRM_S)
+        if not ok:
+            log.error("partitions %s revoked before the changelog confirmed their state: %s", sorted(parts),
+                      self.changelog.stats.error)
+        self.partitions -= parts
+        if not self._closing:
+            self.store.drop_partitions(parts)
+            self._reload_engine()
+            self.dispatcher.drop_partitions(parts)
+            self._unsent = [i for i in self._unsent if i.part not in parts]
+        return ok
+
+    def _confirm_changelog(self) -> bool:
+        """Whether Kafka has every state row written so far (after a failure, retried at most every
+        :data:`CHANGELOG_RETRY_S`)."""
+        if not self.changelog.pending:
+            return True
+        if time.monotonic() < self._cl_retry_at:
+            return False
+        if self.changelog.confirm(CHANGELOG_CONFIRM_S):
+            return True
+        self._cl_retry_at = time.monotonic() + CHANGELOG_RETRY_S
+        log.error("state changelog not confirmed, offsets and notifications held: %s", self.changelog.stats.error)
+        return False
+
+    # --- silences -----------------------------------------------------------------------------
+
+    def _publish_silence(self, s: Silence) -> None:
+        """Share a silence created or expired through this alerter's API (raises when Kafka refuses it)."""
+        self.silence_publisher.publish(s)
+        if self.silences is not None:
+            self.silences.note(s)
+
+    def _sync_silences(self) -> None:
+        """Publish what other processes (the CLI, the main API) wrote into this data directory's store."""
+        if self.silences is None:
+            return
+        for s in self.silences.unpublished():
+            try:
+                self._publish_silence(s)
+            except Exception as exc:  # retried at the next sync
+                log.warning("silence %s not published yet: %s", s.id, exc)
+                return
 
     def _deadletter(self, m: Message, reason: str, path: str | None, schema: str = SNAPSHOT_SCHEMA) -> None:
         """Queue a dead letter for ``m`` (its own offset and bytes); produced with the batch's others."""
@@ -423,11 +613,22 @@ class AlerterService:
         st = self.stats
         pending = st.deadletter_pending
         return {
-            "ok": pending == 0,
+            "ok": pending == 0 and self.changelog.stats.error is None,
             "deadletters": {
                 "ok": pending == 0, "pending": pending, "failures_total": st.deadletter_failures,
                 "written_total": st.deadlettered,
                 **({"error": st.deadletter_error if pending else None} if errors else {}),
+            },
+            "partitions": sorted(self.partitions),
+            "changelog": {
+                "ok": self.changelog.stats.error is None, "records_total": self.changelog.stats.records,
+                "failures_total": self.changelog.stats.failures, "restored_total": self.changelog.stats.restored,
+                "skipped_total": self.changelog.stats.skipped,
+                **({"error": self.changelog.stats.error} if errors else {}),
+            },
+            "silences": {
+                "records_total": self.silences.records if self.silences else 0,
+                "skipped_total": self.silences.skipped if self.silences else 0,
             },
             "snapshots": st.snapshots,
             "detections": st.detections,
@@ -449,6 +650,11 @@ class AlerterService:
               help_="Dead-letter deliveries Kafka refused or did not confirm (each attempt)")
         e.add("alerter_deadletters_pending", dl["pending"],
               help_="Dead letters not written yet; the offsets are not committed while above 0")
+        e.add("alerter_partitions", len(h["partitions"]), help_="Input partitions this alerter holds the state of")
+        e.add("alerter_changelog_records_total", h["changelog"]["records_total"], kind="counter",
+              help_="State rows written to the changelog (confirmed by Kafka)")
+        e.add("alerter_changelog_failures_total", h["changelog"]["failures_total"], kind="counter",
+              help_="State rows Kafka refused or did not confirm (each attempt); offsets wait meanwhile")
         return e.text()
 
     def _record(self, attempt: AlertV1) -> None:
@@ -463,6 +669,7 @@ class AlerterService:
         # behind the main API's door: same token, body limits; refuses a public address without a token
         server = alerter_server(self.store, self.config.http.host, self.config.http.port, self.settings.api_token,
                                 on_silence_change=self.dispatcher.invalidate_silences,
-                                health=lambda: self.health(errors=False), metrics=self.metrics_text)
+                                health=lambda: self.health(errors=False), metrics=self.metrics_text,
+                                publish=self._publish_silence)
         self._http_server = server
         threading.Thread(target=server.run, name="alerter-http", daemon=True).start()

@@ -29,8 +29,17 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     def run_alerter(
         rules: Path = typer.Option(None, "--rules", help="Rule file or directory (default: schemas/rules/defaults.yaml)."),
         config: Path = typer.Option(..., "--config", help="Routing/receiver configuration YAML."),
+        http_port: int = typer.Option(
+            None, "--http-port", min=0, max=65535,
+            help="Port of the alerter's API instead of the configuration's http.port (0 = off): lets "
+                 "several alerters share one configuration file."),
+        data_dir: Path = typer.Option(
+            None, "--data-dir", help="Local state directory instead of INFERWATCH_DATA_DIR (one per alerter)."),
     ) -> None:
-        """Run the alerter in the foreground (Ctrl-C stops it; pending notifications resume next start)."""
+        """Run the alerter in the foreground (Ctrl-C stops it; pending notifications resume next start).
+
+        Several alerters may run at once in one consumer group (same INFERWATCH_TOPIC_PREFIX): Kafka
+        splits the metrics partitions between them, and each holds the alert state of its partitions."""
         from inferwatch.alerter.errors import ConfigError
         from inferwatch.alerter.evaluation.rules import RuleErrors, default_rules_path
         from inferwatch.alerter.route.routing import load_config
@@ -39,7 +48,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
         try:
             cfg = load_config(config)  # a receiver's unset or empty secret_env stops the start here
-            s = Settings()
+            if http_port is not None:
+                cfg = cfg.model_copy(update={"http": cfg.http.model_copy(update={"port": http_port})})
+            s = Settings() if data_dir is None else Settings(data_dir=data_dir)
             if cfg.http.port != 0:
                 check_bind(cfg.http.host, s.api_token, "alerter http")
             svc = AlerterService(s, rules or default_rules_path(), cfg, config_path=config)

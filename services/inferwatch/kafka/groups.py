@@ -14,6 +14,10 @@ SINK = "sink"
 ALERTER = "alerter"
 PROCESSOR_REFERENCES = "processor-refs"
 """The processor's reader of the references topic (it assigns partitions itself and commits nothing)."""
+ALERTER_STATE_RESTORE = "alerter-restore"
+"""The alerter's reader of its state changelog on assignment (it assigns partitions itself, commits nothing)."""
+ALERTER_SILENCES = "alerter-silences"
+"""Every alerter's reader of the silences topic (it reads the whole topic itself, commits nothing)."""
 
 
 def group_id(settings: Settings, service: str) -> str:

@@ -41,6 +41,7 @@ class DeliveryManager:
         self._global = asyncio.Semaphore(policy.max_concurrency)
         self._per: dict[str, asyncio.Semaphore] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._parts: dict[str, int] = {}  # idempotency key -> input partition of the item being delivered
         self._stop = asyncio.Event()
         # progress marks wait here and are written in one transaction per loop turn (flush_marks):
         # a mark lost in a crash only means the item is sent again under the same idempotency key
@@ -98,8 +99,28 @@ class DeliveryManager:
             return
         task = asyncio.get_running_loop().create_task(self._run(item, rcv))
         self._tasks[item.idempotency_key] = task
+        self._parts[item.idempotency_key] = item.part
         key = item.idempotency_key
-        task.add_done_callback(lambda _t: self._tasks.pop(key, None))
+
+        def done(_t: asyncio.Task[None]) -> None:
+            self._tasks.pop(key, None)
+            self._parts.pop(key, None)
+
+        task.add_done_callback(done)
+
+    def cancel_partitions(self, parts: set[int]) -> int:
+        """Stop delivering the items of input partitions ``parts`` (another alerter takes them over, with
+        their outbox: it sends what is still pending there, under the same idempotency keys). Returns
+        how many deliveries were stopped; their progress so far stays in the marks (:meth:`flush_marks`)."""
+        stopped = 0
+        for key, part in list(self._parts.items()):
+            task = self._tasks.get(key)
+            if part in parts and task is not None:
+                task.cancel()
+                self._tasks.pop(key, None)
+                self._parts.pop(key, None)
+                stopped += 1
+        return stopped
 
     async def _run(self, item: OutboxItem, rcv: ReceiverConfig) -> None:
         assert self._client is not None

@@ -7,6 +7,13 @@ alert state itself runs on event time). The dedup decision compares with the not
 in SQLite, so a restart rebuilds the groups from the stored alerts and sends only what the
 receivers have not been told. Decided notifications go to the outbox (same transaction as the
 nflog), from where :mod:`inferwatch.alerter.notification.delivery` sends them.
+
+Several alerters (issue #13): a group lives in ONE partition of the alerter's input, because its
+notification log and outbox move with that partition. Groups that include ``model`` in their labels
+(the default ``[model, model_version]``) are naturally in one partition (the input is keyed by model);
+a group whose labels do not name the model (``group_by: []``, ``[alertname]``) is split per
+partition: its key gets ``@partition=N`` (:func:`scoped_group_key`), so it is notified once per input
+partition that holds its alerts instead of once in all.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from inferwatch.alerter.lifecycle.fingerprint import group_key
-from inferwatch.alerter.lifecycle.state import AlertStore, NflogEntry, OutboxItem
+from inferwatch.alerter.lifecycle.state import NO_PART, AlertStore, NflogEntry, OutboxItem
 from inferwatch.alerter.lifecycle.transitions import AlertRecord
 from inferwatch.alerter.notification.payloads import idempotency_key, notification
 from inferwatch.alerter.route.inhibit import InhibitRule, inhibited
@@ -33,6 +40,15 @@ class Group:
     labels: dict[str, str]
     next_flush: float
     alerts: dict[str, AlertRecord] = field(default_factory=dict)
+    part: int = NO_PART  # the input partition whose state holds this group's nflog and outbox
+
+
+def scoped_group_key(key: str, labels: dict[str, str], part: int) -> str:
+    """``key`` of a group that cannot span partitions: unchanged when its labels name the model (a
+    model's alerts are all in one partition) or the partition is unknown, else ``key@partition=N``."""
+    if part == NO_PART or "model" in labels:
+        return key
+    return f"{key}@partition={part}"
 
 
 def needs_update(
@@ -79,18 +95,28 @@ class Dispatcher:
         if rec.state == "pending":
             return
         now = self.clock()
+        part = self.store.partition_of(rec)
         for r in match_routes(self.route, rec.labels):
             labels = r.group_labels(rec.labels)
-            gk = group_key(r.path, labels)
+            gk = scoped_group_key(group_key(r.path, labels), labels, part)
             g = self.groups.get(gk)
             if g is None:
-                g = self.groups[gk] = Group(r, gk, labels, now + r.group_wait_s)
+                g = self.groups[gk] = Group(r, gk, labels, now + r.group_wait_s, part=part)
             g.alerts[rec.fingerprint] = rec
 
     def forget(self, fingerprint: str) -> None:
         """Drop an alert from every group (e.g. garbage-collected)."""
         for g in self.groups.values():
             g.alerts.pop(fingerprint, None)
+
+    def drop_partitions(self, parts: set[int]) -> None:
+        """Forget the groups and notification log of input partitions another alerter now holds."""
+        self.groups = {k: g for k, g in self.groups.items() if g.part not in parts}
+        self._nflog = {k: e for k, e in self._nflog.items() if e.part not in parts}
+
+    def reload_nflog(self) -> None:
+        """Re-read the notification log (partitions were restored into the store)."""
+        self._nflog = self.store.all_nflog()
 
     def next_due(self) -> float | None:
         """When the earliest group is due (wall seconds), if any."""
@@ -152,8 +178,8 @@ class Dispatcher:
             key = idempotency_key(rcv.name, g.key, seq, sorted(firing), sorted(resolved))
             if send:
                 body = notification(rcv.name, g.key, g.labels, sorted(send, key=lambda a: a.fingerprint), key, now_ms)
-                item = OutboxItem(key, rcv.name, g.key, body.model_dump_json(), "pending", 0, now_ms)
-            decided = (NflogEntry(rcv.name, g.key, frozenset(firing), frozenset(resolved), now_ms, seq), item)
+                item = OutboxItem(key, rcv.name, g.key, body.model_dump_json(), "pending", 0, now_ms, g.part)
+            decided = (NflogEntry(rcv.name, g.key, frozenset(firing), frozenset(resolved), now_ms, seq, g.part), item)
         g.next_flush = now + g.route.group_interval_s
         # resolved alerts have been dealt with (sent, or deliberately not): they leave the group
         for a in alerts:

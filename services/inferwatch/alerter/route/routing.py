@@ -142,6 +142,10 @@ class AlerterConfig(_Cfg):
     inhibit_rules: list[InhibitRuleConfig] = Field(default_factory=list)
     resolved_retention_s: float = Field(3600.0, gt=0, description="How long resolved alerts are kept (wall time).")
     start_from: Literal["earliest", "latest"] = Field("latest", description="Where a new consumer group starts.")
+    session_timeout_s: float = Field(
+        10.0, ge=1, le=300,
+        description="How long the other alerters of the group wait for a silent one before they take its "
+                    "partitions over (Kafka's session.timeout.ms; the broker allows 6 s to 300 s by default).")
 
     @model_validator(mode="after")
     def _check(self) -> AlerterConfig:

@@ -1,0 +1,181 @@
+"""The alerter's state in Kafka: write changed rows to the changelog, restore a partition from it.
+
+Wire format: :mod:`inferwatch.alerter.lifecycle.changelog` (topic ``inferwatch.alerter-state``,
+compacted, as many partitions as ``inferwatch.metrics``; a record goes to the partition of the
+metrics partition its row belongs to).
+
+Writing (:class:`StateChangelog`): the store remembers which rows a write touched
+(:meth:`~inferwatch.alerter.lifecycle.state.AlertStore.take_dirty`); :meth:`StateChangelog.send`
+produces each of those rows *as it is now* (a tombstone when it is gone), and
+:meth:`StateChangelog.confirm` waits for every delivery report. A row whose record Kafka refused
+is marked dirty again and produced anew, from the store, on the next call: since a record is the
+whole row, a late retry can never bring back an older value. The service commits its input
+offsets only after :meth:`~StateChangelog.confirm` returned True.
+
+Restoring (:func:`read_partition`): read one changelog partition from its start to its end
+(high-water mark at the start of the read) and keep the last record per key; records that do not
+decode are skipped and counted, never half-applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from inferwatch.alerter.errors import AlerterError
+from inferwatch.alerter.lifecycle.changelog import ChangelogError, StateKey, decode_record, encode_value
+from inferwatch.alerter.lifecycle.state import AlertStore
+from inferwatch.config import Settings
+from inferwatch.kafka import groups
+from inferwatch.kafka.clientconf import base_config
+
+log = logging.getLogger(__name__)
+
+RESTORE_TIMEOUT_S = 120.0  # a partition that cannot be read to its end in this long fails the assignment
+
+
+class StateRestoreError(AlerterError):
+    """A changelog partition could not be read to its end (the alerter must not run on part of its state)."""
+
+
+@dataclass
+class ChangelogStats:
+    """What the changelog writer did (health, metrics, tests)."""
+
+    records: int = 0  # records Kafka confirmed
+    failures: int = 0  # records Kafka refused or did not confirm (each attempt)
+    error: str | None = None  # the last failure, while rows are unconfirmed
+    restored: int = 0  # records read by restores
+    skipped: int = 0  # records a restore could not decode
+    restores: list[tuple[int, int, float]] = field(default_factory=list)  # (partition, records, seconds), last 20
+
+
+class StateChangelog:
+    """Produces the store's changed rows to the changelog topic (``acks=all``, idempotent, ordered)."""
+
+    def __init__(self, settings: Settings, topic: str, store: AlertStore) -> None:
+        self.topic = topic
+        self.store = store
+        self.stats = ChangelogStats()
+        # acks=all + idempotence: a confirmed record is on every in-sync replica, in order per partition
+        self._producer = Producer({**base_config(settings), "acks": "all", "enable.idempotence": True,
+                                   "linger.ms": 1, "message.max.bytes": 16_777_216})
+        self._in_flight = 0
+        self._failed_now = False
+
+    def _report(self, key: StateKey) -> Any:
+        def cb(err: KafkaError | None, _msg: Any) -> None:
+            self._in_flight -= 1
+            if err is None:
+                self.stats.records += 1
+                return
+            self._fail(key, str(err))
+        return cb
+
+    def _fail(self, key: StateKey, error: str) -> None:
+        self.stats.failures += 1
+        self.stats.error = f"{self.topic}[{key.part}] {key.kind}: {error}"[:500]
+        self._failed_now = True
+        self.store.mark_dirty([key])  # produced again, from the store's current row, next time
+
+    def send(self) -> int:
+        """Produce every row written since the last call (no wait); returns how many."""
+        keys = self.store.take_dirty()
+        for key in keys:
+            value = encode_value(self.store.row(key))
+            try:
+                self._producer.produce(self.topic, value, key=key.encode(), partition=key.part,
+                                       on_delivery=self._report(key))
+                self._in_flight += 1
+            except (BufferError, KafkaException) as exc:  # refused locally (queue full, ...)
+                self._fail(key, f"{type(exc).__name__}: {exc}")
+        self._producer.poll(0)
+        return len(keys)
+
+    @property
+    def pending(self) -> bool:
+        """Rows written that Kafka has not confirmed yet."""
+        return self._in_flight > 0 or self.store.has_dirty
+
+    def confirm(self, timeout_s: float = 30.0) -> bool:
+        """Produce what is dirty and wait for every delivery report: True when Kafka has every row
+        written so far (the input offsets may then be committed)."""
+        self._failed_now = False
+        self.send()
+        left = self._producer.flush(timeout_s)
+        ok = left == 0 and not self._failed_now and not self.store.has_dirty
+        if ok:
+            self.stats.error = None
+        elif left and not self._failed_now:
+            self.stats.failures += 1
+            self.stats.error = f"{self.topic}: {left} record(s) not confirmed within {timeout_s:.0f} s"
+        return ok
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Flush and close the producer."""
+        self._producer.flush(timeout_s)
+        self._producer.close()
+
+    def restore(self, settings: Settings, part: int) -> None:
+        """Replace partition ``part``'s rows in the store with the changelog's."""
+        t0 = time.monotonic()
+        rows, skipped = read_partition(settings, self.topic, part)
+        self.store.replace_partition(part, rows)
+        took = time.monotonic() - t0
+        self.stats.restored += len(rows)
+        self.stats.skipped += skipped
+        self.stats.restores = [*self.stats.restores[-19:], (part, len(rows), round(took, 3))]
+        log.info("restored alerter state of partition %d: %d rows (%d skipped) in %.2f s", part, len(rows),
+                 skipped, took)
+
+
+def read_partition(settings: Settings, topic: str, part: int,
+                   timeout_s: float = RESTORE_TIMEOUT_S) -> tuple[dict[StateKey, Any], int]:
+    """The last row per key of changelog partition ``part`` (``None`` for a deleted row) and how many
+    records did not decode. Raises :class:`StateRestoreError` when the end is not reached in time."""
+    c = Consumer({**base_config(settings), "group.id": groups.group_id(settings, groups.ALERTER_STATE_RESTORE),
+                  "enable.auto.commit": False, "enable.partition.eof": True, "auto.offset.reset": "earliest",
+                  "fetch.wait.max.ms": 10})
+    rows: dict[StateKey, Any] = {}
+    skipped = 0
+    try:
+        tp = TopicPartition(topic, part)
+        try:
+            lo, hi = c.get_watermark_offsets(tp, timeout=min(timeout_s, 30.0), cached=False)
+        except KafkaException as exc:
+            raise StateRestoreError(f"{topic}[{part}]: cannot read its offsets: {exc}") from None
+        if hi <= lo:
+            return rows, 0
+        c.assign([TopicPartition(topic, part, OFFSET_BEGINNING)])
+        deadline = time.monotonic() + timeout_s
+        done = False
+        while not done:
+            if time.monotonic() > deadline:
+                raise StateRestoreError(f"{topic}[{part}]: not read to offset {hi} within {timeout_s:.0f} s")
+            for m in c.consume(1000, 0.5):
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        done = True
+                        continue
+                    raise StateRestoreError(f"{topic}[{part}]: {err}")
+                try:
+                    key, row = decode_record(m.key(), m.value())
+                except ChangelogError as exc:
+                    skipped += 1
+                    log.warning("%s[%d]@%d skipped: %s", topic, part, m.offset(), exc)
+                    continue
+                if key.part != part:  # a record in the wrong partition is not this partition's state
+                    skipped += 1
+                    log.warning("%s[%d]@%d skipped: its key names partition %d", topic, part, m.offset(), key.part)
+                    continue
+                rows[key] = row
+                if (m.offset() or 0) >= hi - 1:
+                    done = True
+        return rows, skipped
+    finally:
+        c.close()

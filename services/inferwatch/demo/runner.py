@@ -9,6 +9,8 @@ exploring, and stop everything it started — also on Ctrl-C, SIGTERM or a failu
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import shutil
 import signal
 import sys
@@ -47,6 +49,9 @@ class DemoSettings:
     wall_s: float = 100.0
     settle_timeout_s: float = 90.0
     keep_running: bool = False
+    # The API's (and the console's) bearer token; None: a new random one each run, written to
+    # <data_dir>/api-token and printed with the console's URL.
+    api_token: str | None = None
     console: Console = field(default_factory=lambda: _console())
 
 
@@ -70,7 +75,7 @@ def store_counts(stack: Stack, timeout_s: float = 30.0) -> dict[str, tuple[int, 
     out: dict[str, tuple[int, int]] = {}
     for table in ("predictions", "feedback"):
         res = query_http(stack.api_url, f"SELECT model, count(), uniqExact(event_id) FROM {table} GROUP BY model",
-                         max_rows=1000, timeout_s=timeout_s)
+                         max_rows=1000, timeout_s=timeout_s, token=stack.api_token)
         for model, n, uniq in res.rows:
             out[f"{table}:{model}"] = (int(n), int(uniq))
     return out
@@ -101,7 +106,7 @@ def investigation(stack: Stack, model: str = "photo-verifier") -> QueryResult:
 
     q = saved.load("accuracy_by_segment")
     params = q.bind({"model": model, "segment_key": "device", "bucket_minutes": "10", "since_hours": "24"})
-    return query_http(stack.api_url, q.sql, params, max_rows=1000, timeout_s=60)
+    return query_http(stack.api_url, q.sql, params, max_rows=1000, timeout_s=60, token=stack.api_token)
 
 
 _TIME_COLUMNS = {"bucket", "minute", "hour", "day", "ts", "window_start"}
@@ -209,13 +214,16 @@ def run_demo(opts: DemoSettings) -> int:
             f"timestamps and every window, reference and `for:` duration follows them.\n"
             f"At minute {cfg.incident_at_s // 60}: {incidents}; "
             f"fraud-scorer is the healthy control.", highlight=False)
+    token = opts.api_token or secrets.token_urlsafe(18)
+    token_file = write_token_file(data_dir, token)
     stack = Stack(StackSettings(data_dir=data_dir, kafka_bootstrap=opts.kafka_bootstrap,
-                               on_notification=nar.on_notification))
+                                on_notification=nar.on_notification, api_token=token))
     stop_flag = threading.Event()
     prev = _install_sigterm(stop_flag)
     code = 1
     try:
         stack.start(say=nar.say)
+        nar.say(console_hint(stack.console_url, token, token_file))
         nar.say(f"replaying the fleet through the SDK (target ~{opts.wall_s:.0f} s wall)")
         rep = send_fleet(stack.settings, cfg, total, speed=speed, on_progress=nar.on_progress,  # type: ignore[arg-type]
                          spool_dir=data_dir / "spool", should_stop=stop_flag.is_set)
@@ -230,9 +238,10 @@ def run_demo(opts: DemoSettings) -> int:
         c.print(result_table(res, "accuracy_by_segment — photo-verifier by device, 10-minute buckets"))
         c.print("The saved query shows accuracy falling only for [bold]device=nova-x[/] after the new camera appears.",
                 highlight=False)
-        _explore_hints(c, stack, data_dir)
+        _explore_hints(c, stack, data_dir, token_file)
         if opts.keep_running:
             c.print(f"[bold]Services keep running[/] (API {stack.api_url}); Ctrl-C stops everything.")
+            c.print(console_hint(stack.console_url, token, token_file), highlight=False, markup=False)
             while not stop_flag.is_set():
                 stack.supervisor.check()
                 time.sleep(1)
@@ -298,7 +307,27 @@ def _summary(c: Console, inbox: Inbox, rep: SendReport, counts: dict[str, tuple[
     return 0 if ok else 2
 
 
-def _explore_hints(c: Console, stack: Stack, data_dir: Path) -> None:
+TOKEN_FILE = "api-token"
+"""The file in the demo's data directory that holds its API token."""
+
+
+def write_token_file(data_dir: Path, token: str) -> Path:
+    """Write ``token`` to ``<data_dir>/api-token``, readable by its owner only; returns the path."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / TOKEN_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return path
+
+
+def console_hint(console_url: str, token: str, token_file: Path) -> str:
+    """The line that tells how to open the web console: its URL and the token its login page asks for."""
+    return (f"web console: {console_url} — log in with the token {token} (also in {token_file}; "
+            f"HTTP clients send it as 'Authorization: Bearer <token>')")
+
+
+def _explore_hints(c: Console, stack: Stack, data_dir: Path, token_file: Path) -> None:
     env = f"INFERWATCH_DATA_DIR={data_dir}"
     c.rule("keep exploring")
     c.print(
@@ -307,8 +336,10 @@ def _explore_hints(c: Console, stack: Stack, data_dir: Path) -> None:
         f"  {env} inferwatch sql \"SELECT model, model_version, count(), avg(latency_ms) FROM predictions GROUP BY ALL\"\n"
         f"  {env} inferwatch sql --list-saved\n"
         f"  {env} inferwatch alerts list\n"
-        f"While it runs (`inferwatch demo --keep-running`) the HTTP API is at {stack.api_url} "
-        f"({stack.api_url}/docs, /v1/alerts, /metrics). Service logs: {stack.log_dir}",
+        f"While it runs (`inferwatch demo --keep-running`) the web console is at {stack.console_url} and the "
+        f"HTTP API at {stack.api_url} ({stack.api_url}/docs, /v1/alerts, /metrics), both behind the token in "
+        f"{token_file} (CLI commands read it with INFERWATCH_API_TOKEN_FILE={token_file}). "
+        f"Service logs: {stack.log_dir}",
         highlight=False, markup=False)
 
 

@@ -56,6 +56,9 @@ class StackSettings:
     group_wait_s: float = 10.0
     on_notification: Callable[[Received], None] | None = None
     start_timeout_s: float = 120.0
+    # The bearer token of every service's HTTP door (the API, the console's login); None: no token,
+    # which the services accept only because they listen on 127.0.0.1.
+    api_token: str | None = None
 
 
 class Stack:
@@ -80,6 +83,20 @@ class Stack:
         assert self.settings is not None
         return f"http://{self.settings.api_host}:{self.settings.api_port}"
 
+    @property
+    def console_url(self) -> str:
+        """The web console's fleet page (its login page asks for :attr:`api_token` when one is set)."""
+        return f"{self.api_url}/console/"
+
+    @property
+    def api_token(self) -> str | None:
+        """The bearer token the services require (None: none required)."""
+        return self.opts.api_token
+
+    def auth_headers(self) -> dict[str, str]:
+        """The ``Authorization`` header a client of this stack's API sends (empty without a token)."""
+        return {"Authorization": f"Bearer {self.opts.api_token}"} if self.opts.api_token else {}
+
     def env(self) -> dict[str, str]:
         """The environment every service and CLI command of this stack runs with."""
         s = self.settings
@@ -91,6 +108,7 @@ class Stack:
             "INFERWATCH_API_HOST": s.api_host,
             "INFERWATCH_API_PORT": str(s.api_port),
             SECRET_ENV: self.secret,
+            **({"INFERWATCH_API_TOKEN": self.opts.api_token} if self.opts.api_token else {}),
             **dict(self.opts.processor_env),
         }
 
@@ -116,7 +134,8 @@ class Stack:
             say(f"Kafka answers at {bootstrap}")
         port = self.opts.api_port or free_port()
         self.settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=self.opts.topic_prefix,
-                                 data_dir=self.data_dir, api_host="127.0.0.1", api_port=port)
+                                 data_dir=self.data_dir, api_host="127.0.0.1", api_port=port,
+                                 api_token=self.opts.api_token)
         self.supervisor.env = self.env()
 
         from inferwatch.kafka.admin import apply_topics
@@ -165,7 +184,7 @@ class Stack:
         return path
 
     def _api_ready(self) -> bool:
-        r = httpx.get(f"{self.api_url}/healthz", timeout=2)
+        r = httpx.get(f"{self.api_url}/healthz", headers=self.auth_headers(), timeout=2)
         return r.status_code == 200
 
     # --- stop ---------------------------------------------------------------------------------

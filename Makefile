@@ -55,7 +55,21 @@ $(TS_BUILD): $(TS_STAMP) $(wildcard $(TS_SDK)/src/*.ts $(TS_SDK)/scripts/*.mjs s
 	@cd $(TS_SDK) && npm run -s build
 	@touch $@
 
-install: system-deps $(STAMP) $(NATIVE) $(TS_BUILD) ## Create .venv and install Inferwatch with the platform and dev extras (C accelerators included), and build the TypeScript SDK
+# The console's chart library (console/package.json + lock, from the npm registry at build time, never
+# committed): npm ci, then its dist files copied into the package's static/vendor/ (git-ignored,
+# shipped in the wheel by pyproject's package-data). Redone when the lock file changes.
+CONSOLE_VENDOR := services/inferwatch/api/console/static/vendor/uPlot.esm.js
+$(CONSOLE_VENDOR): console/package.json console/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "==> installing Node.js (nodejs, npm) with apt-get"; \
+	  S=""; [ "$$(id -u)" -eq 0 ] || S=sudo; $$S apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq nodejs npm >/dev/null; }
+	@echo "==> npm ci in console/ (the console's chart library)"
+	@cd console && npm ci --no-audit --no-fund --loglevel=error
+	@mkdir -p $(dir $@)
+	@cp console/node_modules/uplot/dist/uPlot.esm.js console/node_modules/uplot/dist/uPlot.min.css $(dir $@)
+	@touch $@
+
+install: system-deps $(STAMP) $(NATIVE) $(TS_BUILD) $(CONSOLE_VENDOR) ## Create .venv and install Inferwatch with the platform and dev extras (C accelerators included), build the TypeScript SDK and fetch the console's chart library
 
 schemas: $(STAMP) ## Regenerate schemas/events/*.json and the C header native/contract_limits.h from the contract
 	$(PY) -m inferwatch.contract.jsonschema_gen
@@ -64,7 +78,7 @@ schemas: $(STAMP) ## Regenerate schemas/events/*.json and the C header native/co
 test: install kafka-jars ## Run every test suite against a real Kafka broker (started and stopped by the tests)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: $(STAMP) $(NATIVE) ## Unit and contract tests only (no broker)
+test-unit: $(STAMP) $(NATIVE) $(CONSOLE_VENDOR) ## Unit and contract tests only (no broker)
 	@$(PY) -m pytest tests/unit tests/contract $(PYTEST_ARGS)
 
 # The processor benchmark's peer baseline (Evidently) lives in its own virtualenv: it pins pandas

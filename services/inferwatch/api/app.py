@@ -1,7 +1,8 @@
 """``create_app``: the FastAPI application, composed of routers and health checks, behind one door.
 
-Routes: ``GET /healthz`` (open; details only to callers with the token), ``POST /v1/query`` (when a
-store is given), ``GET /v1/alerts`` and ``GET/POST/DELETE /v1/silences`` (the alerter's SQLite state
+Routes: ``GET /healthz`` (open; details only to callers with the token), ``POST /v1/query`` and the
+web console (``/console/``, its JSON under ``/v1/console/``: :mod:`inferwatch.api.console`) when a
+store is given, ``GET /v1/alerts`` and ``GET/POST/DELETE /v1/silences`` (the alerter's SQLite state
 under ``data_dir``), ``GET /metrics`` (Prometheus text), the OpenAPI spec at ``/openapi.json`` and
 its pages at ``/docs``. Other packages add routers with ``extra_routers`` and their health with
 ``health_checks`` (name -> callable returning a JSON-able dict with an ``ok`` bool); a check named
@@ -50,7 +51,8 @@ def create_app(
         title=title,
         description="Inferwatch HTTP API: SQL over the history, alerts and silences, health and metrics.",
     )
-    app.add_middleware(Door, token=api_token)
+    # console=True: the web console's session cookie counts as the token (reads; changes with CSRF)
+    app.add_middleware(Door, token=api_token, console=store is not None)
     install_limit_errors(app)
     secure_openapi(app)
     checks = dict(health_checks or {})
@@ -71,6 +73,9 @@ def create_app(
 
         app.include_router(query_router(lambda: store))
         checks.setdefault("store", lambda: _store_health(store))
+        from inferwatch.api.console import console_router
+
+        app.include_router(console_router(lambda: store, alert_store, api_token))
     for r in extra_routers:
         app.include_router(r)
 

@@ -13,6 +13,11 @@ dependencies. Per HTTP request, in this order:
 4. the app runs with ``request.state.authenticated`` telling open routes whether the caller
    showed the token (``/healthz`` only shows details to callers that did).
 
+With ``console=True`` (the main API) a browser may show the console's session cookie instead of the
+header (:mod:`inferwatch.api.console.auth`: reads need the cookie, anything else also its CSRF
+header and our own ``Origin``); the console's login and logout pages are open, and a console page
+asked for without a session is redirected to the login page instead of answered ``401``.
+
 With no token configured every caller counts as authenticated; servers refuse to listen on a
 non-loopback address in that case (:func:`inferwatch.config.check_bind`).
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI, Request
@@ -31,7 +37,7 @@ from fastapi.responses import JSONResponse, Response
 
 from inferwatch.bearer import token_matches
 
-__all__ = ["BODY_LIMITS", "DEFAULT_MAX_BODY_BYTES", "OPEN_PATHS", "Door", "body_limit", "install_limit_errors",
+__all__ = ["BODY_LIMITS", "CONSOLE_OPEN_PATHS", "DEFAULT_MAX_BODY_BYTES", "OPEN_PATHS", "Door", "body_limit", "install_limit_errors",
            "is_authenticated", "secure_openapi", "token_matches"]
 
 Scope = MutableMapping[str, Any]
@@ -42,6 +48,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Paths that answer without the token (liveness probes cannot carry secrets).
 OPEN_PATHS: frozenset[str] = frozenset({"/healthz"})
+
+#: The console's login and logout pages (open: the login form is how a browser shows the token).
+CONSOLE_OPEN_PATHS: frozenset[str] = frozenset({"/console/login", "/console/logout"})
 
 #: Body limit of every route without its own, in bytes (silences, and anything added later).
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -72,6 +81,13 @@ async def _answer(send: Send, status: int, detail: str, headers: Mapping[str, st
     await send({"type": "http.response.body", "body": body})
 
 
+async def _redirect(send: Send, location: str) -> None:
+    raw = [(b"location", location.encode("latin-1", "replace")), (b"content-length", b"0"),
+           (b"cache-control", b"no-store")]
+    await send({"type": "http.response.start", "status": 303, "headers": raw})
+    await send({"type": "http.response.body", "body": b""})
+
+
 class _TooLarge(Exception):
     pass
 
@@ -86,10 +102,12 @@ class Door:
         open_paths: frozenset[str] = OPEN_PATHS,
         limits: Mapping[str, int] = BODY_LIMITS,
         default_limit: int = DEFAULT_MAX_BODY_BYTES,
+        console: bool = False,
     ) -> None:
         self.app = app
         self.token = token
-        self.open_paths = open_paths
+        self.console = console
+        self.open_paths = open_paths | CONSOLE_OPEN_PATHS if console else open_paths
         self.limits = dict(limits)
         self.default_limit = default_limit
 
@@ -113,8 +131,20 @@ class Door:
                 await _answer(send, 413, f"request body over {limit} bytes")
                 return
         authenticated = self.token is None or token_matches(headers.get("authorization"), self.token)
+        why = ""
+        if not authenticated and self.console and self.token is not None:
+            from inferwatch.api.console.auth import cookie_authenticates
+
+            authenticated, why = cookie_authenticates(headers, scope.get("method", "GET"), scope.get("scheme", "http"),
+                                                      self.token)
         if not authenticated and path not in self.open_paths:
-            await _answer(send, 401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+            if self.console and scope.get("method") in ("GET", "HEAD") and path.startswith("/console"):
+                # a browser navigating to a page: send it to the login form, and back afterwards
+                await _redirect(send, "/console/login?next=" + quote(path, safe="/"))
+            elif why:  # a session cookie, but expired, or a change without the CSRF header
+                await _answer(send, 401 if "expired" in why else 403, why)
+            else:
+                await _answer(send, 401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
             return
         try:
             body = await self._read_body(receive, limit)

@@ -374,14 +374,17 @@ cmd_start() {
   echo "$BOOTSTRAP"
 }
 
+# No broker runs from this data dir: clear what a dead one may have left (its pid file, an
+# unfinished CDS archive) and say so. Stop and kill then have nothing more to do.
+clear_dead() {
+  rm -f "$PIDFILE"
+  cds_finish killed
+  say "not running (data dir $KAFKA_DATA_DIR)"
+}
+
 cmd_stop() {
   local pid
-  if ! pid="$(running_pid)"; then
-    rm -f "$PIDFILE"
-    cds_finish killed
-    say "not running (data dir $KAFKA_DATA_DIR)"
-    return 0
-  fi
+  pid="$(running_pid)" || { clear_dead; return 0; }
   say "stopping broker (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + KAFKA_STOP_TIMEOUT)) how=clean
@@ -402,12 +405,7 @@ cmd_stop() {
 
 cmd_kill() {
   local pid
-  if ! pid="$(running_pid)"; then
-    rm -f "$PIDFILE"
-    cds_finish killed
-    say "not running (data dir $KAFKA_DATA_DIR)"
-    return 0
-  fi
+  pid="$(running_pid)" || { clear_dead; return 0; }
   say "killing broker (pid $pid) with SIGKILL"
   kill -KILL "$pid" 2>/dev/null || true
   for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done

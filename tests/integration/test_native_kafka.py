@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from inferwatch.infra import NativeKafka, NativeKafkaError, free_port, repo_root
+from inferwatch.infra import NativeCluster, NativeKafka, NativeKafkaError, free_port, repo_root
 from tests.support.kafka import answers
 
 pytestmark = pytest.mark.integration
@@ -24,16 +24,31 @@ def _broker_pids(data_dir: Path) -> list[str]:
 
 
 def test_start_stop_twice_leaves_no_process(tmp_path: Path) -> None:
+    """Once with start() and stop(), once as a context manager (which stops it on an error inside)."""
     broker = NativeKafka(tmp_path / "k", port=free_port(), controller_port=free_port())
-    for _ in range(2):
-        bootstrap = broker.start(timeout_s=120)
+    assert repr(broker) == f"NativeKafka(bootstrap='{broker.bootstrap}', data_dir='{tmp_path / 'k'}')"
+
+    def serves(bootstrap: str) -> None:
         assert broker.is_running()
         assert answers(bootstrap, timeout_s=20)
-        broker.stop()
-        assert not broker.is_running()
-        assert _broker_pids(tmp_path / "k") == []
-        with socket.socket() as s:  # the port is free again
-            s.bind(("127.0.0.1", int(bootstrap.rsplit(":", 1)[1])))
+
+    serves(broker.start(timeout_s=120))
+    broker.stop()
+    assert not broker.is_running() and _broker_pids(tmp_path / "k") == []
+    with pytest.raises(RuntimeError, match="inside"), broker as started:
+        assert started is broker
+        serves(broker.bootstrap)
+        raise RuntimeError("an error inside")
+    assert not broker.is_running()
+    assert _broker_pids(tmp_path / "k") == []
+    with socket.socket() as s:  # the port is free again
+        s.bind(("127.0.0.1", broker.port))
+
+
+def test_a_cluster_shows_every_node_and_its_data_dir(tmp_path: Path) -> None:
+    cluster = NativeCluster.on_free_ports(tmp_path / "c", 3)
+    nodes = ",".join(f"127.0.0.1:{n.port}" for n in cluster.nodes)
+    assert repr(cluster) == f"NativeCluster(bootstrap='{nodes}', data_dir='{tmp_path / 'c'}')"
 
 
 def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:

@@ -13,14 +13,10 @@ same directory and ports brings back every topic, offset and committed group off
 :class:`NativeCluster` runs several such nodes (each a broker and a controller, one static
 controller quorum, one cluster id) and can kill and restart one of them.
 
-Typical use in a test fixture::
+Typical use in a test (``with`` starts the broker, or cluster, and stops it whatever happens)::
 
-    broker = NativeKafka(tmp_path / "kafka", free_port(), free_port())
-    broker.start()
-    try:
+    with NativeKafka.on_free_ports(tmp_path / "kafka") as broker:
         run_against(broker.bootstrap)
-    finally:
-        broker.stop()
 """
 
 from __future__ import annotations
@@ -30,11 +26,12 @@ import socket
 import subprocess
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from inferwatch.paths import repo_root
 
@@ -89,7 +86,42 @@ class SaslSslListener:
         return f"SaslSslListener(port={self.port}, keystore_pem={str(self.keystore_pem)!r}, users={sorted(self.users)})"
 
 
-class NativeKafka:
+class _Runnable(ABC):
+    """What a broker and a cluster share: ``with`` starts it and stops it on the way out (also on
+    an error inside), and it shows as its bootstrap address and data directory."""
+
+    data_dir: Path
+
+    @property
+    @abstractmethod
+    def bootstrap(self) -> str:
+        """The ``bootstrap.servers`` value for clients."""
+
+    @abstractmethod
+    def start(self, timeout_s: float = 60.0) -> str:
+        """Start and wait until it serves; return :attr:`bootstrap`."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop, keeping the data."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(bootstrap={self.bootstrap!r}, data_dir={str(self.data_dir)!r})"
+
+
+class NativeKafka(_Runnable):
     """One native single-node Kafka broker (broker and controller in one JVM) on 127.0.0.1.
 
     Args:
@@ -257,21 +289,6 @@ class NativeKafka:
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
-    def __enter__(self) -> NativeKafka:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"NativeKafka(bootstrap={self.bootstrap!r}, data_dir={str(self.data_dir)!r})"
-
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
@@ -332,7 +349,7 @@ def new_cluster_id() -> str:
             return cid
 
 
-class NativeCluster:
+class NativeCluster(_Runnable):
     """Several native Kafka nodes on 127.0.0.1 forming one KRaft cluster.
 
     Every node is a broker and a controller; the controllers form a static quorum (all nodes
@@ -435,21 +452,6 @@ class NativeCluster:
     def logs(self, lines: int = 50) -> str:
         """The last ``lines`` lines of every node's log, each under a header."""
         return "\n".join(f"--- node {i} ---\n{n.logs(lines)}" for i, n in enumerate(self.nodes, start=1))
-
-    def __enter__(self) -> NativeCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"NativeCluster(bootstrap={self.bootstrap!r}, data_dir={str(self.data_dir)!r})"
 
     @staticmethod
     def _each(action: Any, nodes: list[NativeKafka]) -> list[BaseException]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,74 +11,19 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from confluent_kafka import Producer
 
 from inferwatch.alerter.notification.webhook_receiver import LocalReceiver, Received
-from inferwatch.alerter.route.routing import parse_config
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings
+from tests.support.alerter import config, produce, snapshot, write_rules
 from tests.support.kafka import consume_all
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
-RULES = """
-rules:
-  - name: errors
-    metric: error_rate
-    match: {segments: whole, min_count: 10}
-    condition: value > 0.1
-    severity: critical
-    annotations: {summary: "{{ model }} error rate {{ value | round(2) }}"}
-"""
-T0 = 1_764_140_000_000
-
-
-def free_port() -> int:
-    """A free port BELOW the ephemeral range: a client connecting to a closed ephemeral port on
-    localhost can connect to itself (TCP simultaneous open) and then hold the port."""
-    import random
-
-    for _ in range(200):
-        port = random.randint(20_000, 30_000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
-
-
-def snapshot(model: str, i: int, error_rate: float) -> bytes:
-    return orjson.dumps({
-        "schema_version": "metric_snapshot.v1", "event_id": f"{model}-{i}", "ts": T0 + (i + 1) * 60_000,
-        "model": model, "model_version": "1", "window_start": T0 + i * 60_000, "window_end": T0 + (i + 1) * 60_000,
-        "window_s": 60, "count": 100, "metrics": {"error_rate": error_rate}, "reference": {"error_rate": 0.0},
-    })
-
-
-def produce(settings: Settings, msgs: list[tuple[str, bytes]]) -> None:
-    p = Producer({"bootstrap.servers": settings.kafka_bootstrap})
-    for key, value in msgs:
-        p.produce(settings.metrics_topic, value, key=key.encode())
-    assert p.flush(30) == 0
-
-
-def config(receivers: list[dict[str, Any]], routes: list[dict[str, Any]] | None = None, http_port: int = 0) -> Any:
-    return parse_config({
-        "http": {"port": http_port}, "start_from": "earliest",
-        "delivery": {"backoff_initial_s": 0.05, "backoff_max_s": 2, "timeout_s": 2},
-        "route": {"receiver": receivers[0]["name"], "group_by": ["model"], "group_wait": 0, "group_interval": "1s",
-                  "repeat_interval": "1h", "routes": routes or []},
-        "receivers": receivers,
-    })
-
-
 @pytest.fixture
 def rules(tmp_path: Path) -> Path:
-    p = tmp_path / "rules.yaml"
-    p.write_text(RULES)
-    return p
+    return write_rules(tmp_path)
 
 
 def start(settings: Settings, rules: Path, cfg: Any) -> AlerterService:

@@ -14,7 +14,7 @@ from inferwatch.alerter.lifecycle.transitions import QUIET_FIRED
 from inferwatch.alerter.notification.webhook_receiver import LocalReceiver
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings
-from tests.integration.test_alerter import config, produce, snapshot
+from tests.support.alerter import config, produce, snapshot
 
 pytestmark = pytest.mark.integration
 

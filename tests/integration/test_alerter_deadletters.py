@@ -24,8 +24,9 @@ from inferwatch.alerter.evaluation.rule_engine import Engine
 from inferwatch.alerter.lifecycle.state import AlertStore, state_path
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings
-from tests.integration.test_alerter import RULES, config, free_port, snapshot
+from tests.support.alerter import RULES, config, snapshot
 from tests.support.kafka import consume_all
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from inferwatch.alerter.notification.webhook_receiver import LocalReceiver
 from inferwatch.alerter.route.routing import load_config
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings
-from tests.integration.test_alerter import RULES, produce, snapshot
+from tests.support.alerter import RULES, produce, snapshot
 
 pytestmark = pytest.mark.integration
 

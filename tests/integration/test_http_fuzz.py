@@ -27,7 +27,7 @@ from schemathesis import GenerationMode
 from inferwatch.api.app import create_app
 from inferwatch.config import Settings
 from inferwatch.store import open_store
-from tests.integration.test_alerter import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +74,7 @@ def alerter_api(settings: Settings, tmp_path: Path) -> Iterator[str]:
     """The real alerter service (Kafka consumer, dispatcher, its own HTTP server with health and metrics)."""
     from inferwatch.alerter.route.routing import parse_config
     from inferwatch.alerter.service import AlerterService
-    from tests.integration.test_alerter import RULES
+    from tests.support.alerter import RULES
 
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)

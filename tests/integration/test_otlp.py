@@ -30,9 +30,9 @@ from inferwatch.otlp.receiver import OtlpReceiver
 from inferwatch.processor import ProcessorSettings
 from inferwatch.processor.core.raw_events import Raw
 from inferwatch.processor.core.state_machine import ProcessorCore
-from inferwatch.sink import Sink, SinkSettings
-from inferwatch.store import open_store
 from tests.support.kafka import consume_all
+from tests.support.sink import running_sink
+from tests.support.store import migrated, wait_for_count
 
 pytestmark = pytest.mark.integration
 
@@ -153,26 +153,13 @@ def test_sdk_spans_become_predictions_in_kafka_the_store_and_the_processor(
     assert any(s.segment_key == "service" and s.segment_value == "support-bot" for s in snaps)
 
     # and the sink stores them in chDB
-    store = open_store(settings)
-    store.migrate()
-    sink = Sink(settings, store, SinkSettings(group_id=f"g-{settings.topic_prefix}", batch_rows=500, batch_ms=200))
-    stop = threading.Event()
-    t = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    t.start()
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and store.scalar("SELECT count() FROM predictions") < n_ok + n_err:
-            time.sleep(0.3)
+    with migrated(settings) as store, running_sink(settings, store):
+        wait_for_count(store, "SELECT count() FROM predictions", n_ok + n_err)
         row = store.query("SELECT count(), countIf(error IS NOT NULL), sum(llm_output_tokens), "
                           "countIf(llm_finish_reason = 'length') FROM predictions").rows[0]
         assert row == (n_ok + n_err, n_err, 20 * (n_ok + n_err), n_ok // 4 + (n_err + 3) // 4)
-        while time.monotonic() < deadline and store.scalar("SELECT count() FROM deadletter") < 1:
-            time.sleep(0.3)
+        wait_for_count(store, "SELECT count() FROM deadletter", 1)
         assert store.query("SELECT stage, error_path FROM deadletter").rows == [("otlp", "llm.output_tokens")]
-    finally:
-        stop.set()
-        t.join(30)
-        store.close()
 
 
 def test_wrong_token_is_refused_and_nothing_is_published(settings: Settings, otlp: tuple[OtlpReceiver, str]) -> None:

@@ -11,8 +11,8 @@ import pytest
 from inferwatch.config import Settings
 from inferwatch.otlp.http import create_otlp_app
 from inferwatch.otlp.receiver import OtlpReceiver
-from tests.integration.test_alerter import free_port
 from tests.integration.test_http_fuzz import TOKEN, fuzz, serving
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

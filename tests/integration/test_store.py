@@ -3,40 +3,17 @@ when INFERWATCH_CLICKHOUSE_URL is set."""
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from inferwatch.config import Settings
-from inferwatch.store import ReadOnlyViolation, Store, open_store
+from inferwatch.store import ReadOnlyViolation, Store
 from inferwatch.store.migrations import discover, migrations_dir
 
 pytestmark = pytest.mark.integration
 
-STORES = ["embedded"] + (["server"] if os.environ.get("INFERWATCH_CLICKHOUSE_URL") else [])
-
-
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated store with its own database (server) or data directory (embedded)."""
-    db = f"iw_{uuid.uuid4().hex[:10]}"
-    if request.param == "server":
-        s = Settings(clickhouse_url=os.environ["INFERWATCH_CLICKHOUSE_URL"], clickhouse_database=db)
-    else:
-        s = Settings(clickhouse_url=None, data_dir=tmp_path, clickhouse_database=db)
-    st = open_store(s)
-    st.migrate()
-    try:
-        yield st
-    finally:
-        if request.param == "server":
-            st.execute(f"DROP DATABASE IF EXISTS {db}")
-        st.close()
+# ``store``: a migrated store of the test's own, once per kind of store (tests/integration/conftest.py)
 
 
 def _now_ms() -> int:

@@ -87,7 +87,9 @@ def build_reference_profile(
     numeric columns become histograms, string columns category shares. ``segment_columns`` give
     per-segment references. With ``prediction_column`` (predicted label) and ``label_column`` (true
     label), or ``value_column``/``target_value_column`` for regression, the profile also carries
-    reference performance; ``score_column`` gives the score distribution.
+    reference performance; ``score_column`` gives the score distribution (and, with the prediction
+    and label columns, the calibration of the accuracy estimated before labels: the score is read
+    as the confidence of the predicted label, as in ``outputs.score``).
     """
     used = {c for c in (label_column, prediction_column, score_column, value_column, target_value_column) if c}
     used |= set(segment_columns)
@@ -129,5 +131,6 @@ def build_reference_profile(
             pos_score=np.full(len(recs), np.nan),
             pred_value=np.array([_val(r[value_column]) if value_column else None for r in recs], dtype=np.float64),
             true_value=np.array(tv, dtype=np.float64),
+            conf=cols.conf,  # the score as the predicted label's confidence: calibrates accuracy-before-labels
         ))
     return ReferenceProfile(model, version, acc)

@@ -228,3 +228,25 @@ def test_the_default_rule_alerts_on_an_estimated_drop_before_labels_and_not_on_u
     drifted = holds("covariate")
     assert len(drifted) == 4 and drifted[-1]  # realised accuracy fell ~20 points; no label in these windows
     assert holds("stable") == [False] * 4
+
+
+def test_an_uploaded_reference_with_scores_and_labels_calibrates_the_estimate() -> None:
+    import pandas as pd
+
+    from inferwatch.processor.reference import ReferenceProfile, build_reference_profile
+
+    s = cs.build("overconfident", n_reference=3000, windows=1, window_events=600)
+    ref = s.reference
+    df = pd.DataFrame({"pred": [cs.CLASSES[int(k)] for k in ref.pred], "score": ref.conf,
+                       "truth": [cs.CLASSES[int(k)] for k in ref.truth]})
+    prof = build_reference_profile(df, "cbpe", "1", features=[], prediction_column="pred", label_column="truth",
+                                   score_column="score")
+    core = ProcessorCore(ProcessorSettings(window_s=60, lateness_s=0, baseline_s=60), fast=True)
+    core.set_uploaded_reference("cbpe", "1", ReferenceProfile.from_bytes(prof.to_bytes()).to_bytes())
+    preds, _ = cs.events(s)
+    cut = len(ref.conf)
+    core.process_prediction_values(preds[cut:], "p", 0, range(len(preds) - cut), now=0.0)
+    snap = next(x for x in core.flush_all().snapshots if x.segment_key is None)
+    m = snap.metrics
+    assert m[cbpe.CALIBRATED] == 1.0  # without the calibration this over-confident model reads ~0.97
+    assert abs(m[cbpe.ESTIMATED] - s.windows[0].accuracy) <= 3 * m[cbpe.ESTIMATED_SE]

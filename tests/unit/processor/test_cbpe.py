@@ -250,3 +250,23 @@ def test_an_uploaded_reference_with_scores_and_labels_calibrates_the_estimate() 
     m = snap.metrics
     assert m[cbpe.CALIBRATED] == 1.0  # without the calibration this over-confident model reads ~0.97
     assert abs(m[cbpe.ESTIMATED] - s.windows[0].accuracy) <= 3 * m[cbpe.ESTIMATED_SE]
+
+
+def test_join_records_of_earlier_versions_without_a_confidence_still_join() -> None:
+    """A record parked by an earlier version (8 fields, no confidence) is read from the changelog:
+    its label counts for the accuracy, not for the calibration."""
+    from inferwatch.processor.core.joins import PRED
+
+    core = ProcessorCore(ProcessorSettings(window_s=60, lateness_s=0, baseline_s=0), fast=False)
+    pred = orjson.dumps({"schema_version": "prediction.v1", "event_id": "e1", "prediction_id": "p1", "ts": cs.T0_MS,
+                         "model": "m", "model_version": "1", "outputs": {"label": "a", "score": 0.9}})
+    core.process_prediction_values([pred], "p", 0, range(1), now=0.0)
+    bucket = core.joinbook.buckets[core.joinbook.waiting(PRED, "m")["p1"]]
+    assert len(bucket["p1"]) == 9 and bucket["p1"][7] == 0.9  # the confidence, before the ts
+    bucket["p1"] = [*bucket["p1"][:7], bucket["p1"][8]]  # as an earlier version parked it
+    fb = orjson.dumps({"schema_version": "feedback.v1", "event_id": "f1", "prediction_id": "p1",
+                       "ts": cs.T0_MS + 1, "model": "m", "label": "a"})
+    core.process_feedback([Raw(fb, "f", 0, 0)], now=0.0)
+    snap = next(x for x in core.flush_all().snapshots if x.segment_key is None)
+    assert snap.metrics["perf.accuracy"] == 1.0 and cbpe.ESTIMATED in snap.metrics
+    assert cbpe.ESTIMATION_ERROR not in snap.metrics  # no confidence joined: nothing to compare

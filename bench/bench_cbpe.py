@@ -90,7 +90,7 @@ def run(ctx: BenchContext) -> None:
     """``cbpe.*`` (see the module docstring)."""
     seeds = range(1) if ctx.quick else range(3)
     windows, size = 8, 500
-    params = dict(seeds=len(seeds), windows=windows, window_events=size, reference_events=4000,
+    params: dict[str, Any] = dict(seeds=len(seeds), windows=windows, window_events=size, reference_events=4000,
                   data="sklearn breast_cancer, logistic regression on 3 features")
     for kind, name in (("covariate", "covariate_shift"), ("concept", "concept_drift")):
         streams = [cs.build(kind, windows=windows, window_events=size, seed=s) for s in seeds]

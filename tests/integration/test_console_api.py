@@ -182,8 +182,7 @@ def test_sql_ish_params_are_values_not_sql(client: TestClient) -> None:
 
 
 def test_the_token_is_required_everywhere(client: TestClient, camera_incident: str) -> None:
-    paths = [*PAGES, *JSON, f"/console/incidents/{camera_incident}", f"/v1/console/incidents/{camera_incident}",
-             "/console/static/console.js", "/console/static/vendor/uPlot.esm.js", "/console"]
+    paths = [*PAGES, *JSON, f"/console/incidents/{camera_incident}", f"/v1/console/incidents/{camera_incident}", "/console"]
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Cookie": f"{auth.COOKIE}=v1.1.00"},
                     {"Cookie": f"{auth.COOKIE}={auth.new_session('another-token')}"}):
         for p in paths:
@@ -195,7 +194,9 @@ def test_the_token_is_required_everywhere(client: TestClient, camera_incident: s
             assert "photo-verifier" not in r.text
         for p, body in (("/v1/console/sql", {"sql": "SELECT 1"}), ("/v1/silences", {"matchers": {"a": "b"}, "duration": "1h", "created_by": "x"})):
             assert client.post(p, headers=headers, json=body).status_code in (401, 403), p
-    # the login page is open, and carries the hooks of the browser test
+    # the login page is open, with its script and style (the same for everyone, no data)
+    for p in ("/console/static/console.js", "/console/static/console.css", "/console/static/vendor/uPlot.esm.js"):
+        assert client.get(p).status_code == 200, p
     login = client.get("/console/login").text
     assert 'data-testid="token-input"' in login and 'data-testid="token-submit"' in login
 

@@ -15,7 +15,8 @@ dependencies. Per HTTP request, in this order:
 
 With ``console=True`` (the main API) a browser may show the console's session cookie instead of the
 header (:mod:`inferwatch.api.console.auth`: reads need the cookie, anything else also its CSRF
-header and our own ``Origin``); the console's login and logout pages are open, and a console page
+header and our own ``Origin``); the console's login and logout pages and its static files (script,
+style, chart library: no data) are open, and a console page
 asked for without a session is redirected to the login page instead of answered ``401``.
 
 With no token configured every caller counts as authenticated; servers refuse to listen on a
@@ -51,6 +52,9 @@ OPEN_PATHS: frozenset[str] = frozenset({"/healthz"})
 
 #: The console's login and logout pages (open: the login form is how a browser shows the token).
 CONSOLE_OPEN_PATHS: frozenset[str] = frozenset({"/console/login", "/console/logout"})
+#: The console's script, style and chart library: the same for everyone, no data; open so the login
+#: page is styled.
+CONSOLE_STATIC = "/console/static/"
 
 #: Body limit of every route without its own, in bytes (silences, and anything added later).
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -137,7 +141,7 @@ class Door:
 
             authenticated, why = cookie_authenticates(headers, scope.get("method", "GET"), scope.get("scheme", "http"),
                                                       self.token)
-        if not authenticated and path not in self.open_paths:
+        if not authenticated and path not in self.open_paths and not (self.console and path.startswith(CONSOLE_STATIC)):
             if self.console and scope.get("method") in ("GET", "HEAD") and path.startswith("/console"):
                 # a browser navigating to a page: send it to the login form, and back afterwards
                 await _redirect(send, "/console/login?next=" + quote(path, safe="/"))

@@ -401,7 +401,8 @@ class ConsoleData:
                       next((m for m in ("perf.accuracy", "error_rate", "latency_p95_ms") if m in names),
                            names[0] if names else "error_rate"))
         if not segment_key and seg_values:
-            segment_key = next(iter(seg_values))
+            # the key with the most values (a device model rather than a two-valued app version)
+            segment_key = max(sorted(seg_values), key=lambda k: len(seg_values[k]))
         shown = seg_values.get(segment_key, [])[:MAX_SEGMENT_LINES]
         times: set[int] = set()
         cells: dict[str, dict[int, float | None]] = defaultdict(dict)

@@ -171,6 +171,8 @@ function cell(v) {
 }
 
 function renderResult(target, r) {
+  target.chart?.destroy();
+  target.chart = null;
   target.replaceChildren();
   const info = document.createElement("p");
   info.className = "note";
@@ -194,7 +196,8 @@ function renderResult(target, r) {
     el.setAttribute("aria-label", `chart of ${ys.map((j) => r.columns[j]).join(", ")} by ${r.columns[0]}; the numbers are in the table below`);
     target.append(el);
     const opts = lineOpts(el, ys.map((j) => r.columns[j]), { scales: { x: { time } } });
-    charts.push(new uPlot(opts, [order.map((i) => xs[i]), ...ys.map((j) => order.map((i) => r.rows[i][j]))], el));
+    // not in `charts`: the live redraw of the page's own charts must leave a query's result alone
+    target.chart = new uPlot(opts, [order.map((i) => xs[i]), ...ys.map((j) => order.map((i) => r.rows[i][j]))], el);
   }
   const wrap = document.createElement("div");
   wrap.className = "scroll";

@@ -28,3 +28,8 @@ def settings(kafka_bootstrap: str, tmp_path) -> Settings:  # type: ignore[no-unt
     s = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=new_prefix(), data_dir=tmp_path / "data")
     apply_topics(s)
     return s
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests marked ``slow`` (minutes each) after all the others, so a quick failure shows first."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)  # stable: the rest keep their order

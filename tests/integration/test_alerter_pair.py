@@ -20,9 +20,12 @@ import pytest
 import yaml
 from confluent_kafka import Producer
 
+from inferwatch.alerter.lifecycle.state import AlertStore, state_path
 from inferwatch.alerter.notification.webhook_receiver import LocalReceiver, Received
 from inferwatch.alerter.route.routing import load_config
 from inferwatch.alerter.service import AlerterService
+from inferwatch.alerter.silence.silences import new_silence
+from inferwatch.clock import now_ms
 from inferwatch.config import Settings
 from inferwatch.infra.kafka_native import free_port
 from tests.support.alerter import snapshot
@@ -109,6 +112,12 @@ def test_two_alerters_split_partitions_take_over_on_kill_and_share_silences(
             sid = r.json()["id"]
             _until(lambda: sid in {s["id"] for s in httpx.get(f"{b_api}/silences", timeout=5).json()["silences"]},
                    30, "B to read the silence from the topic")
+            # one written into B's data directory by another process (as `inferwatch silence add` does)
+            # is published by B and reaches A
+            local = new_silence(['model="nobody"'], now_ms() + 3_600_000, "cli")
+            AlertStore(state_path(tmp_path / "b")).add_silence(local)
+            _until(lambda: local.id in {s["id"] for s in httpx.get(f"{a.api}/silences", timeout=5).json()["silences"]},
+                   30, "A to read the silence written into B's data directory")
 
             # A: one alert firing (its notification refused, so pending in A's outbox), one pending
             _produce(settings, pa, "fire-a", 0, 0.5)

@@ -28,9 +28,10 @@ one alerter the same partition number of every input topic, which are keyed by m
 alerter holds the state of the partitions it is assigned, and only that:
 
 - every state row belongs to one input partition; the rows a batch wrote are produced to the
-  compacted changelog ``inferwatch.alerter-state`` (same partition number) and confirmed by Kafka
-  (:class:`~inferwatch.alerter.lifecycle.state_topic.StateChangelog`) in step 2 above, before the dead
-  letters and the commit: so the input offsets never run ahead of the state in Kafka;
+  compacted changelog ``inferwatch.alerter-state`` (same partition number) in step 2 above, and the
+  batch's offsets are committed only once Kafka confirmed them (the changelog's *durable epoch*,
+  :class:`~inferwatch.alerter.lifecycle.state_topic.StateChangelog`, reached the batch's): so the
+  input offsets never run ahead of the state in Kafka. Nothing blocks the event loop meanwhile;
 - a decided notification (nflog + outbox) is confirmed in the changelog before it is handed to the
   delivery manager, so the alerter that takes a partition over knows it, and re-sends it if it is
   still pending, under the same idempotency key;
@@ -86,8 +87,8 @@ DEADLETTER_RETRY_INITIAL_S = 0.2
 DEADLETTER_RETRY_MAX_S = 5.0
 DEADLETTER_CONFIRM_S = 30.0  # how long a batch waits for its dead letters' delivery reports
 ENGINE_TICK_S = 1.0  # how often the engine's wall-clock half runs (bounds how late it decides)
-CHANGELOG_CONFIRM_S = 10.0  # how long one wait for the state changelog's delivery reports may take
-CHANGELOG_RETRY_S = 1.0  # after a failed confirmation, the next attempt waits this long
+CHANGELOG_CONFIRM_S = 10.0  # how long a revocation waits for the state changelog's delivery reports
+CHANGELOG_RETRY_S = 1.0  # while a changelog row is refused, rows are re-sent at most this often
 SILENCE_SYNC_S = 5.0  # how often silences written to the local store by other processes are published
 SNAPSHOT_SCHEMA = "metric_snapshot.v1"
 DETECTION_SCHEMA = "detection.v1"
@@ -180,8 +181,10 @@ class AlerterService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._dm: DeliveryManager | None = None
-        self._unsent: list[OutboxItem] = []  # decided, waiting for the changelog's confirmation to be sent
-        self._uncommitted = False  # a batch was handled whose offsets wait for the changelog
+        # decided notifications waiting for the changelog epoch that carries them to be confirmed
+        self._unsent: list[tuple[int, OutboxItem]] = []
+        # offsets to commit once the changelog epoch that carries their batches' state is confirmed
+        self._commits: list[tuple[int, list[Any]]] = []
         self._cl_retry_at = 0.0
         self._closing = False
 
@@ -255,7 +258,7 @@ class AlerterService:
             self._sync_dl_stats()
             if self._on_loop(self._revoke, {tp.partition for tp in parts}) and not held_dl:
                 # the state of every handled batch is in the changelog: hand the offsets over with it
-                self._uncommitted = False
+                self._commits = []
                 try:
                     consumer.commit(asynchronous=False)
                 except KafkaException as exc:  # nothing consumed since the last commit, or the group moved on
@@ -307,18 +310,22 @@ class AlerterService:
                                 self.dispatcher.insert(rec)
                         except Exception:  # a bug here must not stop evaluation and delivery
                             log.exception("engine tick failed")
-                    self._unsent.extend(self.dispatcher.flush_due(self.engine.firing_labels))
-                    if (self._unsent or self._uncommitted) and self._confirm_changelog():
+                    decided = self.dispatcher.flush_due(self.engine.firing_labels)
+                    if decided:
+                        epoch = self.changelog.send()
+                        self._unsent.extend((epoch, item) for item in decided)
+                    if self._unsent or self._commits:
                         # decided notifications are in the changelog before they are sent (the alerter
                         # that takes the partition over re-sends them, under the same keys, if they
-                        # are still pending there); offsets held for the changelog are committed
-                        for item in self._unsent:
-                            self.stats.notifications += 1
-                            dm.submit(item)
-                        self._unsent = []
-                        if self._uncommitted and not self._dl_held:
-                            self._uncommitted = False
-                            consumer.commit(asynchronous=True)
+                        # are still pending there); offsets wait for their batches' state likewise
+                        durable = self.changelog.durable_epoch()
+                        ready = [item for epoch, item in self._unsent if epoch <= durable]
+                        if ready:
+                            self._unsent = [(e, item) for e, item in self._unsent if e > durable]
+                            for item in ready:
+                                self.stats.notifications += 1
+                                dm.submit(item)
+                        self._commit_durable(consumer, durable)
                     if time.monotonic() - last_gc > 60:
                         last_gc = time.monotonic()
                         cutoff = now_ms() - int(self.config.resolved_retention_s * 1000)
@@ -326,8 +333,10 @@ class AlerterService:
                             self.dispatcher.forget(fp)
                         self.store.gc_outbox(now_ms() - 7 * 86_400_000)
                     dm.flush_marks()
-                    if self.store.has_dirty:
-                        self.changelog.send()  # ticks, delivery marks, gc: no wait (nothing is committed on them)
+                    if self.store.has_dirty and (not self.changelog.failing or time.monotonic() >= self._cl_retry_at):
+                        # ticks, delivery marks, gc, rows Kafka refused: sent now, confirmed later
+                        self._cl_retry_at = time.monotonic() + CHANGELOG_RETRY_S
+                        self.changelog.send()
                     if time.monotonic() - last_silence_sync > SILENCE_SYNC_S:
                         last_silence_sync = time.monotonic()
                         await loop.run_in_executor(None, self._sync_silences)
@@ -381,15 +390,37 @@ class AlerterService:
             self.stats.deadlettered += len(dls) - len(refused)
             if refused:
                 self._hold(consumer, refused, errors)
-        if not self._confirm_changelog():
-            self._uncommitted = True  # committed by the loop once the changelog has the batch's state
-            return
+        epoch = self.changelog.send()  # the batch's state rows, confirmed before its offsets are committed
         if self._dl_held:
             return  # a dead letter of the range read so far is not written: no commit (it would cover it)
-        # asynchronous: the state above is already durable, so the commit may land a little later
-        # (a crash before it only re-delivers snapshots the event-time guard skips); a synchronous
-        # commit held the event loop, and with it every delivery, for a broker round trip per batch
-        consumer.commit(asynchronous=True)
+        self._commit_after(consumer, epoch)
+
+    def _commit_after(self, consumer: Consumer, epoch: int) -> None:
+        """Commit the consumer's positions once changelog ``epoch`` is confirmed (now, if it is)."""
+        try:
+            positions = [tp for tp in consumer.position(consumer.assignment()) if tp.offset >= 0]
+        except KafkaException as exc:  # the assignment is changing: the revocation commits
+            log.info("positions not read: %s", exc)
+            return
+        if positions:
+            # while the changelog refuses rows this grows; the oldest entries are only earlier progress
+            self._commits = [*self._commits[-99:], (epoch, positions)]
+        self._commit_durable(consumer, self.changelog.durable_epoch())
+
+    def _commit_durable(self, consumer: Consumer, durable: int) -> None:
+        """Commit the latest positions whose batches' state the changelog has (up to epoch ``durable``).
+
+        Asynchronous: the state is already in Kafka, so the commit may land a little later (a crash
+        before it only re-delivers snapshots the event-time guard skips); a synchronous commit held the
+        event loop, and with it every delivery, for a broker round trip per batch."""
+        ready = [c for c in self._commits if c[0] <= durable]
+        if not ready:
+            return
+        self._commits = [c for c in self._commits if c[0] > durable]
+        try:
+            consumer.commit(offsets=ready[-1][1], asynchronous=True)
+        except KafkaException as exc:  # e.g. the partitions moved on meanwhile
+            log.info("commit: %s", exc)
 
     def _evaluate(self, fn: Callable[[Sequence[E]], list[AlertRecord]], items: list[tuple[E, Message]],
                   schema: str) -> list[AlertRecord]:
@@ -493,21 +524,10 @@ class AlerterService:
             self.store.drop_partitions(parts)
             self._reload_engine()
             self.dispatcher.drop_partitions(parts)
-            self._unsent = [i for i in self._unsent if i.part not in parts]
+            # their pending notifications are in the changelog's outbox: the next holder sends them
+            self._unsent = [(e, i) for e, i in self._unsent if i.part not in parts]
+        self._commits = []  # positions of revoked partitions must not be committed later
         return ok
-
-    def _confirm_changelog(self) -> bool:
-        """Whether Kafka has every state row written so far (after a failure, retried at most every
-        :data:`CHANGELOG_RETRY_S`)."""
-        if not self.changelog.pending:
-            return True
-        if time.monotonic() < self._cl_retry_at:
-            return False
-        if self.changelog.confirm(CHANGELOG_CONFIRM_S):
-            return True
-        self._cl_retry_at = time.monotonic() + CHANGELOG_RETRY_S
-        log.error("state changelog not confirmed, offsets and notifications held: %s", self.changelog.stats.error)
-        return False
 
     # --- silences -----------------------------------------------------------------------------
 
@@ -593,7 +613,7 @@ class AlerterService:
         self._dl_attempts = 0
         self.stats.deadletter_error = None
         self._sync_dl_stats()
-        consumer.commit(asynchronous=True)
+        self._commit_after(consumer, self.changelog.send())
         self._set_paused(consumer, False)
 
     def _set_paused(self, consumer: Consumer, paused: bool) -> None:

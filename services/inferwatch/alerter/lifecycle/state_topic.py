@@ -6,11 +6,14 @@ metrics partition its row belongs to).
 
 Writing (:class:`StateChangelog`): the store remembers which rows a write touched
 (:meth:`~inferwatch.alerter.lifecycle.state.AlertStore.take_dirty`); :meth:`StateChangelog.send`
-produces each of those rows *as it is now* (a tombstone when it is gone), and
-:meth:`StateChangelog.confirm` waits for every delivery report. A row whose record Kafka refused
-is marked dirty again and produced anew, from the store, on the next call: since a record is the
-whole row, a late retry can never bring back an older value. The service commits its input
-offsets only after :meth:`~StateChangelog.confirm` returned True.
+produces each of those rows *as it is now* (a tombstone when it is gone) without waiting, and
+returns the number of that send, its *epoch*. :meth:`StateChangelog.durable_epoch` says up to which
+epoch everything is confirmed by Kafka: the service commits the input offsets of a batch, and sends
+a decided notification, only once the epoch that carried their rows is durable. Nothing waits on
+the event loop (:meth:`StateChangelog.confirm` blocks, for a revocation only). A row whose record
+Kafka refused is marked dirty again and produced anew, from the store, by a later send; the epochs
+from the failure on are durable only once that re-send is confirmed. Since a record is the whole
+row, a late retry can never bring back an older value.
 
 Restoring (:func:`read_partition`): read one changelog partition from its start to its end
 (high-water mark at the start of the read) and keep the last record per key; records that do not
@@ -64,56 +67,87 @@ class StateChangelog:
         # acks=all + idempotence: a confirmed record is on every in-sync replica, in order per partition
         self._producer = Producer({**base_config(settings), "acks": "all", "enable.idempotence": True,
                                    "linger.ms": 1, "message.max.bytes": 16_777_216})
-        self._in_flight = 0
-        self._failed_now = False
+        self._epoch = 0  # sends so far
+        self._outstanding: dict[int, int] = {}  # epoch -> its records without a delivery report
+        self._failed_at: int | None = None  # the earliest epoch with a refused record, until resolved
+        self._resend_epoch: int | None = None  # the send that carried the refused rows again
 
-    def _report(self, key: StateKey) -> Any:
+    def _report(self, key: StateKey, epoch: int) -> Any:
         def cb(err: KafkaError | None, _msg: Any) -> None:
-            self._in_flight -= 1
+            left = self._outstanding.get(epoch, 1) - 1
+            if left > 0:
+                self._outstanding[epoch] = left
+            else:
+                self._outstanding.pop(epoch, None)
             if err is None:
                 self.stats.records += 1
                 return
-            self._fail(key, str(err))
+            self._fail(key, epoch, str(err))
         return cb
 
-    def _fail(self, key: StateKey, error: str) -> None:
+    def _fail(self, key: StateKey, epoch: int, error: str) -> None:
         self.stats.failures += 1
         self.stats.error = f"{self.topic}[{key.part}] {key.kind}: {error}"[:500]
-        self._failed_now = True
+        self._failed_at = epoch if self._failed_at is None else min(self._failed_at, epoch)
+        self._resend_epoch = None  # a later send must carry it again, and be confirmed
         self.store.mark_dirty([key])  # produced again, from the store's current row, next time
 
+    @property
+    def epoch(self) -> int:
+        """The number of the last send."""
+        return self._epoch
+
+    @property
+    def failing(self) -> bool:
+        """Whether a refused row waits to be confirmed (sends should back off)."""
+        return self._failed_at is not None
+
     def send(self) -> int:
-        """Produce every row written since the last call (no wait); returns how many."""
+        """Produce every row written since the last send (no wait); returns this send's epoch."""
+        self._epoch += 1
+        epoch = self._epoch
         keys = self.store.take_dirty()
+        if self._failed_at is not None and self._resend_epoch is None and keys:
+            self._resend_epoch = epoch  # the refused rows are dirty again: this send carries them
         for key in keys:
             value = encode_value(self.store.row(key))
             try:
                 self._producer.produce(self.topic, value, key=key.encode(), partition=key.part,
-                                       on_delivery=self._report(key))
-                self._in_flight += 1
+                                       on_delivery=self._report(key, epoch))
+                self._outstanding[epoch] = self._outstanding.get(epoch, 0) + 1
             except (BufferError, KafkaException) as exc:  # refused locally (queue full, ...)
-                self._fail(key, f"{type(exc).__name__}: {exc}")
+                self._fail(key, epoch, f"{type(exc).__name__}: {exc}")
         self._producer.poll(0)
-        return len(keys)
+        return epoch
+
+    def durable_epoch(self) -> int:
+        """The highest epoch up to which every row sent is confirmed by Kafka (serves delivery reports)."""
+        self._producer.poll(0)
+        low = min(self._outstanding, default=self._epoch + 1) - 1  # every epoch <= low fully reported
+        if self._failed_at is None:
+            if self.stats.error is not None and low >= self._epoch:
+                self.stats.error = None  # a confirmation that timed out has come through since
+            return low
+        if self._resend_epoch is not None and low >= self._resend_epoch:
+            self._failed_at = self._resend_epoch = None  # the refused rows are in Kafka now
+            self.stats.error = None
+            return low
+        return min(low, self._failed_at - 1)
 
     @property
     def pending(self) -> bool:
         """Rows written that Kafka has not confirmed yet."""
-        return self._in_flight > 0 or self.store.has_dirty
+        return self.store.has_dirty or self.durable_epoch() < self._epoch
 
     def confirm(self, timeout_s: float = 30.0) -> bool:
-        """Produce what is dirty and wait for every delivery report: True when Kafka has every row
-        written so far (the input offsets may then be committed)."""
-        self._failed_now = False
-        self.send()
+        """Produce what is dirty and wait for every delivery report (blocking: for a revocation): True
+        when Kafka has every row written so far."""
+        epoch = self.send()
         left = self._producer.flush(timeout_s)
-        ok = left == 0 and not self._failed_now and not self.store.has_dirty
-        if ok:
-            self.stats.error = None
-        elif left and not self._failed_now:
+        if left and self._failed_at is None:
             self.stats.failures += 1
             self.stats.error = f"{self.topic}: {left} record(s) not confirmed within {timeout_s:.0f} s"
-        return ok
+        return self.durable_epoch() >= epoch and not self.store.has_dirty
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Flush and close the producer."""
@@ -144,14 +178,20 @@ def read_partition(settings: Settings, topic: str, part: int,
     skipped = 0
     try:
         tp = TopicPartition(topic, part)
-        try:
-            lo, hi = c.get_watermark_offsets(tp, timeout=min(timeout_s, 30.0), cached=False)
-        except KafkaException as exc:
-            raise StateRestoreError(f"{topic}[{part}]: cannot read its offsets: {exc}") from None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                lo, hi = c.get_watermark_offsets(tp, timeout=min(timeout_s, 10.0), cached=False)
+                break
+            except KafkaException as exc:
+                # a leader moving (a broker restarting, a topic just created) answers NOT_LEADER for a while
+                if time.monotonic() > deadline:
+                    raise StateRestoreError(f"{topic}[{part}]: cannot read its offsets: {exc}") from None
+                log.info("%s[%d]: offsets not readable yet (%s); retrying", topic, part, exc)
+                time.sleep(0.5)
         if hi <= lo:
             return rows, 0
         c.assign([TopicPartition(topic, part, OFFSET_BEGINNING)])
-        deadline = time.monotonic() + timeout_s
         done = False
         while not done:
             if time.monotonic() > deadline:

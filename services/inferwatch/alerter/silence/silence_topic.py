@@ -157,16 +157,21 @@ class SilenceFollower:
     def start(self, catch_up_s: float = 30.0) -> SilenceFollower:
         """Assign every partition from the beginning, read up to the end (at most ``catch_up_s``),
         then keep following in a daemon thread."""
-        try:
-            md = self._consumer.list_topics(self.topic, timeout=10)
-        except KafkaException as exc:
-            raise SilencePublishError(f"{self.topic}: {exc}") from None
-        t = md.topics.get(self.topic)
-        if t is None or t.error is not None or not t.partitions:
-            raise SilencePublishError(f"{self.topic} does not exist: run `inferwatch topics apply`")
+        deadline = time.monotonic() + catch_up_s
+        while True:
+            try:
+                t = self._consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
+            except KafkaException as exc:
+                t, problem = None, str(exc)
+            else:
+                problem = "no such topic" if t is None else str(t.error) if t.error is not None else ""
+            if t is not None and t.error is None and t.partitions:
+                break
+            if time.monotonic() > deadline:  # a topic just created can lack a leader for a moment
+                raise SilencePublishError(f"{self.topic}: {problem}; run `inferwatch topics apply`")
+            time.sleep(0.5)
         self._parts = sorted(t.partitions)
         self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in self._parts])
-        deadline = time.monotonic() + catch_up_s
         while len(self._eof) < len(self._parts) and time.monotonic() < deadline:
             self._poll(0.2)
         if len(self._eof) < len(self._parts):

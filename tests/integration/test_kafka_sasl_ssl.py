@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,6 @@ import pytest
 from confluent_kafka import KafkaError, Producer
 
 from inferwatch.alerter.notification.webhook_receiver import LocalReceiver
-from inferwatch.alerter.route.routing import parse_config
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings
 from inferwatch.infra import NativeKafka, SaslSslListener, free_port
@@ -34,8 +32,9 @@ from inferwatch.kafka.clientconf import aiokafka_auth
 from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.processor.topics import ensure_topics
 from inferwatch.sdk import InferenceLogger
-from inferwatch.sink import Sink, SinkSettings
-from inferwatch.store import open_store
+from tests.support.alerter import config, write_rules
+from tests.support.sink import running_sink
+from tests.support.store import migrated
 from tests.support.tls import make_pki
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -44,15 +43,6 @@ USER, PASSWORD = "inferwatch-svc", "s3cret-Scram-512"
 PROC_ENV = {"INFERWATCH_PROCESSOR_WINDOW_S": "60", "INFERWATCH_PROCESSOR_LATENESS_S": "0",
             "INFERWATCH_PROCESSOR_BASELINE_S": "0", "INFERWATCH_PROCESSOR_IDLE_FLUSH_S": "2",
             "INFERWATCH_PROCESSOR_HEALTH_PORT": "0"}
-RULES = """
-rules:
-  - name: errors
-    metric: error_rate
-    match: {segments: whole, min_count: 10}
-    condition: value > 0.1
-    severity: critical
-    annotations: {summary: "{{ model }} error rate {{ value | round(2) }}"}
-"""
 # recent: the store's tables keep rows for a limited time (TTL)
 T0 = (time.time_ns() // 1_000_000 // 60_000 - 5) * 60_000
 N = 200
@@ -155,26 +145,12 @@ def test_sdk_processor_alerter_sink_through_sasl_ssl(secured: tuple[NativeKafka,
     log = tmp_path / "processor.log"
     proc = subprocess.Popen([sys.executable, "-m", "inferwatch.cli.main", "run", "processor"], env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES)
-    store = open_store(s)
-    store.migrate()
-    stop = threading.Event()
+    rules = write_rules(tmp_path)
     alerter: AlerterService | None = None
-    sink_thread: threading.Thread | None = None
     try:
-        with LocalReceiver() as rcv:
-            cfg = parse_config({
-                "http": {"port": 0}, "start_from": "earliest",
-                "delivery": {"backoff_initial_s": 0.05, "backoff_max_s": 1, "timeout_s": 2},
-                "route": {"receiver": "hook", "group_by": ["model"], "group_wait": 0, "group_interval": "1s",
-                          "repeat_interval": "1h"},
-                "receivers": [{"name": "hook", "url": rcv.url, "signing": "none"}],
-            })
+        with migrated(s) as store, LocalReceiver() as rcv, running_sink(s, store) as sink:
+            cfg = config([{"name": "hook", "url": rcv.url, "signing": "none"}], backoff_max_s=1)
             alerter = AlerterService(s, rules, cfg).start_in_thread()
-            sink = Sink(s, store, SinkSettings(group_id="sec-sink", batch_rows=500, batch_ms=200))
-            sink_thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-            sink_thread.start()
 
             fired = rcv.wait_for(lambda rs: any(r.status == 200 for r in rs), 150)
             assert fired, log.read_text()[-3000:]
@@ -192,9 +168,6 @@ def test_sdk_processor_alerter_sink_through_sasl_ssl(secured: tuple[NativeKafka,
             assert rows("metrics") >= 1 and rows("alerts") >= 1
             assert store.scalar("SELECT countIf(error IS NOT NULL) FROM predictions") == N // 4
     finally:
-        stop.set()
-        if sink_thread is not None:
-            sink_thread.join(30)
         if alerter is not None:
             alerter.join()
         os.killpg(proc.pid, signal.SIGTERM)
@@ -202,4 +175,3 @@ def test_sdk_processor_alerter_sink_through_sasl_ssl(secured: tuple[NativeKafka,
             proc.wait(15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-        store.close()

@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -20,7 +19,7 @@ import pytest
 
 from inferwatch import InferenceLogger
 from inferwatch.config import Settings
-from inferwatch.infra.kafka_native import NativeKafka, free_port
+from inferwatch.infra.kafka_native import NativeKafka
 from inferwatch.kafka.admin import apply_topics
 from inferwatch.sdk import shared
 from tests.support.kafka import consume_all, new_prefix
@@ -29,16 +28,6 @@ pytestmark = pytest.mark.integration
 N_MODELS = 1000
 # Short timeouts so an unreachable broker turns into spooling (and a probe into a retry) quickly.
 FAST_FAIL = {"message.timeout.ms": 4000}
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[NativeKafka]:
-    broker = NativeKafka(tmp_path / "kafka", port=free_port(), controller_port=free_port())
-    broker.start(timeout_s=120)
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def _threads() -> int:

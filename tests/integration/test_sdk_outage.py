@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +26,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 # Short timeouts so an unreachable broker turns into spooling (and a probe into a retry) quickly.
 FAST_FAIL = {"message.timeout.ms": 4000}
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[NativeKafka]:
-    broker = NativeKafka(tmp_path / "kafka", port=free_port(), controller_port=free_port())
-    broker.start(timeout_s=120)
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def _event_ids(bootstrap: str, topic: str, expected: int) -> list[str]:

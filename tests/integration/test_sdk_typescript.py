@@ -15,8 +15,6 @@ import os
 import random
 import shutil
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import orjson
@@ -28,9 +26,9 @@ from inferwatch.processor import ProcessorSettings
 from inferwatch.processor.core.raw_events import Raw
 from inferwatch.processor.core.state_machine import ProcessorCore
 from inferwatch.sdk.errors import EventValidationError
-from inferwatch.sink import Sink, SinkSettings
-from inferwatch.store import open_store
 from tests.support.kafka import consume_all
+from tests.support.sink import running_sink
+from tests.support.store import migrated, wait_for_count
 from tests.unit.sdk.test_vectors import _logger as py_logger
 from tests.unit.sdk.test_vectors import decode, same
 
@@ -91,23 +89,11 @@ def test_typescript_sdk_events_reach_kafka_the_processor_and_the_store(settings:
     assert any(s.segment_key == "region" and s.segment_value == "eu" for s in snaps)
 
     # and the real sink stores them in chDB
-    store = open_store(settings)
-    store.migrate()
-    sink = Sink(settings, store, SinkSettings(group_id=f"g-{settings.topic_prefix}", batch_rows=500, batch_ms=200))
-    stop = threading.Event()
-    t = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    t.start()
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and store.scalar("SELECT count() FROM predictions") < total:
-            time.sleep(0.3)
+    with migrated(settings) as store, running_sink(settings, store):
+        wait_for_count(store, "SELECT count() FROM predictions", total)
         row = store.query("SELECT count(), countIf(error IS NOT NULL) FROM predictions WHERE model = 'ts-model'").rows[0]
         assert row == (N + 1, 1)
         assert store.scalar("SELECT count() FROM predictions WHERE model = 'ts-spooled'") == 10
-    finally:
-        stop.set()
-        t.join(30)
-        store.close()
 
 
 # -- random calls, both SDKs ------------------------------------------------------------------------

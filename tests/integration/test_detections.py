@@ -108,7 +108,7 @@ def test_a_segment_drift_is_stored_and_notified_once_and_bad_detections_are_dead
     with LocalReceiver() as rcv:
         cfg = parse_config({
             "http": {"port": 0}, "start_from": "earliest",
-            "route": {"receiver": "hook", "group_wait": "5s", "group_interval": "1s", "repeat_interval": "1h"},
+            "route": {"receiver": "hook", "group_wait": "8s", "group_interval": "1s", "repeat_interval": "1h"},
             "receivers": [{"name": "hook", "url": rcv.url, "signing": "none"}],
         })
         alerter = AlerterService(settings, rules, cfg).start_in_thread()

@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
+from inferwatch.alerter.errors import ConfigError
 from inferwatch.alerter.notification.webhook_receiver import LocalReceiver
 from inferwatch.alerter.service import AlerterService
 from inferwatch.config import Settings
@@ -88,3 +89,17 @@ def test_a_refused_changelog_write_holds_the_notification_and_the_commit(setting
             assert len(rcv.requests) == 1  # sent once, after the changelog had it
         finally:
             svc.join()
+
+
+def test_a_second_alerter_on_the_same_data_directory_is_refused(settings: Settings, tmp_path: Path) -> None:
+    # each alerter drops and restores its partitions' rows in its data directory: a second one there
+    # would delete the first one's state under it
+    rules = write_rules(tmp_path)
+    cfg = config([{"name": "hook", "url": "http://127.0.0.1:9/x", "signing": "none"}])
+    first = AlerterService(settings, rules, cfg).start_in_thread()
+    try:
+        with pytest.raises(ConfigError, match="another alerter runs on the data directory .*--data-dir"):
+            AlerterService(settings, rules, cfg)
+    finally:
+        first.join()
+    AlerterService(settings, rules, cfg).start_in_thread().join()  # released when the first stopped

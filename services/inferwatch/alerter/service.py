@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import fcntl
 import logging
 import threading
 import time
@@ -59,6 +60,7 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
+from inferwatch.alerter.errors import ConfigError
 from inferwatch.alerter.evaluation.rule_engine import Engine
 from inferwatch.alerter.evaluation.rulewatch import ConfigWatcher, RuleWatcher, apply_config
 from inferwatch.alerter.lifecycle.state import AlertStore, OutboxItem, state_path
@@ -133,6 +135,22 @@ def _fetch(consumer: Consumer, wait_s: float) -> list[Message]:
     return first + consumer.consume(499, 0)
 
 
+def _lock_data_dir(directory: Path) -> Any:
+    """Hold an exclusive lock on ``directory`` for this alerter's life (released when the file closes).
+
+    Each alerter drops and restores the rows of its partitions in its data directory: a second one
+    on the same directory would delete the first one's state under it, so it is refused."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fh = (directory / "alerter.lock").open("a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise ConfigError(f"another alerter runs on the data directory {directory.parent}: give each alerter "
+                          "its own (--data-dir or INFERWATCH_DATA_DIR)") from None
+    return fh
+
+
 class AlerterService:
     """One alerter process. ``run_forever`` blocks; ``start_in_thread`` is for tests and the bench."""
 
@@ -153,6 +171,7 @@ class AlerterService:
         self.watcher.load()  # bad rules at start-up stop the start, with the file/rule/field errors
         # hot reload of the routing configuration (receivers, routes, inhibition) when its file is known
         self.config_watcher = ConfigWatcher(Path(config_path), config) if config_path is not None else None
+        self._lock_file = _lock_data_dir(state_path(settings.data_dir).parent)
         self.store = AlertStore(state_path(settings.data_dir))
         # the file is a cache of the partitions this alerter holds: it holds none yet (each is read back
         # from the changelog when assigned), and every write from now on goes to the changelog
@@ -220,6 +239,7 @@ class AlerterService:
             self.silence_publisher.close()
             self.changelog.close()
             self.store.close()
+            self._lock_file.close()  # releases the data directory
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -496,8 +516,7 @@ class AlerterService:
         """Take partitions over: their state from the changelog, their alerts into the groups, their
         pending notifications into delivery."""
         fresh = parts - self.partitions
-        for p in sorted(fresh):
-            self.changelog.restore(self.settings, p)  # raises when it cannot: no running on part of the state
+        self.changelog.restore(self.settings, fresh)  # raises when it cannot: no running on part of the state
         self.partitions |= fresh
         self._reload_engine()
         self.dispatcher.reload_nflog()

@@ -15,7 +15,7 @@ Kafka refused is marked dirty again and produced anew, from the store, by a late
 from the failure on are durable only once that re-send is confirmed. Since a record is the whole
 row, a late retry can never bring back an older value.
 
-Restoring (:func:`read_partition`): read one changelog partition from its start to its end
+Restoring (:func:`read_partitions`): read the changelog partitions from their start to their end
 (high-water mark at the start of the read) and keep the last record per key; records that do not
 decode are skipped and counted, never half-applied.
 """
@@ -154,68 +154,80 @@ class StateChangelog:
         self._producer.flush(timeout_s)
         self._producer.close()
 
-    def restore(self, settings: Settings, part: int) -> None:
-        """Replace partition ``part``'s rows in the store with the changelog's."""
+    def restore(self, settings: Settings, parts: set[int]) -> None:
+        """Replace the rows of partitions ``parts`` in the store with the changelog's (one reader for all)."""
         t0 = time.monotonic()
-        rows, skipped = read_partition(settings, self.topic, part)
-        self.store.replace_partition(part, rows)
+        got = read_partitions(settings, self.topic, parts)
         took = time.monotonic() - t0
-        self.stats.restored += len(rows)
-        self.stats.skipped += skipped
-        self.stats.restores = [*self.stats.restores[-19:], (part, len(rows), round(took, 3))]
-        log.info("restored alerter state of partition %d: %d rows (%d skipped) in %.2f s", part, len(rows),
-                 skipped, took)
+        for part, (rows, skipped) in sorted(got.items()):
+            self.store.replace_partition(part, rows)
+            self.stats.restored += len(rows)
+            self.stats.skipped += skipped
+            self.stats.restores = [*self.stats.restores[-19:], (part, len(rows), round(took, 3))]
+        log.info("restored alerter state of partitions %s: %d rows (%d skipped) in %.2f s", sorted(parts),
+                 sum(len(r) for r, _ in got.values()), sum(k for _, k in got.values()), took)
 
 
-def read_partition(settings: Settings, topic: str, part: int,
-                   timeout_s: float = RESTORE_TIMEOUT_S) -> tuple[dict[StateKey, Any], int]:
-    """The last row per key of changelog partition ``part`` (``None`` for a deleted row) and how many
-    records did not decode. Raises :class:`StateRestoreError` when the end is not reached in time."""
+def read_partitions(settings: Settings, topic: str, parts: set[int],
+                    timeout_s: float = RESTORE_TIMEOUT_S) -> dict[int, tuple[dict[StateKey, Any], int]]:
+    """Per changelog partition of ``parts``: the last row per key (``None`` for a deleted row) and how
+    many records did not decode. Each is read from its start to its end (the high-water mark when the
+    read starts). Raises :class:`StateRestoreError` when an end is not reached in time."""
+    out: dict[int, tuple[dict[StateKey, Any], int]] = {p: ({}, 0) for p in parts}
+    if not parts:
+        return out
     c = Consumer({**base_config(settings), "group.id": groups.group_id(settings, groups.ALERTER_STATE_RESTORE),
                   "enable.auto.commit": False, "enable.partition.eof": True, "auto.offset.reset": "earliest",
                   "fetch.wait.max.ms": 10})
-    rows: dict[StateKey, Any] = {}
-    skipped = 0
+    deadline = time.monotonic() + timeout_s
     try:
-        tp = TopicPartition(topic, part)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                lo, hi = c.get_watermark_offsets(tp, timeout=min(timeout_s, 10.0), cached=False)
-                break
-            except KafkaException as exc:
-                # a leader moving (a broker restarting, a topic just created) answers NOT_LEADER for a while
-                if time.monotonic() > deadline:
-                    raise StateRestoreError(f"{topic}[{part}]: cannot read its offsets: {exc}") from None
-                log.info("%s[%d]: offsets not readable yet (%s); retrying", topic, part, exc)
-                time.sleep(0.5)
-        if hi <= lo:
-            return rows, 0
-        c.assign([TopicPartition(topic, part, OFFSET_BEGINNING)])
-        done = False
-        while not done:
+        ends: dict[int, int] = {}  # partition -> offset of its last record, for those with records
+        for part in sorted(parts):
+            while True:
+                try:
+                    lo, hi = c.get_watermark_offsets(TopicPartition(topic, part), timeout=min(timeout_s, 10.0),
+                                                     cached=False)
+                    break
+                except KafkaException as exc:
+                    # a leader moving (a broker restarting, a topic just created) answers NOT_LEADER a while
+                    if time.monotonic() > deadline:
+                        raise StateRestoreError(f"{topic}[{part}]: cannot read its offsets: {exc}") from None
+                    log.info("%s[%d]: offsets not readable yet (%s); retrying", topic, part, exc)
+                    time.sleep(0.5)
+            if hi > lo:
+                ends[part] = hi - 1
+        if not ends:
+            return out
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(ends)])
+        left = set(ends)
+        while left:
             if time.monotonic() > deadline:
-                raise StateRestoreError(f"{topic}[{part}]: not read to offset {hi} within {timeout_s:.0f} s")
+                raise StateRestoreError(f"{topic}{sorted(left)}: not read to their ends within {timeout_s:.0f} s")
             for m in c.consume(1000, 0.5):
+                part = m.partition() or 0
                 err = m.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
-                        done = True
+                        left.discard(part)
                         continue
                     raise StateRestoreError(f"{topic}[{part}]: {err}")
+                if part not in left:
+                    continue  # past the end this read set itself
+                rows, skipped = out[part]
                 try:
                     key, row = decode_record(m.key(), m.value())
                 except ChangelogError as exc:
-                    skipped += 1
+                    key, row = None, None
                     log.warning("%s[%d]@%d skipped: %s", topic, part, m.offset(), exc)
-                    continue
-                if key.part != part:  # a record in the wrong partition is not this partition's state
-                    skipped += 1
+                if key is not None and key.part != part:  # a record in the wrong partition is not its state
                     log.warning("%s[%d]@%d skipped: its key names partition %d", topic, part, m.offset(), key.part)
-                    continue
-                rows[key] = row
-                if (m.offset() or 0) >= hi - 1:
-                    done = True
-        return rows, skipped
+                    key = None
+                if key is None:
+                    out[part] = (rows, skipped + 1)
+                else:
+                    rows[key] = row
+                if (m.offset() or 0) >= ends[part]:
+                    left.discard(part)
+        return out
     finally:
         c.close()

@@ -103,3 +103,23 @@ def test_a_second_alerter_on_the_same_data_directory_is_refused(settings: Settin
     finally:
         first.join()
     AlerterService(settings, rules, cfg).start_in_thread().join()  # released when the first stopped
+
+
+def test_run_alerter_creates_its_own_topics(kafka_bootstrap: str, tmp_path: Path) -> None:
+    # an alerter upgraded in place finds its state and silences topics without a separate `topics apply`
+    from inferwatch.contract.topics import ALERTER_SILENCES
+    from inferwatch.kafka.admin import admin_client
+    from tests.support.alerter_process import AlerterProcess
+    from tests.support.kafka import new_prefix
+
+    s = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=new_prefix())
+    cfg = tmp_path / "alerter.yaml"
+    cfg.write_text('route: {receiver: hook}\nreceivers: [{name: hook, url: "http://127.0.0.1:9/x", signing: none}]\n')
+    a = AlerterProcess(s, tmp_path / "a", write_rules(tmp_path), cfg, tmp_path / "a.log")
+    try:
+        a.wait_healthy()
+        topics = admin_client(s).list_topics(timeout=10).topics
+        assert s.topic(ALERTER_STATE) in topics and s.topic(ALERTER_SILENCES) in topics
+        assert len(topics[s.topic(ALERTER_STATE)].partitions) == 3
+    finally:
+        a.stop()

@@ -56,6 +56,17 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             svc = AlerterService(s, rules or default_rules_path(), cfg, config_path=config)
         except (ConfigError, RuleErrors) as exc:
             raise CliError(str(exc)) from None
+        # the alerter's own topics (its state changelog and the silences), as the processor makes its
+        # internal ones: an alerter upgraded in place finds them without a separate `topics apply`
+        from inferwatch.contract.topics import INTERNAL_TOPICS, load_registry
+        from inferwatch.kafka.admin import apply_topics
+        from inferwatch.kafka.errors import KafkaUnavailableError, TopicApplyError
+
+        try:
+            reg = load_registry()
+            apply_topics(s, {name: reg[name] for name in INTERNAL_TOPICS if name.startswith("inferwatch.alerter")})
+        except (KafkaUnavailableError, TopicApplyError) as exc:
+            raise CliError(f"alerter topics: {exc}") from None
         typer.echo(f"alerter: {len(svc.watcher.rules)} rules, {len(cfg.receivers)} receivers, "
                    f"http {cfg.http.host}:{cfg.http.port}", err=True)
         try:

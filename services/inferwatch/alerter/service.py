@@ -517,7 +517,7 @@ class AlerterService:
         pending notifications into delivery."""
         fresh = parts - self.partitions
         self.changelog.restore(self.settings, fresh)  # raises when it cannot: no running on part of the state
-        self.partitions |= fresh
+        self.partitions = self.partitions | fresh  # replaced, not changed in place: health() reads it from another thread
         self._reload_engine()
         self.dispatcher.reload_nflog()
         for rec in self.engine.alerts.values():
@@ -538,7 +538,7 @@ class AlerterService:
         if not ok:
             log.error("partitions %s revoked before the changelog confirmed their state: %s", sorted(parts),
                       self.changelog.stats.error)
-        self.partitions -= parts
+        self.partitions = self.partitions - parts
         if not self._closing:
             self.store.drop_partitions(parts)
             self._reload_engine()

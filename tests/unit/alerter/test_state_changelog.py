@@ -203,3 +203,21 @@ def test_silence_copies_converge_whatever_the_order(tmp_path: Path) -> None:
     assert two.merge_silence(expired) and not two.merge_silence(s)  # the later end never comes back
     assert one.silences(include_expired=True) == two.silences(include_expired=True)
     assert one.silences() == []
+
+
+def test_a_state_file_from_before_partitions_is_read_and_its_rows_discarded(tmp_path: Path) -> None:
+    import sqlite3
+    from dataclasses import asdict
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE alerts (fingerprint TEXT PRIMARY KEY, rule TEXT NOT NULL, state TEXT NOT NULL, "
+               "record TEXT NOT NULL, updated_wall_ms INTEGER NOT NULL)")
+    a = rec("old")
+    db.execute("INSERT INTO alerts VALUES (?,?,?,?,?)", (a.fingerprint, a.rule, a.state, orjson.dumps(asdict(a)).decode(), 1))
+    db.commit()
+    db.close()
+    st = AlertStore(path)  # the partition column is added in place
+    assert st.load_alerts() == {a.fingerprint: a} and st.partition_of(a) == NO_PART
+    st.drop_partitions()  # what an alerter does at start: it holds no partition yet
+    assert st.load_alerts() == {}

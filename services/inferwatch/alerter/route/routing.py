@@ -145,7 +145,8 @@ class AlerterConfig(_Cfg):
     session_timeout_s: float = Field(
         10.0, ge=1, le=300,
         description="How long the other alerters of the group wait for a silent one before they take its "
-                    "partitions over (Kafka's session.timeout.ms; the broker allows 6 s to 300 s by default).")
+                    "partitions over (Kafka's session.timeout.ms; at least the broker's "
+                    "group.min.session.timeout.ms, 6 s by default).")
 
     @model_validator(mode="after")
     def _check(self) -> AlerterConfig:

@@ -44,6 +44,7 @@ from inferwatch.contract.events import DetectionV1, MetricSnapshotV1
 from inferwatch.native.prediction_columns import decode_predictions as decode_columns
 from inferwatch.processor.core.accumulator import WHOLE, Joined, WindowAcc
 from inferwatch.processor.core.cbpe import predicted_confidence
+from inferwatch.processor.core.detect import VersionDetectors, detect_settings, label_slots, to_event
 from inferwatch.processor.core.event_arrays import build_columns, positive_class
 from inferwatch.processor.core.fastpath import Batch, group_columns, join_records
 from inferwatch.processor.core.joins import LABEL, PRED, JoinBook
@@ -106,6 +107,11 @@ class ProcessorCore:
         """Columnar fast path: None = when the compiled decoder is built (its pure-Python twin is
         slower than msgspec), True = always (the twin when not built; parity tests), False = never."""
         self._pending: dict[str, dict[str, Any]] = {}
+        self._det_cfg = detect_settings(self.cfg)
+        self._det: dict[tuple[str, str], VersionDetectors] = {}
+        """Sequential detectors per (model, version), state in ``meta`` (:mod:`.detect`)."""
+        self._det_touched: set[tuple[str, str]] = set()
+        self._det_pairs: dict[str, list[tuple[tuple[list[Any], Any], tuple[str, int] | None]]] = defaultdict(list)
         self.reload()
 
     # ---- state -----------------------------------------------------------------------------
@@ -114,6 +120,7 @@ class ProcessorCore:
         self._live = {k: WindowAcc.from_bytes(v) for k, v in list(self.windows.items())}
         self.joinbook.reload()
         self._models = {k[2:]: _dec(v) for k, v in list(self.meta.items()) if k.startswith("m|")}
+        self._det = {}  # loaded again from meta on first use
 
     def _model(self, model: str) -> dict[str, Any]:
         m = self._models.get(model)
@@ -293,12 +300,15 @@ class ProcessorCore:
                 gcols = group_columns(batch, fresh, self.cfg.max_features)
             if gcols is not None and batch is not None:
                 acc.add_columns(gcols, self._rng)
+                self._detect(out, model, version, gcols)
                 pids, recs = join_records(batch, fresh, start)
                 self._park({model: dict(zip(pids, recs, strict=True))}, acc)
                 self._flush_park(tag)
             else:
                 sub = [exact[i] if i in exact else _PRED.decode(values[i]) for i in fresh.tolist()]
-                acc.add_columns(build_columns(sub, self._refusal, self.cfg.max_features), self._rng)
+                ecols = build_columns(sub, self._refusal, self.cfg.max_features)
+                acc.add_columns(ecols, self._rng)
+                self._detect(out, model, version, ecols)
                 self._join_predictions(acc, sub, tag)
             for c in np.unique(tp_code[fresh]).tolist():
                 top = int(offs[fresh][tp_code[fresh] == c].max())
@@ -307,10 +317,63 @@ class ProcessorCore:
             m["max_ts"] = max(m["max_ts"], int(ts_all[fresh].max()))
             self.windows[f"{model}|{version}|{start}"] = acc.to_bytes()
         self.joinbook.flush()
+        for model, pairs in self._det_pairs.items():
+            self._detect_labels(out, model, pairs)
+        self._det_pairs.clear()
+        self._save_detectors()
         for model in touched_models:
             out.extend(self._close(model))
             self._save_model(model)
         return out
+
+    # ---- sequential detection ----------------------------------------------------------------
+    def detectors(self, model: str, version: str) -> VersionDetectors:
+        """The sequential detectors of a model version (loaded from ``meta``, or new). Their reference
+        period ends with the version's pinned baseline."""
+        d = self._det.get((model, version))
+        if d is None:
+            v = self._model(model)["versions"].get(version)
+            end = v["baseline_end"] if v is not None else 0
+            d = self._det[(model, version)] = VersionDetectors.load(self._det_cfg, self.meta, model, version, end)
+        return d
+
+    def _detect(self, out: Output, model: str, version: str, cols: Any) -> None:
+        """Run the version's detectors over one group of fresh predictions."""
+        if not self._det_cfg.enabled:
+            return
+        found = self.detectors(model, version).observe(cols)
+        self._det_touched.add((model, version))
+        out.detections.extend(to_event(model, version, f) for f in found)
+
+    def _detect_labels(self, out: Output, model: str,
+                       pairs: list[tuple[tuple[list[Any], Any], tuple[str, int] | None]]) -> None:
+        """Run the performance detectors over labels joined to their predictions (arrival order),
+        whether or not the prediction's window is still open: a label that comes after its window
+        closed is late for the window metrics, not for the detectors. ``(topic:partition, offset)``
+        of a label read from the feedback topic skips a replayed label (the detectors keep their own
+        high-water offsets); None for a label joined when its prediction arrived (the prediction's
+        window offsets already skip replays)."""
+        if not self._det_cfg.enabled or not pairs:
+            return
+        by_version: dict[str, list[tuple[list[Any], Any]]] = defaultdict(list)
+        for (rec, fb), src in pairs:
+            det = self.detectors(model, rec[0])
+            if src is not None:
+                lhw = det.live["lhw"]
+                if src[1] <= lhw.get(src[0], -1):
+                    continue
+                lhw[src[0]] = src[1]
+            by_version[rec[0]].append((rec, fb))
+        for version, ps in by_version.items():
+            slots, pred_ts, label_ts, wrong, abs_err = label_slots(ps)
+            found = self.detectors(model, version).observe_labels(slots, pred_ts, label_ts, wrong, abs_err)
+            self._det_touched.add((model, version))
+            out.detections.extend(to_event(model, version, f) for f in found)
+
+    def _save_detectors(self) -> None:
+        for model, version in self._det_touched:
+            self._det[(model, version)].save(self.meta, model, version)
+        self._det_touched.clear()
 
     def _join_predictions(self, acc: WindowAcc, evs: list[Prediction], tag: str) -> None:
         """Join labelled predictions with labels already waiting; park the others in this batch's bucket."""
@@ -339,6 +402,7 @@ class ProcessorCore:
             if labels and not labels.keys().isdisjoint(recs):
                 for pid in [p for p in recs if p in labels]:
                     joined.append((recs.pop(pid), book.take(LABEL, model, pid)))
+                    self._det_pairs[model].append((joined[-1], None))
         self._pending = parked
         if joined:
             acc.add_joined(_joined(joined))
@@ -368,6 +432,7 @@ class ProcessorCore:
             key = f"{f.model}|{rec[0]}|{rec[1]}"
             acc = self._live.get(key)
             tp = f"{r.topic}:{r.partition}"
+            self._det_pairs[f.model].append(((rec, [f.label, f.value, f.ts]), (tp, r.offset)))
             if acc is None:
                 ver = self._model(f.model)["versions"].get(rec[0])
                 if ver is not None:
@@ -383,6 +448,10 @@ class ProcessorCore:
             acc.hw.update({k: max(v, acc.hw.get(k, -1)) for k, v in hw[key].items()})
             self.windows[key] = acc.to_bytes()
         book.flush()
+        for model, dpairs in self._det_pairs.items():
+            self._detect_labels(out, model, dpairs)
+        self._det_pairs.clear()
+        self._save_detectors()
         now = time.monotonic() if now is None else now
         open_models = {a.model for a in self._live.values()}
         for model, top in models.items():

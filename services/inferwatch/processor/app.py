@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import faust
@@ -207,39 +206,6 @@ def build_app(settings: Settings, cfg: ProcessorSettings, batch_max: int | None 
 def expiry_interval_s(cfg: ProcessorSettings) -> float:
     """How often waiting join entries are swept: a tenth of the retention, between 5 s and 10 min."""
     return float(max(5.0, min(600.0, cfg.join_retention_s / 10)))
-
-
-def _load_references(settings: Settings, timeout_s: float = 10.0) -> dict[str, bytes]:
-    """Every uploaded profile on the compacted references topic (read from the start, no group)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    from inferwatch.kafka.clientconf import base_config
-    from inferwatch.kafka.groups import PROCESSOR_REFERENCES, group_id
-
-    c = Consumer({**base_config(settings), "group.id": group_id(settings, PROCESSOR_REFERENCES),
-                  "enable.auto.commit": False})
-    out: dict[str, bytes] = {}
-    try:
-        topic = references_topic(settings)
-        lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout_s)
-        if hi <= lo:
-            return out
-        c.assign([TopicPartition(topic, 0, lo)])
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            msgs = c.consume(1000, timeout=0.5)
-            for m in msgs:
-                key, value, offset = m.key(), m.value(), m.offset()
-                if m.error() is None and key:
-                    if value:
-                        out[key.decode()] = value
-                    else:  # a tombstone: the profile was withdrawn
-                        out.pop(key.decode(), None)
-                    if offset is not None and offset >= hi - 1:
-                        return out
-    finally:
-        c.close()
-    return out
 
 
 #: Allocations between two young-generation collections of the cyclic GC in a worker (CPython's default: 700).

@@ -4,12 +4,14 @@ A profile is a :class:`WindowAcc` over the reference data (whole version plus se
 serialised with msgpack. The processor builds one itself from the first ``baseline_s`` of a
 version's traffic (the pinned baseline), or a user uploads one built from a training dataframe
 with :func:`build_reference_profile` (``inferwatch reference upload``); uploaded profiles are
-published, keyed ``model@version``, to the compacted ``inferwatch.references`` topic.
+published, keyed ``model@version``, to the compacted ``inferwatch.references`` topic, which a
+worker reads in full with :func:`read_uploaded` before its first batch.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
+from inferwatch.config import Settings
 from inferwatch.processor.core.accumulator import WindowAcc
 from inferwatch.processor.core.event_arrays import build_columns
 from inferwatch.processor.core.raw_events import Outputs, Prediction
 from inferwatch.processor.errors import ReferenceError_
+from inferwatch.processor.topics import references_topic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -134,3 +138,38 @@ def build_reference_profile(
             conf=cols.conf,  # the score as the predicted label's confidence: calibrates accuracy-before-labels
         ))
     return ReferenceProfile(model, version, acc)
+
+
+def read_uploaded(settings: Settings, timeout_s: float = 10.0) -> dict[str, bytes]:
+    """Every uploaded profile on the compacted references topic, by key (``model@version``): read
+    from the start to the end the topic had when called, the last value of a key winning and a
+    tombstone withdrawing it; the group is never committed (every worker reads it all)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from inferwatch.kafka.clientconf import base_config
+    from inferwatch.kafka.groups import PROCESSOR_REFERENCES, group_id
+
+    c = Consumer({**base_config(settings), "group.id": group_id(settings, PROCESSOR_REFERENCES),
+                  "enable.auto.commit": False})
+    out: dict[str, bytes] = {}
+    try:
+        topic = references_topic(settings)
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout_s)
+        if hi <= lo:
+            return out
+        c.assign([TopicPartition(topic, 0, lo)])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            msgs = c.consume(1000, timeout=0.5)
+            for m in msgs:
+                key, value, offset = m.key(), m.value(), m.offset()
+                if m.error() is None and key:
+                    if value:
+                        out[key.decode()] = value
+                    else:  # a tombstone: the profile was withdrawn
+                        out.pop(key.decode(), None)
+                    if offset is not None and offset >= hi - 1:
+                        return out
+    finally:
+        c.close()
+    return out

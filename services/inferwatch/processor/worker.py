@@ -42,6 +42,7 @@ from inferwatch.processor.core.raw_events import Raw, Rejected
 from inferwatch.processor.core.state_machine import Output, ProcessorCore
 from inferwatch.processor.failures import FailurePolicy, Steps, process_batch
 from inferwatch.processor.health import ProcessorHealth
+from inferwatch.processor.reference import read_uploaded
 from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.processor.tables import TableMap, model_of_key
 
@@ -110,9 +111,7 @@ class ProcessorWorker:
         """The core over the active partitions' tables, rebuilt from them when it was dropped."""
         if self._core is None:
             if self.uploaded is None:
-                from inferwatch.processor.app import _load_references
-
-                self.uploaded = _load_references(self.settings)
+                self.uploaded = read_uploaded(self.settings)
             m = self.maps
             fresh = ProcessorCore(self.cfg, m["windows"], m["joins"], m["meta"])
             fresh.uploaded = self.uploaded

@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 help: ## List every target
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort -u | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
-system-deps: ## Install missing system packages (JDK, Maven) with apt-get when they are absent
+system-deps: ## Install missing system packages (JDK, Maven, headless Chromium) with apt-get when they are absent
 	@bash infra/ensure-system-deps.sh
 
 $(STAMP): pyproject.toml setup.py

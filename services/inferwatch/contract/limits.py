@@ -2,7 +2,7 @@
 
 The pydantic models (:mod:`inferwatch.contract.events`), the JSON Schemas generated from them, the
 msgspec structs of the sink and the processor (:mod:`inferwatch.contract.structs`), the SDK's checks
-(:mod:`inferwatch.sdk.validate`, :mod:`inferwatch.sdk.encode`) and the C modules (through the
+(:mod:`inferwatch.sdk.call_checks`, :mod:`inferwatch.sdk.encode`) and the C modules (through the
 generated header ``services/inferwatch/native/contract_limits.h``, see
 :mod:`inferwatch.contract.header_gen`) all take their numbers from here. Changing a limit is one
 edit in this file followed by ``make schemas`` (JSON Schemas and the C header); the contract tests

@@ -6,7 +6,6 @@ Silence button's request creates a silence through the API."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -47,15 +46,11 @@ def camera_incident(client: TestClient) -> str:
     return str(hits[0]["fingerprint"])
 
 
-def test_every_endpoint_answers_within_bounds(client: TestClient, camera_incident: str) -> None:
+def test_every_endpoint_answers(client: TestClient, camera_incident: str) -> None:
     for url in [*JSON, f"/v1/console/incidents/{camera_incident}", *PAGES, f"/console/incidents/{camera_incident}",
                 "/console/static/console.js", "/console/static/vendor/uPlot.esm.js"]:
-        client.get(url, headers=AUTH)  # warm: the first query of a store opens its connections
-        t0 = time.perf_counter()
-        r = client.get(url, headers=AUTH)
-        took = time.perf_counter() - t0
+        r = client.get(url, headers=AUTH)  # how fast: the benchmark console.model_page_p50_s, not a test
         assert r.status_code == 200, (url, r.status_code, r.text[:300])
-        assert took < 5.0, (url, took)  # a loose bound for a shared test machine; the benchmark measures
     page = client.get("/console/", headers=AUTH)
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
@@ -78,6 +73,10 @@ def test_fleet_puts_the_model_in_trouble_first_with_its_numbers(client: TestClie
     assert rows[0][0] == models[0]["model"] and len(rows) == len(models)
     assert html.count('data-testid="model-link"') == len(models)
     assert f'href="/console/incidents/{d["incidents"][0]["fingerprint"]}" data-testid="incident-link"' in html
+    assert 'href="/console/?range_s=86400"' in html and 'aria-current="true">1 h<' in html  # range links
+    short = client.get("/v1/console/fleet", headers=AUTH, params={"range_s": 300}).json()
+    assert short["range"]["to_ms"] - short["range"]["from_ms"] == 300_000
+    assert sum(m["predictions"] for m in short["models"]) < sum(m["predictions"] for m in models)
 
 
 def test_model_page_series_reference_band_heatmap_and_signals(client: TestClient) -> None:
@@ -249,3 +248,4 @@ def test_static_files_cannot_leave_their_folder(client: TestClient) -> None:
     for p in ("/console/static/../routes.py", "/console/static/%2e%2e/routes.py", "/console/static/..%2Fauth.py",
               "/console/static/nope.js", "/console/static/vendor/../../routes.py"):
         assert client.get(p, headers=AUTH).status_code == 404, p
+

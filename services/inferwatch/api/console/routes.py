@@ -18,7 +18,7 @@ import re
 import time
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -183,7 +183,8 @@ def console_router(get_store: Any, alert_store: Any, token: str | None) -> APIRo
         """Fleet: every model and version, the one in trouble on top, the firing incidents."""
         d = data()
         body = guarded(lambda: d.fleet(d.time_range(range_s, end_ms)))
-        return page(request, "fleet.html", d=body, title="Fleet", json_url=_json_url(request, "/v1/console/fleet"))
+        return page(request, "fleet.html", d=body, title="Fleet", json_url=_json_url(request, "/v1/console/fleet"),
+                    ranges=_range_links(request, range_s))
 
     @router.get("/console/models/{model}", response_class=HTMLResponse)
     def model_page(request: Request, model: Annotated[str, PathParam(max_length=L.NAME_MAX)], version: Name = "",
@@ -193,7 +194,7 @@ def console_router(get_store: Any, alert_store: Any, token: str | None) -> APIRo
         d = data()
         body = guarded(lambda: d.model(d.time_range(range_s, end_ms), model, version, metric, segment_key,
                                        heat_segment))
-        return page(request, "model.html", d=body, title=model,
+        return page(request, "model.html", d=body, title=model, ranges=_range_links(request, range_s),
                     json_url=_json_url(request, f"/v1/console/models/{quote(model, safe='')}"))
 
     @router.get("/console/incidents/{fingerprint}", response_class=HTMLResponse)
@@ -272,6 +273,17 @@ def console_router(get_store: Any, alert_store: Any, token: str | None) -> APIRo
                       "truncated": res.truncated, "elapsed_s": time.perf_counter() - t0, "sql": sql, "params": bound})
 
     return router
+
+
+RANGES = (("15 min", 900), ("1 h", 3600), ("6 h", 6 * 3600), ("24 h", 86400), ("7 d", 7 * 86400))
+"""The time ranges the fleet and model pages offer as links (any ``range_s`` works in the URL)."""
+
+
+def _range_links(request: Request, current: int) -> list[tuple[str, str, bool]]:
+    """``(label, url, is_current)`` per range of :data:`RANGES`, the page's other parameters kept."""
+    others = [(k, v) for k, v in request.query_params.multi_items() if k not in ("range_s", "end_ms")]
+    return [(label, f"{request.url.path}?{urlencode([*others, ('range_s', str(n))])}", n == current)
+            for label, n in RANGES]
 
 
 def _json_url(request: Request, path: str) -> str:

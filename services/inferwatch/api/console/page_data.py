@@ -489,9 +489,9 @@ class ConsoleData:
                                             "segment_value": named[1]}).as_dicts()
             drifted = [{"feature": _feature(str(r["metric"])), "psi": float(r["psi"])} for r in rows
                        if _num(r["psi"]) is not None and float(r["psi"]) >= PSI_THRESHOLD][:MAX_HISTOGRAMS]
-            hists = self._histograms(model, version, named, [x["feature"] for x in drifted], before, after)
+            hists = self._histograms(model, version, named, [str(x["feature"]) for x in drifted], before, after)
             for x in drifted:
-                x["histogram"] = hists.get(x["feature"], {"kind": "none", "bins": [], "before": [], "after": []})
+                x["histogram"] = hists.get(str(x["feature"]), {"kind": "none", "bins": [], "before": [], "after": []})
         for r in ranked:
             r["label"] = f"{r['segment_key']}={r['segment_value']}"
         silences = self._silences()

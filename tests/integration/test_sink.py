@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -14,8 +13,10 @@ import pytest
 from confluent_kafka import Producer
 
 from inferwatch.config import Settings
-from inferwatch.sink import Sink, SinkSettings
+from inferwatch.sink import SinkSettings
 from inferwatch.store import open_store
+from tests.support.sink import running_sink
+from tests.support.store import migrated, wait_for_count
 
 pytestmark = pytest.mark.integration
 
@@ -46,17 +47,6 @@ def _produce(s: Settings, topic: str, values: list[bytes]) -> None:
     p.close()  # a producer left open reconnects (and logs) when the test broker stops
 
 
-def _wait_for(store_query, expected: int, timeout_s: float = 60.0) -> int:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    got = -1
-    while time.monotonic() < deadline:
-        got = store_query()
-        if got >= expected:
-            return got
-        time.sleep(0.3)
-    return got
-
-
 def test_every_event_lands_once_feedback_joins_and_bad_messages_are_dead_lettered(settings: Settings) -> None:
     n = 2000
     _produce(settings, settings.predictions_topic, [_pred(i) for i in range(n)])
@@ -64,31 +54,23 @@ def test_every_event_lands_once_feedback_joins_and_bad_messages_are_dead_lettere
     bad = [b"{oops", orjson.dumps({"schema_version": "prediction.v1", "event_id": "x"}), b"[]"]
     _produce(settings, settings.predictions_topic, bad)
 
-    store = open_store(settings)
-    store.migrate()
-    sink = Sink(settings, store, SinkSettings(group_id=f"g-{settings.topic_prefix}", batch_rows=700, batch_ms=200))
-    stop = threading.Event()
-    t = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    t.start()
-    try:
-        assert _wait_for(lambda: store.scalar("SELECT count() FROM deadletter"), len(bad)) == len(bad)
-        assert _wait_for(lambda: store.scalar("SELECT count() FROM predictions"), n) == n
-        assert _wait_for(lambda: store.scalar("SELECT count() FROM feedback"), n // 10) == n // 10
-    finally:
-        stop.set()
-        t.join(30)
-    ids = store.query("SELECT event_id FROM predictions ORDER BY event_id", max_rows=10 * n).rows
-    assert sorted(r[0] for r in ids) == sorted(f"e{i}" for i in range(n))
-    labeled = store.query(
-        "SELECT countIf(labeled), countIf(correct = 1), countIf(correct = 0) FROM predictions_labeled").rows[0]
-    # p0, p10, ... are labeled "cat"; predictions with i % 4 == 0 said "dog" (i in 0, 20, 40 ...).
-    assert labeled == (n // 10, n // 20, n // 20)
-    dl = store.query("SELECT source_offset, reason, error_path, expected_schema FROM deadletter ORDER BY source_offset").rows
-    assert [r[3] for r in dl] == ["prediction.v1"] * 3
-    assert "JSON" in dl[0][1] and dl[1][2] is not None
-    health = sink.health.snapshot()
-    assert health["rows_written"]["predictions"] == n and health["dead_letters"] == 3 and health["ok"]
-    store.close()
+    with migrated(settings) as store:
+        opts = SinkSettings(group_id=f"g-{settings.topic_prefix}", batch_rows=700, batch_ms=200)
+        with running_sink(settings, store, opts) as sink:
+            assert wait_for_count(store, "SELECT count() FROM deadletter", len(bad)) == len(bad)
+            assert wait_for_count(store, "SELECT count() FROM predictions", n) == n
+            assert wait_for_count(store, "SELECT count() FROM feedback", n // 10) == n // 10
+        ids = store.query("SELECT event_id FROM predictions ORDER BY event_id", max_rows=10 * n).rows
+        assert sorted(r[0] for r in ids) == sorted(f"e{i}" for i in range(n))
+        labeled = store.query(
+            "SELECT countIf(labeled), countIf(correct = 1), countIf(correct = 0) FROM predictions_labeled").rows[0]
+        # p0, p10, ... are labeled "cat"; predictions with i % 4 == 0 said "dog" (i in 0, 20, 40 ...).
+        assert labeled == (n // 10, n // 20, n // 20)
+        dl = store.query("SELECT source_offset, reason, error_path, expected_schema FROM deadletter ORDER BY source_offset").rows
+        assert [r[3] for r in dl] == ["prediction.v1"] * 3
+        assert "JSON" in dl[0][1] and dl[1][2] is not None
+        health = sink.health.snapshot()
+        assert health["rows_written"]["predictions"] == n and health["dead_letters"] == 3 and health["ok"]
 
 
 def test_kill_9_between_insert_and_commit_leaves_no_duplicates(settings: Settings, tmp_path: Path) -> None:
@@ -146,19 +128,10 @@ def test_the_end_of_a_backlog_is_written_without_waiting_for_batch_ms(settings: 
     # Neither batch_rows nor batch_ms will be reached: only "caught up and caught_up_rows buffered" writes.
     n = 500
     _produce(settings, settings.predictions_topic, [_pred(i) for i in range(n)])
-    store = open_store(settings)
-    store.migrate()
     opts = SinkSettings(group_id=f"g-cu-{settings.topic_prefix}", batch_rows=1_000_000, batch_ms=600_000,
-                       caught_up_rows=100)
-    sink = Sink(settings, store, opts)
-    stop = threading.Event()
-    t = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    t.start()
-    try:
-        assert _wait_for(lambda: store.scalar("SELECT count() FROM predictions"), n, timeout_s=30) == n
-    finally:
-        stop.set()
-        t.join(30)
-    assert store.scalar("SELECT uniqExact(event_id) FROM predictions") == n
-    assert sink.health.last_commit_ms  # committed after the insert
-    store.close()
+                        caught_up_rows=100)
+    with migrated(settings) as store:
+        with running_sink(settings, store, opts) as sink:
+            assert wait_for_count(store, "SELECT count() FROM predictions", n, timeout_s=30) == n
+        assert store.scalar("SELECT uniqExact(event_id) FROM predictions") == n
+        assert sink.health.last_commit_ms  # committed after the insert

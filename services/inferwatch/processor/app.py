@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faust
@@ -25,9 +26,10 @@ import orjson
 
 from inferwatch.config import Settings
 from inferwatch.processor.batching import BatchingTransport
+from inferwatch.processor.reference import ReferenceFollower
 from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.processor.tables import TableMap  # noqa: F401 - re-exported
-from inferwatch.processor.topics import TABLES, app_id, references_topic
+from inferwatch.processor.topics import TABLES, app_id
 from inferwatch.processor.worker import PartitionOf, ProcessorWorker, in_partition_of  # noqa: F401 - re-exported
 
 log = logging.getLogger("inferwatch.processor")
@@ -134,7 +136,6 @@ def build_app(settings: Settings, cfg: ProcessorSettings, batch_max: int | None 
     metrics = app.topic(settings.metrics_topic, **raw)
     dead = app.topic(settings.deadletter_topic, **raw)
     detections = app.topic(settings.detections_topic, **raw)
-    refs = app.topic(references_topic(settings), **raw)
     from inferwatch.contract.topics import PREDICTIONS, load_registry
 
     parts = load_registry()[PREDICTIONS].partitions
@@ -186,10 +187,21 @@ def build_app(settings: Settings, cfg: ProcessorSettings, batch_max: int | None 
     async def feedback(stream: Any) -> None:
         await run_agent(stream, "f")
 
-    @app.agent(refs)
-    async def references(stream: Any) -> None:
-        async for ev in stream.events():
-            worker.reference_event(ev.key, ev.value)
+    # Every worker follows the whole references topic itself (see ReferenceFollower: an agent would
+    # join the group, and only one worker would ever see a profile uploaded at run time). The
+    # consumer's calls run on one thread of their own; the records are handled here, in the loop.
+    @app.task
+    async def follow_references() -> None:
+        loop = asyncio.get_running_loop()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferwatch-references")
+        follower = await loop.run_in_executor(pool, ReferenceFollower, settings)
+        try:
+            while True:
+                for key, value in await loop.run_in_executor(pool, follower.poll, 0.5):
+                    worker.reference_event(key, value)
+        finally:
+            pool.submit(follower.close)  # after a poll still running on that thread
+            pool.shutdown(wait=False)
 
     @app.timer(interval=max(0.5, min(5.0, cfg.idle_flush_s / 4)))
     async def idle_flush() -> None:

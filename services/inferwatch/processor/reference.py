@@ -173,3 +173,46 @@ def read_uploaded(settings: Settings, timeout_s: float = 10.0) -> dict[str, byte
     finally:
         c.close()
     return out
+
+
+class ReferenceFollower:
+    """Follows the whole references topic for ONE worker: every partition assigned directly (no
+    consumer group), from the beginning, then every record as it arrives.
+
+    Each worker must see every uploaded profile, whatever processor partitions it holds: a profile
+    is keyed ``model@version`` and may apply to any of them. A faust agent on the topic would join
+    the processor's group, and the group would hand the references partition to one worker only
+    (the others would keep their first read until restarted). Not thread-safe: use from one thread.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        from confluent_kafka import Consumer
+
+        from inferwatch.kafka.clientconf import base_config
+        from inferwatch.kafka.groups import PROCESSOR_REFERENCES, group_id
+
+        self.topic = references_topic(settings)
+        self._consumer = Consumer({**base_config(settings), "group.id": group_id(settings, PROCESSOR_REFERENCES),
+                                   "enable.auto.commit": False, "enable.auto.offset.store": False})
+        self._assigned = False
+
+    def poll(self, timeout_s: float = 0.5) -> list[tuple[bytes | None, bytes | None]]:
+        """The next records as ``(key, value)`` (value None: a tombstone); [] while there are none.
+        The first call assigns every partition of the topic from its beginning."""
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        if not self._assigned:
+            md = self._consumer.list_topics(self.topic, timeout=timeout_s * 4)
+            parts = md.topics.get(self.topic)
+            if parts is None or parts.error is not None or not parts.partitions:
+                return []  # not created yet (topics are made at start): asked again next time
+            self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(parts.partitions)])
+            self._assigned = True
+        out: list[tuple[bytes | None, bytes | None]] = []
+        for m in self._consumer.consume(1000, timeout=timeout_s):
+            if m.error() is None:
+                out.append((m.key(), m.value()))
+        return out
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -101,7 +101,8 @@ class ProcessorWorker:
         self._core: ProcessorCore | None = None
         self.uploaded: dict[str, bytes] | None = None
         """Uploaded reference profiles (``model@version``): read from the references topic once, then
-        kept current by the references agent (tombstones withdraw a profile). Outlives core rebuilds."""
+        kept current by the app's reference follower, which every worker runs over the whole topic
+        (tombstones withdraw a profile). Outlives core rebuilds."""
         self.last_event: dict[str, PartitionOf] = {}
         """Per model, the partition of its state: table writes made outside a batch (idle flush, join
         expiry) go there. Filled from the tables at every rebuild and by every batch."""

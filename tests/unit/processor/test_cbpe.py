@@ -270,3 +270,35 @@ def test_join_records_of_earlier_versions_without_a_confidence_still_join() -> N
     snap = next(x for x in core.flush_all().snapshots if x.segment_key is None)
     assert snap.metrics["perf.accuracy"] == 1.0 and cbpe.ESTIMATED in snap.metrics
     assert cbpe.ESTIMATION_ERROR not in snap.metrics  # no confidence joined: nothing to compare
+
+
+def test_a_segment_is_calibrated_on_its_own_reference_when_it_has_enough_labels() -> None:
+    from inferwatch.processor.core import window_metrics as mx
+    from inferwatch.processor.core.accumulator import Kind, WindowAcc
+
+    over, fair = cs.build("overconfident"), cs.build("stable")
+    thin = cs.Window(fair.reference.conf[:50], fair.reference.pred[:50], fair.reference.truth[:50],
+                     fair.reference.positive[:50])
+
+    def acc(rows: list[cbpe.Counts]) -> WindowAcc:
+        a = WindowAcc("m", "1", 0, 1)
+        for i in range(1, len(rows)):
+            a.slot_of("site", f"s{i}")
+        for name, attr in ((cbpe.HIST, "hist"), (cbpe.CSUM, "csum"), (cbpe.LAB, "lab"), (cbpe.LSUM, "lsum"),
+                           (cbpe.HIT, "hit")):
+            a.put(Kind.TOTAL, name, np.stack([getattr(r, attr) for r in rows]))
+        return a
+
+    parts = [_counts(over.reference), _counts(fair.reference), _counts(thin)]
+    whole = cbpe.Counts.of(*(sum(getattr(p, f) for p in parts) for f in ("hist", "csum", "lab", "lsum", "hit")))
+    ref = acc([whole, *parts])
+    w = over.windows[0]
+    cur = acc([_counts(w, labelled=False)] * 4)
+    own, _ = mx.estimated_performance(cur, 1, ref, 1)
+    mixed, _ = mx.estimated_performance(cur, 1, ref, 0)
+    assert own[cbpe.ESTIMATED] is not None and mixed[cbpe.ESTIMATED] is not None
+    assert abs(own[cbpe.ESTIMATED] - w.accuracy) <= 3 * (own[cbpe.ESTIMATED_SE] or 0.0)
+    assert abs(mixed[cbpe.ESTIMATED] - w.accuracy) > abs(own[cbpe.ESTIMATED] - w.accuracy)
+    # 50 labelled reference events are too few: the whole version's calibration is used, not none
+    fallback, _ = mx.estimated_performance(cur, 3, ref, 3)
+    assert fallback[cbpe.CALIBRATED] == 1.0 and fallback[cbpe.ESTIMATED] == mixed[cbpe.ESTIMATED]

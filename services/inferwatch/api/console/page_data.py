@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
 from inferwatch.store.base import QueryResult, Store
@@ -179,10 +180,11 @@ GROUP BY k ORDER BY psi DESC LIMIT 20""",
     # period reads at most {sample} predictions of the segment value (a LIMIT without a sort stops the
     # read early, so a big store costs what a small one does; a histogram needs no more), and only the
     # map it needs (reading the categorical map beside the numeric one tripled the time). Numeric
-    # inputs: each feature's range first, then equal-width bins over it (one window-function query
-    # doing both took 0.6-1 s on 300 k predictions; the two take tens of ms).
-    "histogram_ranges": """
-SELECT f AS feature, min(inputs_num[f]) AS lo, max(inputs_num[f]) AS hi
+    # inputs come back as values and are binned here, over both periods' range (in the engine, a
+    # window-function query took 0.6-1 s on 300 k predictions, a range query then a bins query twice
+    # what one read costs).
+    "histogram_values": """
+SELECT f AS feature, after, groupArray(inputs_num[f]) AS xs
 FROM
 (
     (
@@ -203,34 +205,7 @@ FROM
 )
 ARRAY JOIN {features:Array(String)} AS f
 WHERE mapContains(inputs_num, f)
-GROUP BY feature""",
-    "histograms": """
-SELECT f AS feature, after,
-       least(toUInt32(greatest(floor((inputs_num[f] - {lows:Array(Float64)}[indexOf({features:Array(String)}, f)])
-                                     / {widths:Array(Float64)}[indexOf({features:Array(String)}, f)]), 0)),
-             {bins:UInt32} - 1) AS bin,
-       count() AS n
-FROM
-(
-    (
-        SELECT 0 AS after, inputs_num FROM predictions
-        WHERE model = {model:String} AND ({version:String} = '' OR model_version = {version:String})
-          AND ts >= fromUnixTimestamp64Milli({from_ms:Int64}) AND ts < fromUnixTimestamp64Milli({split_ms:Int64})
-          AND segment[{segment_key:String}] = {segment_value:String}
-        LIMIT {sample:UInt32}
-    )
-    UNION ALL
-    (
-        SELECT 1 AS after, inputs_num FROM predictions
-        WHERE model = {model:String} AND ({version:String} = '' OR model_version = {version:String})
-          AND ts >= fromUnixTimestamp64Milli({split_ms:Int64}) AND ts < fromUnixTimestamp64Milli({to_ms:Int64})
-          AND segment[{segment_key:String}] = {segment_value:String}
-        LIMIT {sample:UInt32}
-    )
-)
-ARRAY JOIN {features:Array(String)} AS f
-WHERE mapContains(inputs_num, f)
-GROUP BY feature, after, bin ORDER BY feature, after, bin""",
+GROUP BY feature, after""",
     # The same for categorical inputs: counts per value.
     "categories": """
 SELECT f AS feature, after, inputs_cat[f] AS category, count() AS n
@@ -261,7 +236,7 @@ GROUP BY feature, after, category ORDER BY feature, n DESC LIMIT 30 BY feature, 
 # The raw reads name the version outright when they have one: ``{version} = '' OR model_version = …``
 # hides the sort key's second column from the engine, which then reads the whole model instead of
 # one version's time range and cannot stop early (measured: 0.6-1 s instead of tens of ms).
-for _name in ("histogram_ranges", "histograms", "categories"):
+for _name in ("histogram_values", "categories"):
     SQL[f"{_name}_any_version"] = SQL[_name].replace(_VERSION_OR, "1 = 1")
     SQL[_name] = SQL[_name].replace(_VERSION_OR, "model_version = {version:String}")
 
@@ -593,18 +568,19 @@ class ConsoleData:
              "sample": HIST_SAMPLE}
         out: dict[str, dict[str, Any]] = {}
         suffix = "" if version else "_any_version"
-        ranges = {r["feature"]: (float(r["lo"]), float(r["hi"]))
-                  for r in self.q("histogram_ranges" + suffix, p).as_dicts()}
-        nums = [f for f in features if f in ranges]
-        if nums:
-            lows = [ranges[f][0] for f in nums]
-            widths = [(ranges[f][1] - ranges[f][0]) / HIST_BINS if ranges[f][1] > ranges[f][0] else 1.0 for f in nums]
-            for f, lo, w in zip(nums, lows, widths, strict=True):
-                out[f] = {"kind": "numeric", "bins": [lo + i * w for i in range(HIST_BINS)],
-                          "before": [0] * HIST_BINS, "after": [0] * HIST_BINS}
-            for r in self.q("histograms" + suffix, {**p, "features": nums, "lows": lows, "widths": widths,
-                                                    "bins": HIST_BINS}).as_dicts():
-                out[r["feature"]]["after" if r["after"] else "before"][int(r["bin"])] = int(r["n"])
+        values: dict[str, dict[bool, np.ndarray]] = defaultdict(dict)
+        for r in self.q("histogram_values" + suffix, p).as_dicts():
+            xs = np.asarray(r["xs"], dtype=float)
+            values[r["feature"]][bool(r["after"])] = xs[np.isfinite(xs)]
+        for f, per in values.items():
+            both = np.concatenate([per.get(False, np.empty(0)), per.get(True, np.empty(0))])
+            if not both.size:
+                continue
+            lo, hi = float(both.min()), float(both.max())
+            edges = np.linspace(lo, hi if hi > lo else lo + 1.0, HIST_BINS + 1)
+            out[f] = {"kind": "numeric", "bins": [float(e) for e in edges[:-1]],
+                      "before": [int(n) for n in np.histogram(per.get(False, np.empty(0)), edges)[0]],
+                      "after": [int(n) for n in np.histogram(per.get(True, np.empty(0)), edges)[0]]}
         cats = [f for f in features if f not in out]
         if cats:
             counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))

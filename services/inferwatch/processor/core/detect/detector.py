@@ -377,11 +377,11 @@ class VersionDetectors:
         whole = r["samples"].get(WHOLE)
         if whole is None or whole["n"] < self.cfg.min_reference:
             return False
-        refs: dict[str, Any] = {}
+        refs: dict[str, Any] = {WHOLE: self._build_ref(whole, None)}
         for slot, s in r["samples"].items():
-            if slot != WHOLE and s["n"] < self.cfg.min_reference:
+            if slot == WHOLE or s["n"] < self.cfg.min_reference:
                 continue
-            refs[slot] = self._build_ref(s)
+            refs[slot] = self._build_ref(s, refs[WHOLE])
         r["refs"] = refs
         r["samples"] = {}
         r["frozen"] = True
@@ -398,7 +398,10 @@ class VersionDetectors:
         per_slot = len(r["scalars"]) + len(r["cats"]) + joint + int(r["emb_d"] > 0) + 1
         return (1 + len(r["keys"])) * per_slot
 
-    def _build_ref(self, s: dict[str, Any]) -> dict[str, Any]:
+    def _build_ref(self, s: dict[str, Any], whole: dict[str, Any] | None) -> dict[str, Any]:
+        """A slot's reference from its sample. Values are scored on the whole version's grid (its
+        distinct reference values): ``lut [S, L]`` holds this slot's normal score of every grid
+        position (the whole version's where this slot has too few values of a signal)."""
         x = s["x"].astype(np.float64)
         width = len(self.ref["scalars"])
         if x.shape[1] < width:  # a slot that saw no event after a signal first appeared elsewhere
@@ -419,6 +422,10 @@ class VersionDetectors:
                 counts[: len(got)] = got
             p0.append((counts + 0.5) / (counts.sum() + 0.5 * m))
         ref: dict[str, Any] = {"n": int(s["n"]), "sorted": sorted_cols, "mean": means, "p0": p0}
+        grids = [None if c is None else np.unique(c) for c in sorted_cols] if whole is None else whole["grid"]
+        if whole is None:
+            ref["grid"] = grids
+        ref["lut"], ref["usable"] = _luts(grids, sorted_cols, None if whole is None else whole)
         inputs = [j for j, m in enumerate(self.ref["scalars"]) if m.startswith("input.") and sorted_cols[j] is not None]
         if len(inputs) >= 2:
             z = np.column_stack([sq.normal_scores(sorted_cols[j], x[:, j]) for j in inputs])  # type: ignore[arg-type]
@@ -430,7 +437,9 @@ class VersionDetectors:
             if len(e) >= MIN_COLUMN:
                 es = [np.sort(e[:, j]) for j in range(e.shape[1])]
                 z = np.column_stack([sq.normal_scores(es[j], e[:, j]) for j in range(e.shape[1])])
-                ref["emb"] = [es, sq.whitening(z)]
+                egrid = [np.unique(c) for c in es] if whole is None or "emb" not in whole else whole["emb"][2]
+                elut, _ = _luts(egrid, es, None)
+                ref["emb"] = [es, sq.whitening(z), egrid, elut]
         return ref
 
     # ---- predictions -------------------------------------------------------------------------------
@@ -454,9 +463,14 @@ class VersionDetectors:
         x = self._scalar_matrix(cols, grow=False)
         c = self._cat_matrix(cols, grow=False)
         e = self._emb_matrix(cols)
+        whole = self.ref["refs"][WHOLE]
+        # one binary search per signal for the whole batch; each slot then looks its scores up
+        keys = _keys(whole["grid"], x)
+        ekeys = _keys(whole["emb"][2], e) if e is not None and "emb" in whole and e.shape[1] == len(whole["emb"][2]) \
+            else None
         found: list[Found] = []
         for slot, rows in self._slot_names(cols):
-            found += self._detect_slot(slot, rows, ts, x, c, e)
+            found += self._detect_slot(slot, rows, ts, x, c, e, keys, ekeys)
         found.sort(key=lambda f: f.ts)
         return found
 
@@ -480,13 +494,13 @@ class VersionDetectors:
             r = self.ref
             st = self.live["slots"][slot] = {
                 "scalar": _fam(len(r["scalars"]), 1, 2),
-                "cats": [_fam(1, len(r["vocab"][m]) + 1, len(r["vocab"][m]) + 1) for m in r["cats"]],
+                "cats": _fam(len(r["cats"]), _mmax(r), _mmax(r)),
                 "joint": None, "emb": None, "perf": _fam(1, 2, 1),
             }
         return st
 
     def _detect_slot(self, slot: str, rows: I64, ts_all: I64, x_all: F64, c_all: I64,
-                     e_all: F64 | None) -> list[Found]:
+                     e_all: F64 | None, keys: I64, ekeys: I64 | None) -> list[Found]:
         ref, whole, new = self._refs_for(slot)
         st = self._live_slot(slot)
         h = float(self.ref["h"])
@@ -507,15 +521,10 @@ class VersionDetectors:
 
         # scalars: every numeric input, the score/value output, the LLM confidence
         if names:
-            z = np.zeros((n, len(names)))
-            usable = np.zeros(len(names), np.bool_)
-            for j in range(len(names)):
-                srt = ref["sorted"][j] if j < len(ref["sorted"]) else None
-                if srt is None and j < len(whole["sorted"]):
-                    srt = whole["sorted"][j]
-                if srt is not None:
-                    z[:, j] = sq.normal_scores(srt, x[:, j])
-                    usable[j] = True
+            usable = ref["usable"]
+            lut = ref["lut"]
+            z = lut[np.arange(len(names))[None, :], keys[rows]] if lut.shape[1] else np.zeros((n, len(names)))
+            z[np.isnan(x)] = 0.0
             f = st["scalar"]
             inc, f["e"] = _scalar_inc(z, f["e"])
             inc[:, ~usable] = -1.0  # a signal without a reference never alarms
@@ -544,31 +553,39 @@ class VersionDetectors:
                     ev = _ranked([(names[j], float(mz[k])) for k, j in enumerate(cols_j)])
                     out.append(found(tr, "input", "input.all", _finite(float(np.sqrt(np.mean(mz * mz)))), 0.0, ev))
         # categorical inputs and the predicted class
-        for j, metric in enumerate(self.ref["cats"]):
-            p0 = ref["p0"][j] if j < len(ref["p0"]) else whole["p0"][j]
-            codes = c_all[rows, j]
-            f = st["cats"][j]
-            m = len(p0)
-            codes = np.where(codes >= m, m - 1, codes)
-            inc, e_new = sq.categorical_increments(codes, p0, f["e"][0], LAM_CAT)
-            f["e"] = e_new[None, :]
-            onehot = np.zeros((n, 1, m))
-            okr = np.flatnonzero(codes >= 0)
-            onehot[okr, 0, codes[okr]] = 1.0
-            voc = [*self.ref["vocab"][metric], "(new)"]
+        cats: list[str] = self.ref["cats"]
+        if cats:
+            mm = _mmax(self.ref)
+            p0m = np.zeros((len(cats), mm))
+            for j in range(len(cats)):
+                pj = ref["p0"][j] if j < len(ref["p0"]) else whole["p0"][j]
+                p0m[j, : len(pj)] = pj
+            codes = c_all[rows]
+            lens = np.array([len(self.ref["vocab"][m]) + 1 for m in cats])
+            codes = np.where(codes >= lens[None, :], lens[None, :] - 1, codes)
+            f = st["cats"]
+            inc, f["e"] = sq.categorical_block(codes, p0m, f["e"], LAM_CAT)
+            onehot = np.zeros((n, len(cats), mm))
+            r_i, c_i = np.nonzero(codes >= 0)
+            onehot[r_i, c_i, codes[r_i, c_i]] = 1.0
             for tr in _step(f, inc, onehot, ts, h, clear):
-                share = tr.acc / max(tr.n, 1)
+                metric = cats[tr.col]
+                m = int(lens[tr.col])
+                p0 = p0m[tr.col, :m]
+                share = tr.acc[:m] / max(tr.n, 1)
                 diff = share - p0
                 top = int(np.argmax(np.abs(diff)))
+                voc = [*self.ref["vocab"][metric], "(new)"]
                 ev = _ranked([(f"{metric}={voc[k]}", float(diff[k])) for k in range(m)])
                 signal = "output" if metric.startswith("output.") else "input"
                 out.append(found(tr, signal, metric, float(share[top]), float(p0[top]), ev))
         # embeddings: the mean of the whitened normal scores of every dimension
         emb = ref.get("emb") or (whole.get("emb") if ref is not whole else None)
-        if emb is not None and e_all is not None and e_all.shape[1] == len(emb[0]):
-            es, w_mat = emb
+        if emb is not None and e_all is not None and ekeys is not None and e_all.shape[1] == len(emb[0]):
+            es, w_mat, _, elut = emb
             e = e_all[rows]
-            ze = np.column_stack([sq.normal_scores(es[k], e[:, k]) for k in range(e.shape[1])])
+            ze = elut[np.arange(len(es))[None, :], ekeys[rows]]
+            ze[np.isnan(e)] = 0.0
             if st["emb"] is None:
                 st["emb"] = _fam(1, len(es), len(es))
             fe = st["emb"]
@@ -681,6 +698,40 @@ class VersionDetectors:
         r = meta.get(f"detref|{model}|{version}")
         live = meta.get(f"det|{model}|{version}")
         return cls(cfg, ref_end_ms, decode(r) if r is not None else None, decode(live) if live is not None else None)
+
+
+def _luts(grids: list[F64 | None], sorted_cols: list[F64 | None],
+          whole: dict[str, Any] | None) -> tuple[F64, npt.NDArray[np.bool_]]:
+    """Per signal, the normal scores of every grid position against ``sorted_cols`` (falling back to
+    the whole version's table where a column has too few values): ``[S, L]`` and which are usable."""
+    width = max((2 * len(g) + 1 for g in grids if g is not None), default=0)
+    lut = np.zeros((len(grids), width))
+    usable = np.zeros(len(grids), np.bool_)
+    for j, g in enumerate(grids):
+        if g is None:
+            continue
+        srt = sorted_cols[j] if j < len(sorted_cols) else None
+        if srt is not None:
+            lut[j, : 2 * len(g) + 1] = sq.grid_scores(g, srt)
+            usable[j] = True
+        elif whole is not None and whole["usable"][j]:
+            lut[j] = whole["lut"][j]
+            usable[j] = True
+    return lut, usable
+
+
+def _keys(grids: list[F64 | None], x: F64) -> I64:
+    """Grid positions of every value of ``x [n, S]`` (0 where a signal has no grid)."""
+    out = np.zeros(x.shape, np.int64)
+    for j, g in enumerate(grids):
+        if g is not None and j < x.shape[1]:
+            out[:, j] = sq.grid_keys(g, x[:, j])
+    return out
+
+
+def _mmax(r: dict[str, Any]) -> int:
+    """Widest category table of a version's categorical signals (+1 for a category the reference lacked)."""
+    return max((len(r["vocab"][m]) + 1 for m in r["cats"]), default=1)
 
 
 def _scalar_inc(z: F64, e0: F64) -> tuple[F64, F64]:

@@ -54,6 +54,32 @@ def normal_scores(sorted_ref: F64, x: F64) -> F64:
     return np.clip(z, -Z_CLIP, Z_CLIP)
 
 
+def grid_keys(grid: F64, x: F64) -> I64:
+    """Positions of ``x`` on a grid of distinct ascending values: ``2i`` strictly between ``grid[i-1]``
+    and ``grid[i]``, ``2i+1`` equal to ``grid[i]`` (NaN lands on the last position, ``2 len(grid)``)."""
+    g = len(grid)
+    i = np.searchsorted(grid, x, "left")
+    exact = np.zeros(len(x), np.bool_)
+    inside = i < g
+    exact[inside] = grid[i[inside]] == x[inside]
+    return 2 * i + exact
+
+
+def grid_scores(grid: F64, sorted_ref: F64) -> F64:
+    """The normal score (as :func:`normal_scores` gives it against ``sorted_ref``) of every position of
+    :func:`grid_keys` on ``grid``: a reference scored once per grid cell, so a batch is scored by one
+    binary search per value (against the grid) and one lookup per reference."""
+    k = len(sorted_ref)
+    below = np.searchsorted(sorted_ref, grid, "left")  # reference values < grid[i]
+    upto = np.searchsorted(sorted_ref, grid, "right")  # reference values <= grid[i]
+    prev_upto = np.concatenate([[0], upto])  # values <= grid[i-1] (none before the first)
+    nxt_below = np.concatenate([below, [k]])  # values < grid[i] (all after the last)
+    mid = np.empty(2 * len(grid) + 1)
+    mid[0::2] = (prev_upto + nxt_below) * 0.5  # strictly between: the interval's mid-rank
+    mid[1::2] = (below + upto) * 0.5
+    return np.clip(ndtri((mid + 0.5) / (k + 1)), -Z_CLIP, Z_CLIP)
+
+
 def ewma_before(w: F64, e0: F64, lam: float) -> tuple[F64, F64]:
     """``(theta, e_last)``: for each row ``t`` of ``w [n, d]`` the exponentially weighted mean of the
     rows before it (starting from ``e0 [d]``), and the mean including the last row."""
@@ -144,6 +170,30 @@ def categorical_increments(codes: I64, p0: F64, e0: F64, lam: float, floor: floa
     idx = np.flatnonzero(ok)
     inc[idx] = np.log(q[idx, codes[idx]] / p0[codes[idx]])
     return inc[:, None], e
+
+
+def categorical_block(codes: I64, p0: F64, e0: F64, lam: float, floor: float = 0.05) -> tuple[F64, F64]:
+    """:func:`categorical_increments` of ``C`` categorical signals at once: ``codes [n, C]`` (-1 =
+    missing), reference probabilities ``p0 [C, M]`` (zero-padded past each signal's categories),
+    EWMA state ``e0 [C, M]``. Returns the increments ``[n, C]`` and the new state."""
+    n, c = codes.shape
+    m = p0.shape[1]
+    onehot = np.zeros((n, c, m))
+    r, j = np.nonzero(codes >= 0)
+    onehot[r, j, codes[r, j]] = 1.0
+    q, e = ewma_before(onehot.reshape(n, c * m), e0.reshape(c * m), lam)
+    q = q.reshape(n, c, m)
+    tv = 0.5 * np.abs(q - p0[None]).sum(axis=2, keepdims=True)
+    keep = np.maximum(tv - DEAD_CATEGORICAL, 0.0) / np.maximum(tv, 1e-12)
+    q = p0[None] + keep * (q - p0[None])
+    q = (1.0 - floor) * q + floor * p0[None]
+    q = q / np.maximum(q.sum(axis=2, keepdims=True), 1e-300)
+    safe = np.maximum(codes, 0)[:, :, None]
+    num = np.take_along_axis(q, safe, axis=2)[:, :, 0]
+    den = np.broadcast_to(p0[None], q.shape)
+    den = np.take_along_axis(den, safe, axis=2)[:, :, 0]
+    inc = np.where(codes >= 0, np.log(np.maximum(num, 1e-300) / np.maximum(den, 1e-300)), 0.0)
+    return inc, e.reshape(c, m)
 
 
 def whitening(z: F64, ridge: float = 0.05) -> F64:

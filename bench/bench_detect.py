@@ -1,5 +1,5 @@
-"""Detection quality: does the CURRENT processor + alerter decision path flag a drift of known start
-in the right segment, how fast, and does it stay quiet on healthy traffic?
+"""Detection quality: does the processor + alerter decision path flag a drift of known start in the
+right segment, how fast, and does it stay quiet on healthy traffic?
 
 Streams: :mod:`inferwatch.testing.streams` (bundled scikit-learn datasets and numpy generators;
 each a drifted model with one affected and two clean segment values, plus a control model that
@@ -7,13 +7,16 @@ never drifts; the drift starts half-way). Each stream goes, in event-time order 
 batches (one second of traffic), through the pure processor core
 (:class:`~inferwatch.processor.core.state_machine.ProcessorCore`, default :class:`ProcessorSettings`) and
 the snapshots it emits through the alerter's :class:`~inferwatch.alerter.evaluation.rule_engine.Engine` with the
-default rules (``schemas/rules/defaults.yaml``), its clock at the stream's event time. No Kafka:
-the decision logic is what is measured, not transport.
+default rules (``schemas/rules/defaults.yaml``), its clock at the stream's event time; the core's
+sequential detections (``Output.detections``, :mod:`inferwatch.processor.core.detect`) go through the
+same engine (``Engine.process_detections``, default rule ``drift_detected``). No Kafka: the decision
+logic is what is measured, not transport. Batches are one second of traffic (~15 events per model),
+so a delay is resolved to ~5 events of the affected segment.
 
 Per scenario, from the alerts that fire:
 
-* detected: an alert on the drifted model whose first breaching window ended after the drift start
-  and which is on the affected segment or the whole version;
+* detected: an alert on the drifted model whose first breaching window ended (for a detection: whose
+  detector tripped) after the drift start and which is on the affected segment or the whole version;
 * segment named: one of those names the affected segment (its ``segment`` label, or its summary
   says ``segment key=value``);
 * delay: events of the affected segment (predictions with ``ts >= drift start``) fed in before the
@@ -64,7 +67,7 @@ from inferwatch.testing.streams import Stream, Truth
 ROOT = Path(__file__).resolve().parents[1]
 EVIDENTLY_PY = Path(os.environ.get("INFERWATCH_EVIDENTLY_PYTHON", ROOT / ".venv-evidently" / "bin" / "python"))
 PEER_SCRIPT = ROOT / "bench" / "detect" / "evidently_windows.py"
-STEP_MS = 2000  # two seconds of traffic per batch: the delay is resolved to ~10 events
+STEP_MS = 1000  # one second of traffic per batch: the delay is resolved to ~5 events
 WINDOW_EVENTS, STEP_EVENTS = 200, 50
 QUICK = ("input_shift_wine", "concept_delayed_breast_cancer", "embedding_tenant_wine", "llm_confidence_customer")
 
@@ -107,13 +110,26 @@ def run_ours(stream: Stream, scratch: Path, cfg: ProcessorSettings | None = None
                         clock=lambda: now["ms"])
         fired: list[Fired] = []
         offsets = {"prediction": 0, "feedback": 0}
+        detection_rules = {r.name for r in engine.detection_rules()}
 
-        def feed(snaps: list[Any]) -> None:
-            out = engine.process(snaps) + engine.tick()
+        by_alert: dict[tuple[str | None, str | None, str], Any] = {}
+
+        def feed(snaps: list[Any], dets: list[Any]) -> None:
+            for d in dets:
+                seg = f"{d.segment_key}={d.segment_value}" if d.segment_key is not None else None
+                by_alert.setdefault((d.model, seg, f"{d.metric}.{d.detector}"), d)
+            out = engine.process(snaps) + engine.process_detections(dets) + engine.tick()
             for a in out:
                 if a.state == "firing" and a.starts_at_ms is not None and _new_firing(a, fired):
-                    fired.append(Fired(a.rule, a.model or "", a.segment, a.active_since_ms, now["ms"],
-                                       a.annotations.get("summary", ""), a.labels.get("metric", "")))
+                    # a detection's alert counts from the event that tripped its detector (its
+                    # active_since is the detector's estimate of the change, which may precede it)
+                    since = a.starts_at_ms if a.rule in detection_rules else a.active_since_ms
+                    cause = a.labels.get("metric", "")
+                    d = by_alert.get((a.model, a.segment, cause))
+                    if d is not None:  # a joint detector names what moved in its evidence: the top 3 count
+                        cause += " " + " ".join(f"{e.name}.cusum" for e in d.evidence[:3])
+                    fired.append(Fired(a.rule, a.model or "", a.segment, since, now["ms"],
+                                       a.annotations.get("summary", ""), cause))
 
         evs = stream.events
         i = 0
@@ -130,10 +146,10 @@ def run_ours(stream: Stream, scratch: Path, cfg: ProcessorSettings | None = None
                 raw = Raw(e.value, e.kind, 0, offsets[e.kind])
                 offsets[e.kind] += 1
                 (preds if e.kind == "prediction" else fbs).append(raw)
-            snaps = core.process_predictions(preds, now=now["ms"] / 1000).snapshots
-            snaps += core.process_feedback(fbs, now=now["ms"] / 1000).snapshots
-            if snaps:
-                feed(snaps)
+            o = core.process_predictions(preds, now=now["ms"] / 1000)
+            o.extend(core.process_feedback(fbs, now=now["ms"] / 1000))
+            if o.snapshots or o.detections:
+                feed(o.snapshots, o.detections)
             i = j
         # the end of the stream is not an alarm: windows still open are not closed here, as a live
         # processor would not have closed them yet either
@@ -304,7 +320,6 @@ def run(ctx: BenchContext) -> None:
     pos: dict[str, tuple[list[int], list[int]]] = {}
     t_ours = 0.0
     late_labels: dict[str, int] = {}
-    waited: dict[str, Outcome] = {}
     ours_loose: list[Outcome] = []  # any alarm on the affected segment counts, whatever it names
     for name in names:
         s = streams.build(name)
@@ -315,11 +330,6 @@ def run(ctx: BenchContext) -> None:
         t_ours += time.perf_counter() - t
         ours.append(judge(s.truth, fired, *pos[name]))
         ours_loose.append(judge(s.truth, fired, *pos[name], strict=False))
-        if s.truth.label_only and s.truth.label_delay_s:
-            # diagnostic, not in the headline numbers: the same stream with windows held open for the
-            # labels (label_wait_s = the labels' delay), which a user would have to know to set
-            cfg = ProcessorSettings(label_wait_s=int(s.truth.label_delay_s))
-            waited[name] = judge(s.truth, run_ours(s, ctx.scratch, cfg)[0], *pos[name])
     t = time.perf_counter()
     peer = run_peer(built, ctx.scratch)
     t_peer = time.perf_counter() - t
@@ -328,7 +338,7 @@ def run(ctx: BenchContext) -> None:
         theirs = [judge_peer(s.truth, peer["alarms"].get(s.name, []), *pos[s.name]) for s in built]
         theirs_loose = [judge_peer(s.truth, peer["alarms"].get(s.name, []), *pos[s.name], strict=False)
                         for s in built]
-    print(f"  {'scenario':<32} {'kind':<12} {'inferwatch (current rules)':<34} {'evidently windows':<30}")
+    print(f"  {'scenario':<32} {'kind':<12} {'inferwatch':<34} {'evidently windows':<30}")
     for k, s in enumerate(built):
         o = ours[k]
         p = theirs[k] if theirs else None
@@ -337,20 +347,19 @@ def run(ctx: BenchContext) -> None:
                      "drift_start_s": (s.truth.drift_start_ms - streams.T0_MS) / 1000,
                      "affected_post_drift_events": len(pos[s.name][0]), "description": s.truth.description,
                      "late_labels_dropped": late_labels[s.name],
-                     "ours_with_label_wait": asdict(waited[s.name]) if s.name in waited else None,
                      "ours": asdict(o), "peer": asdict(p) if p else None})
         for why in o.false:
             print(f"      false alarm (ours): {why}")
         if late_labels[s.name]:
-            print(f"      {late_labels[s.name]} labels came after their window closed (dropped as late)")
-        if s.name in waited:
-            print(f"      with label_wait_s={int(s.truth.label_delay_s or 0)}: {_fmt(waited[s.name])}")
+            print(f"      {late_labels[s.name]} labels came after their window closed (late for the window "
+                  "metrics; the detectors take them)")
     misses = misses_of(built, pos)
     recall = sum(o.detected and o.segment_named for o in ours) / len(ours)
     fa = sum(o.false_alarms for o in ours)
     delay = _median_delay(ours, misses)
     common: dict[str, Any] = dict(
-        scenarios=len(built), table=rows, processor_config="ProcessorSettings() defaults (window_s=60, baseline_s=300)",
+        scenarios=len(built), table=rows, processor_config=("ProcessorSettings() defaults (window_s=60, baseline_s=300, detect_false_alarm_rate="
+                          f"{ProcessorSettings().detect_false_alarm_rate:g} per event of a version)"),
         rules="schemas/rules/defaults.yaml", rate_per_s_per_model=streams.RATE_PER_S, duration_s=streams.DURATION_S,
         detected_any=sum(o.detected for o in ours), ours_seconds=round(t_ours, 1),
         delay_note="events of the affected segment since the drift start; a miss counts as all of them",

@@ -134,11 +134,14 @@ def _step(f: dict[str, Any], inc: F64, contrib: F64, ts: I64, h: float, clear: i
         return []
     path, trips = sq.run(f["s"], inc, h)
     bound = path <= 0.0  # a CUSUM back at zero starts a new candidate change
-    cs = np.cumsum(contrib, axis=0)
+    # running sums of the contributions are needed at crossings only; without one (the usual
+    # case) the since-change sums below are one masked sum
+    cs = np.cumsum(contrib, axis=0) if trips else None
     out: list[Trip] = []
     last_trip = np.full(d, -1, np.int64)
 
     def since(j: int, r: int) -> tuple[int, int, F64]:
+        assert cs is not None
         prev = np.flatnonzero(bound[:r, j])
         if len(prev):
             lb = int(prev[-1])
@@ -173,7 +176,12 @@ def _step(f: dict[str, Any], inc: F64, contrib: F64, ts: I64, h: float, clear: i
     fresh_t = np.where(lastb + 1 < n, ts[np.minimum(lastb + 1, n - 1)], -1)
     restart = (f["n"] == 0) | (f["t"] < 0)
     f["t"] = np.where(anyb, fresh_t, np.where(restart, ts[0], f["t"]))
-    f["acc"] = np.where(anyb[:, None], cs[-1] - cs[lastb, cols], f["acc"] + cs[-1])
+    if cs is not None:
+        f["acc"] = np.where(anyb[:, None], cs[-1] - cs[lastb, cols], f["acc"] + cs[-1])
+    else:
+        after = np.arange(n)[:, None] > np.where(anyb, lastb, -1)[None, :]  # rows since the last restart
+        tail = np.einsum("nd,nda->da", after.astype(contrib.dtype), contrib)
+        f["acc"] = np.where(anyb[:, None], tail, f["acc"] + tail)
     f["n"] = np.where(anyb, n - 1 - lastb, f["n"] + n)
     f["s"] = path[-1].copy()
     out.sort(key=lambda t: t.row)

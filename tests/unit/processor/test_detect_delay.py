@@ -147,3 +147,25 @@ def test_error_rate_from_delayed_labels() -> None:
     f = first(found, slot="", metric="perf.error_rate")
     assert f is not None and f.signal == "performance" and f.labels is not None and f.labels <= 60
     assert f.value is not None and f.value > 0.15 and f.reference is not None and f.reference < 0.06
+
+
+def test_cleared_after_clear_events_back_within_the_reference() -> None:
+    rng = np.random.default_rng(8)
+    det = detectors(clear_events=300)
+
+    def make(shift: float) -> Any:
+        return lambda k, ts: columns(ts, num={"x": rng.normal(shift, 1.0, k), "y": rng.normal(size=k)})
+
+    feed(det, make(0.0), 3000, T0)
+    found = feed(det, make(2.0), 300, REF_END)
+    f = first(found, slot="", metric="input.x")
+    assert f is not None
+    back = REF_END + 300 * 10
+    after = feed(det, make(0.0), 1500, back)
+    cleared = [g for g in after if g.status == "cleared" and g.metric == "input.x"]
+    assert len(cleared) == 1
+    # clear_events events after the last crossing (the drifted stream kept crossing until it ended)
+    quiet = (cleared[0].ts - back) // 10 + 1
+    assert 250 <= quiet <= 320, quiet
+    assert cleared[0].value is None and cleared[0].evidence == []
+    assert to_event("m", "1", cleared[0]).status == "cleared"

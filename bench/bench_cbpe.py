@@ -5,7 +5,7 @@ logistic regression).
 
 Every stream goes through the real core (``ProcessorCore``, raw ``prediction.v1``/``feedback.v1``
 bytes): the first window is the pinned reference with its labels, the analysis windows carry no
-label, and each analysis window's ``performance.estimated_accuracy`` is compared with the accuracy
+label, and each analysis window's ``perf.estimated_accuracy`` is compared with the accuracy
 its events really had.
 
 * ``cbpe.covariate_shift.mae`` — inputs move, ``P(y | x)`` stays (the premise holds): small;

@@ -35,7 +35,7 @@ Where it fails (each shown by ``tests/unit/processor/test_cbpe.py``):
 
 * **concept drift** — ``P(right | c)`` itself changes (the world moved, the inputs did not): the
   confidences stay, so the estimate stays while realised accuracy falls. Only labels show it; the
-  realised ``perf.accuracy`` and ``performance.estimation_error`` do.
+  realised ``perf.accuracy`` and ``perf.estimation_error`` do.
 * **uncalibrated scores without a labelled reference** — the map falls back to ``g(c) = c`` and
   the estimate is as biased as the scores (an over-confident model looks better than it is).
 * **label shift** with class-dependent calibration, and confidences that do not rank correctness:
@@ -66,11 +66,11 @@ MIN_CALIBRATION_LABELS = 100
 HIST, CSUM, LAB, LSUM, HIT = "cbpe_n", "cbpe_csum", "cbpe_lab", "cbpe_lsum", "cbpe_hit"
 
 # Snapshot metric names.
-ESTIMATED = "performance.estimated_accuracy"
-ESTIMATED_SE = "performance.estimated_accuracy_se"
-THRESHOLD = "performance.estimated_accuracy_threshold"
-CALIBRATED = "performance.estimate_calibrated"
-ESTIMATION_ERROR = "performance.estimation_error"
+ESTIMATED = "perf.estimated_accuracy"
+ESTIMATED_SE = "perf.estimated_accuracy_se"
+THRESHOLD = "perf.estimated_accuracy_threshold"
+CALIBRATED = "perf.estimate_calibrated"
+ESTIMATION_ERROR = "perf.estimation_error"
 
 
 def predicted_confidence(label: str | None, score: float | None,
@@ -229,7 +229,7 @@ def snapshot_metrics(cur: Counts, ref: Counts | None) -> tuple[dict[str, float],
     """The window's CBPE metrics and the reference's (for the snapshot's ``reference`` map).
 
     ``ref`` calibrates when it has enough labelled events; without it (or without a reference) the
-    estimate trusts the scores (``performance.estimate_calibrated`` = 0)."""
+    estimate trusts the scores (``perf.estimate_calibrated`` = 0)."""
     cal = fit_calibration(ref) if ref is not None else None
     est = estimate(cur.hist, cur.csum, cal)
     if est is None:

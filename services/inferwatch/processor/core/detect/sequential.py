@@ -128,10 +128,20 @@ def scalar_increments(z: F64, e0: F64, lam: float, sign: F64) -> tuple[F64, F64]
     """Adaptive-CUSUM increments of scores ``z [n, D]``: ``theta z - theta^2/2`` with ``theta`` the
     EWMA of the earlier scores; ``sign`` per column: +1 up only, -1 down only, 0 both ways."""
     theta, e = ewma_before(z, e0, lam)
-    theta = np.clip(_soft(theta, DEAD_SCALAR), -THETA_CLIP, THETA_CLIP)
+    # _soft and the clip in place on theta (the same numbers, no [n, D] temporaries)
+    mag = np.abs(theta)
+    mag -= DEAD_SCALAR
+    np.maximum(mag, 0.0, out=mag)
+    np.sign(theta, out=theta)
+    theta *= mag
+    np.clip(theta, -THETA_CLIP, THETA_CLIP, out=theta)
     if sign.any():  # two-sided columns only (the usual case) skip two [n, D] selects
         theta = np.where(sign > 0, np.maximum(theta, 0.0), np.where(sign < 0, np.minimum(theta, 0.0), theta))
-    return theta * z - 0.5 * theta * theta, e
+    inc = theta * z
+    half = 0.5 * theta
+    half *= theta
+    inc -= half
+    return inc, e
 
 
 def vector_increments(w: F64, e0: F64, lam: float) -> tuple[F64, F64]:

@@ -743,7 +743,14 @@ def _luts(grids: list[F64 | None], sorted_cols: list[F64 | None],
 
 
 def _keys(grids: list[F64 | None], x: F64) -> I64:
-    """Grid positions of every value of ``x [n, S]`` (0 where a signal has no grid)."""
+    """Grid positions of every value of ``x [n, S]`` (0 where a signal has no grid).
+
+    The grids come from the reference sample, kept as float32; live values are looked up at that
+    same precision, or a constant input that float32 cannot hold exactly (``0.2`` is stored as
+    0.20000000298) would rank below the whole reference on every event and alarm on unchanged
+    traffic (tests/unit/processor/test_detect_precision.py)."""
+    with np.errstate(over="ignore"):  # beyond float32's range: ±inf, past either end of the grid
+        x = x.astype(np.float32).astype(np.float64)
     out = np.zeros(x.shape, np.int64)
     for j, g in enumerate(grids):
         if g is not None and j < x.shape[1]:

@@ -103,7 +103,7 @@ class Outcome:
 def run_ours(stream: Stream, scratch: Path, cfg: ProcessorSettings | None = None) -> tuple[list[Fired], int]:
     """Replay ``stream`` through ProcessorCore + alerter Engine: every alert that became firing, and
     how many labels of the drifted model came after their window had closed (dropped as late)."""
-    core = ProcessorCore(cfg or ProcessorSettings())
+    core = ProcessorCore(cfg or ProcessorSettings(detect_enabled=True))
     now = {"ms": streams.T0_MS}
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         engine = Engine(AlertStore(Path(tmp) / "alerts.sqlite"), load_rules(default_rules_path()),

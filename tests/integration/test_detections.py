@@ -38,7 +38,8 @@ T0 = (int(time.time() * 1000) - 3_600_000) // 60_000 * 60_000
 RATE = 25  # events per second of event time
 N_REF, N_DRIFT = 1_500, 1_200  # 60 s of reference, then 48 s with d2 drifted
 MODEL = "camera"
-WORKER_ENV = {"INFERWATCH_PROCESSOR_BASELINE_S": "60", "INFERWATCH_PROCESSOR_IDLE_FLUSH_S": "600"}
+WORKER_ENV = {"INFERWATCH_PROCESSOR_BASELINE_S": "60", "INFERWATCH_PROCESSOR_IDLE_FLUSH_S": "600",
+              "INFERWATCH_PROCESSOR_DETECT_ENABLED": "true"}
 RULES = """
 rules:
   - name: drift_detected

@@ -38,6 +38,7 @@ DEMO_PROCESSOR_ENV: dict[str, str] = {
     "INFERWATCH_PROCESSOR_LABEL_WAIT_S": "30",
     "INFERWATCH_PROCESSOR_BASELINE_S": "240",
     "INFERWATCH_PROCESSOR_IDLE_FLUSH_S": "5",
+    "INFERWATCH_PROCESSOR_DETECT_ENABLED": "true",  # the sequential detectors (off by default)
 }
 
 

@@ -62,7 +62,10 @@ class ProcessorSettings(BaseSettings):
     logprob_drop_nats: float = Field(0.5, description="Drop of mean token logprob that is degradation.")
     self_share_threshold: float = Field(0.5, description="lineage.self_share at or above this is an anomaly (feedback loop).")
     top_segments: int = Field(10, ge=1, le=100, description="Segments listed per finding.")
-    detect_enabled: bool = Field(True, description="Run the sequential detectors (detection.v1 events).")
+    detect_enabled: bool = Field(False, description=(
+        "Run the sequential detectors (detection.v1 events: drift found within tens of events). Off by default: "
+        "on the benchmark's wide stream they cost ~20 us per event and the core would fall below its 100k "
+        "events/s target (bench processor: processor.core_detect); make demo turns them on."))
     detect_false_alarm_rate: float = Field(1e-6, gt=0, lt=1, description=(
         "Sequential detectors: false alarms per event of a model version the thresholds are calibrated for, "
         "split equally over the tests an event meets (see docs/alerting.md)."))

@@ -68,7 +68,7 @@ def _event(i: int, ts: int, x: float, seg: str) -> bytes:
 
 
 def test_state_survives_a_restart_through_the_maps_and_replays_are_skipped() -> None:
-    cfg = ProcessorSettings(baseline_s=60)
+    cfg = ProcessorSettings(baseline_s=60, detect_enabled=True)
     windows: dict[str, bytes] = {}
     joins: dict[str, bytes] = {}
     meta: dict[str, bytes] = {}

@@ -25,7 +25,7 @@ def detect_settings(cfg: Any) -> DetectSettings:
         min_reference=cfg.min_reference_count,
         max_values=cfg.max_tracked_values,
         clear_events=getattr(cfg, "detect_clear_events", 500),
-        enabled=getattr(cfg, "detect_enabled", True),
+        enabled=getattr(cfg, "detect_enabled", False),
     )
 
 

@@ -55,6 +55,29 @@ _VERSION_OR = "({version:String} = '' OR model_version = {version:String})"
 _WINDOWS = ("window_start >= fromUnixTimestamp64Milli({from_ms:Int64}) "
             "AND window_start < fromUnixTimestamp64Milli({to_ms:Int64})")
 
+_PERIODS = """FROM
+(
+    (
+        SELECT 0 AS after, {column} FROM predictions
+        WHERE model = {{model:String}} AND ({{version:String}} = '' OR model_version = {{version:String}})
+          AND ts >= fromUnixTimestamp64Milli({{from_ms:Int64}}) AND ts < fromUnixTimestamp64Milli({{split_ms:Int64}})
+          AND segment[{{segment_key:String}}] = {{segment_value:String}}
+        LIMIT {{sample:UInt32}}
+    )
+    UNION ALL
+    (
+        SELECT 1 AS after, {column} FROM predictions
+        WHERE model = {{model:String}} AND ({{version:String}} = '' OR model_version = {{version:String}})
+          AND ts >= fromUnixTimestamp64Milli({{split_ms:Int64}}) AND ts < fromUnixTimestamp64Milli({{to_ms:Int64}})
+          AND segment[{{segment_key:String}}] = {{segment_value:String}}
+        LIMIT {{sample:UInt32}}
+    )
+)
+"""
+"""The incident's before and after periods of one segment value, at most ``{sample}`` predictions each,
+reading only ``column`` (one input map): the source of the histogram and category queries."""
+
+
 SQL: dict[str, str] = {
     "latest": "SELECT toUnixTimestamp64Milli(max(window_end)) AS end_ms, count() AS n FROM metrics",
     # Traffic, errors, latency per model and version, and a sparkline of traffic, from the rollup.
@@ -185,49 +208,13 @@ GROUP BY k ORDER BY psi DESC LIMIT 20""",
     # what one read costs).
     "histogram_values": """
 SELECT f AS feature, after, groupArray(inputs_num[f]) AS xs
-FROM
-(
-    (
-        SELECT 0 AS after, inputs_num FROM predictions
-        WHERE model = {model:String} AND ({version:String} = '' OR model_version = {version:String})
-          AND ts >= fromUnixTimestamp64Milli({from_ms:Int64}) AND ts < fromUnixTimestamp64Milli({split_ms:Int64})
-          AND segment[{segment_key:String}] = {segment_value:String}
-        LIMIT {sample:UInt32}
-    )
-    UNION ALL
-    (
-        SELECT 1 AS after, inputs_num FROM predictions
-        WHERE model = {model:String} AND ({version:String} = '' OR model_version = {version:String})
-          AND ts >= fromUnixTimestamp64Milli({split_ms:Int64}) AND ts < fromUnixTimestamp64Milli({to_ms:Int64})
-          AND segment[{segment_key:String}] = {segment_value:String}
-        LIMIT {sample:UInt32}
-    )
-)
-ARRAY JOIN {features:Array(String)} AS f
+""" + _PERIODS.format(column="inputs_num") + """ARRAY JOIN {features:Array(String)} AS f
 WHERE mapContains(inputs_num, f)
 GROUP BY feature, after""",
     # The same for categorical inputs: counts per value.
     "categories": """
 SELECT f AS feature, after, inputs_cat[f] AS category, count() AS n
-FROM
-(
-    (
-        SELECT 0 AS after, inputs_cat FROM predictions
-        WHERE model = {model:String} AND ({version:String} = '' OR model_version = {version:String})
-          AND ts >= fromUnixTimestamp64Milli({from_ms:Int64}) AND ts < fromUnixTimestamp64Milli({split_ms:Int64})
-          AND segment[{segment_key:String}] = {segment_value:String}
-        LIMIT {sample:UInt32}
-    )
-    UNION ALL
-    (
-        SELECT 1 AS after, inputs_cat FROM predictions
-        WHERE model = {model:String} AND ({version:String} = '' OR model_version = {version:String})
-          AND ts >= fromUnixTimestamp64Milli({split_ms:Int64}) AND ts < fromUnixTimestamp64Milli({to_ms:Int64})
-          AND segment[{segment_key:String}] = {segment_value:String}
-        LIMIT {sample:UInt32}
-    )
-)
-ARRAY JOIN {features:Array(String)} AS f
+""" + _PERIODS.format(column="inputs_cat") + """ARRAY JOIN {features:Array(String)} AS f
 WHERE mapContains(inputs_cat, f)
 GROUP BY feature, after, category ORDER BY feature, n DESC LIMIT 30 BY feature, after""",
 }

@@ -30,12 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from bench.context import BenchContext
 from inferwatch.processor.core import cbpe
-from inferwatch.processor.core.raw_events import Raw
-from inferwatch.processor.core.state_machine import ProcessorCore
 from inferwatch.processor.settings import ProcessorSettings
 from inferwatch.testing import cbpe_streams as cs
 
@@ -46,19 +43,7 @@ CFG = ProcessorSettings(window_s=60, lateness_s=0, label_wait_s=0, baseline_s=60
 
 def estimates(stream: cs.CbpeStream, labels: str) -> list[dict[str, float]]:
     """The whole-version metrics of each analysis window, through the core (labels joined as they come)."""
-    preds, fbs = cs.events(stream, labels=labels)
-    label_of = {orjson.loads(v)["prediction_id"]: v for v in fbs}
-    core = ProcessorCore(CFG, fast=True)
-    snaps = []
-    k = 0
-    for i in range(0, len(preds), 1000):
-        part = preds[i:i + 1000]
-        snaps += core.process_prediction_values(part, "p", 0, range(i, i + len(part)), now=0.0).snapshots
-        # the labels there are follow their predictions (as a feedback stream a little behind)
-        mine = [label_of[p] for p in (orjson.loads(v)["prediction_id"] for v in part) if p in label_of]
-        snaps += core.process_feedback([Raw(v, "f", 0, k + j) for j, v in enumerate(mine)], now=0.0).snapshots
-        k += len(mine)
-    snaps += core.flush_all().snapshots
+    snaps = cs.through_core(stream, CFG, labels=labels, fast=True, chunk=1000)
     whole = sorted((s for s in snaps if s.segment_key is None), key=lambda s: s.window_start)
     return [{k: v for k, v in s.metrics.items() if v is not None} for s in whole[1:]]
 

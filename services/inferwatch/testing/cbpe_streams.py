@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -144,3 +145,25 @@ def events(stream: CbpeStream, model: str = "cbpe", *, window_s: int = 60, label
                 }))
             k += 1
     return preds, fbs
+
+
+def through_core(stream: CbpeStream, cfg: Any, *, labels: str = "all", probabilities: bool = False,
+                 fast: bool = True, chunk: int = 1000) -> list[Any]:
+    """Every snapshot the real processor core (:class:`ProcessorCore` with ``cfg``) makes of ``stream``:
+    predictions in chunks of ``chunk``, each chunk's labels right after it (as a feedback stream a
+    little behind would deliver them), then the last windows flushed. Unsorted."""
+    from inferwatch.processor.core.raw_events import Raw
+    from inferwatch.processor.core.state_machine import ProcessorCore
+
+    preds, fbs = events(stream, labels=labels, probabilities=probabilities)
+    label_of = {orjson.loads(v)["prediction_id"]: v for v in fbs}
+    core = ProcessorCore(cfg, fast=fast)
+    snaps: list[Any] = []
+    done = 0
+    for i in range(0, len(preds), chunk):
+        part = preds[i:i + chunk]
+        snaps += core.process_prediction_values(part, "p", 0, range(i, i + len(part)), now=0.0).snapshots
+        mine = [label_of[p] for p in (orjson.loads(v)["prediction_id"] for v in part) if p in label_of]
+        snaps += core.process_feedback([Raw(v, "f", 0, done + j) for j, v in enumerate(mine)], now=0.0).snapshots
+        done += len(mine)
+    return snaps + core.flush_all().snapshots

@@ -149,20 +149,7 @@ CFG = ProcessorSettings(window_s=60, lateness_s=0, label_wait_s=0, baseline_s=60
 
 
 def _run(stream: cs.CbpeStream, labels: str, probabilities: bool, fast: bool) -> list:  # type: ignore[type-arg]
-    preds, fbs = cs.events(stream, labels=labels, probabilities=probabilities)
-    label_of = {orjson.loads(v)["prediction_id"]: v for v in fbs}
-    core = ProcessorCore(CFG, fast=fast)
-    snaps = []
-    done = 0
-    for i in range(0, len(preds), 700):
-        part = preds[i:i + 700]
-        snaps += core.process_prediction_values(part, "p", 0, range(i, i + len(part)), now=0.0).snapshots
-        # each chunk's labels right after it (as a live feedback stream would, a little later)
-        chunk_fbs = [label_of[p] for p in (orjson.loads(v)["prediction_id"] for v in part) if p in label_of]
-        raws = [Raw(v, "f", 0, done + j) for j, v in enumerate(chunk_fbs)]
-        done += len(raws)
-        snaps += core.process_feedback(raws, now=0.0).snapshots
-    snaps += core.flush_all().snapshots
+    snaps = cs.through_core(stream, CFG, labels=labels, probabilities=probabilities, fast=fast, chunk=700)
     return sorted(snaps, key=lambda s: (s.window_start, s.segment_key or "", s.segment_value or ""))
 
 
